@@ -1,0 +1,220 @@
+"""Engine creation and schema migration (Alembic, run programmatically).
+
+``make_engine`` picks the database URL (argument > ``DATABASE_URL`` > a SQLite file in
+``EMERFLOW_HOME``); ``init_db`` upgrades the schema to the newest Alembic revision, so a
+database created by an older release is upgraded in place, never recreated.
+
+SQLite engines are configured for several processes at once: WAL journal, foreign keys ON,
+a busy timeout, and write transactions that start with ``BEGIN IMMEDIATE`` (see
+:func:`write_engine`) so that two writers queue instead of failing with "database is locked".
+
+URLs are only ever logged with the password masked.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine.url import URL
+from sqlmodel import create_engine
+
+from db.errors import SchemaError
+
+log = logging.getLogger(__name__)
+
+#: Environment variable holding the database URL (overrides the SQLite default).
+DATABASE_URL_ENV = "DATABASE_URL"
+#: Environment variable holding the EmerFlow home directory.
+HOME_ENV = "EMERFLOW_HOME"
+#: Default home when ``EMERFLOW_HOME`` is unset.
+DEFAULT_HOME = Path("~/.emerflow")
+#: SQLite file name inside the home directory.
+SQLITE_FILENAME = "emerflow.db"
+#: How long (seconds) a SQLite connection waits for another writer before giving up.
+SQLITE_BUSY_TIMEOUT_S = 30.0
+#: Execution option that makes a SQLite transaction start with ``BEGIN IMMEDIATE``.
+WRITE_OPTION = "emerflow_write"
+#: Key of the PostgreSQL advisory lock that serializes concurrent ``init_db`` calls.
+MIGRATION_LOCK_KEY = 0x456D6572  # "Emer"
+#: Directory holding Alembic's env.py, script.py.mako and versions/.
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def redacted(url: str | URL) -> str:
+    """``url`` as a string with its password masked (safe to log or show)."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def default_sqlite_path(home: Path | None = None) -> Path:
+    """``<home or EMERFLOW_HOME or ~/.emerflow>/emerflow.db``."""
+    if home is None:
+        env = os.environ.get(HOME_ENV)
+        home = Path(env) if env else DEFAULT_HOME
+    return Path(home).expanduser() / SQLITE_FILENAME
+
+
+def resolve_url(url: str | None = None, home: Path | None = None) -> str:
+    """The database URL: ``url`` > ``$DATABASE_URL`` > the SQLite file in the home directory.
+
+    The SQLite file's directory is created when needed.
+    """
+    if url:
+        return url
+    env = os.environ.get(DATABASE_URL_ENV)
+    if env:
+        return env
+    path = default_sqlite_path(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """Pragmas on every new connection and explicit BEGIN / BEGIN IMMEDIATE transactions.
+
+    pysqlite's own transaction handling is disabled (``isolation_level = None``) and the
+    ``begin`` event emits the BEGIN itself, as recommended by SQLAlchemy; this also makes
+    Alembic's DDL transactional on SQLite.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+            if engine.url.database not in (None, "", ":memory:"):
+                cursor.execute("PRAGMA journal_mode = WAL")
+                cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_engine(url: str | None = None, home: Path | None = None, **kwargs: Any) -> Engine:
+    """Create the SQLAlchemy engine (does not touch the schema; call :func:`init_db`).
+
+    Args:
+        url: database URL; falls back to ``$DATABASE_URL``, then to the SQLite file
+            ``<home or $EMERFLOW_HOME or ~/.emerflow>/emerflow.db``.
+        home: EmerFlow home directory for the SQLite default.
+        **kwargs: extra keyword arguments for ``create_engine`` (e.g. ``pool_size``).
+    """
+    resolved = resolve_url(url, home)
+    sa_url = make_url(resolved)
+    if sa_url.get_backend_name() == "sqlite":
+        kwargs.setdefault("connect_args", {})
+        kwargs["connect_args"].setdefault("timeout", SQLITE_BUSY_TIMEOUT_S)
+        kwargs["connect_args"].setdefault("check_same_thread", False)
+        engine = create_engine(sa_url, **kwargs)
+        _configure_sqlite(engine)
+    else:
+        kwargs.setdefault("pool_pre_ping", True)
+        engine = create_engine(sa_url, **kwargs)
+    log.info("database engine: %s", redacted(sa_url))
+    return engine
+
+
+def write_engine(engine: Engine) -> Engine:
+    """A view of ``engine`` whose transactions take the write lock up front on SQLite.
+
+    On SQLite every transaction then starts with ``BEGIN IMMEDIATE``: concurrent writers wait
+    (up to the busy timeout) instead of failing when upgrading a read lock. It shares the
+    connection pool of ``engine``; on other databases it is equivalent to ``engine``.
+    """
+    return engine.execution_options(**{WRITE_OPTION: True})
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """An Alembic ``Config`` built in code (works from an installed package, any CWD)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    if url:
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest migration revision shipped with this code."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (``None`` for an empty database)."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply migrations up to ``revision`` in one transaction (serialized across processes)."""
+    cfg = alembic_config()
+    try:
+        with write_engine(engine).begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+    except CommandError as exc:
+        raise SchemaError(
+            f"cannot upgrade {redacted(engine.url)} to {revision!r}: {exc} "
+            "(was the database written by a newer EmerFlow Studio?)"
+        ) from exc
+
+
+def init_db(engine: Engine) -> None:
+    """Bring the schema to the newest revision (creates it on an empty database)."""
+    upgrade(engine, "head")
+
+
+def _admin_url(url: URL) -> URL:
+    return url.set(database="postgres")
+
+
+def create_database(base_url: str, name: str | None = None) -> str:
+    """Create a new, empty PostgreSQL database beside ``base_url``'s; return its URL.
+
+    Meant for tests and tooling (one throw-away database per test). ``name`` defaults to a
+    unique ``emerflow_<hex>``.
+    """
+    url = make_url(base_url)
+    name = name or f"emerflow_{uuid.uuid4().hex[:16]}"
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"unsafe database name {name!r}")
+    admin = create_engine(_admin_url(url), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    finally:
+        admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(url: str) -> None:
+    """Drop the PostgreSQL database named in ``url`` (terminating its connections)."""
+    sa_url = make_url(url)
+    name = sa_url.database or ""
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"unsafe database name {name!r}")
+    admin = create_engine(_admin_url(sa_url), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()
