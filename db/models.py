@@ -170,9 +170,7 @@ class Interaction(SQLModel, table=True):
         UniqueConstraint("item_id", "target_id", name="uq_interaction_item_target"),
         CheckConstraint("label IN (0, 1)", name="ck_interaction_label"),
         _phase_check("interaction"),
-        CheckConstraint(
-            "source IN ('dataset', 'analyst', 'upload')", name="ck_interaction_source"
-        ),
+        CheckConstraint("source IN ('dataset', 'analyst', 'upload')", name="ck_interaction_source"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -186,9 +184,7 @@ class Interaction(SQLModel, table=True):
     analyst: str | None = Field(default=None, sa_column=Column(String(SHORT_LEN), nullable=True))
     note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     #: 1 for the first decision, +1 for every change of label or note (added in 0002)
-    revision: int = Field(
-        default=1, sa_column=Column(Integer, nullable=False, server_default="1")
-    )
+    revision: int = Field(default=1, sa_column=Column(Integer, nullable=False, server_default="1"))
     created_at: datetime = _ts()
     #: time of the latest revision (added in 0002)
     updated_at: datetime = _ts()

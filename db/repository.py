@@ -745,9 +745,7 @@ def _upsert_embedding(
         "created_at": now,
     }
     stmt = _insert(session, table).values(item_id=item_id, phase=phase, **values)
-    session.execute(
-        stmt.on_conflict_do_update(index_elements=["item_id", "phase"], set_=values)
-    )
+    session.execute(stmt.on_conflict_do_update(index_elements=["item_id", "phase"], set_=values))
 
 
 def _insert_snapshot(
@@ -1390,7 +1388,9 @@ def export_item(engine: Engine, item_id: int) -> dict[str, Any]:
         item = _get_item(session, item_id)
 
         def rows(model: Any, *order: Any) -> list[Any]:
-            return list(session.exec(select(model).where(model.item_id == item_id).order_by(*order)))
+            return list(
+                session.exec(select(model).where(model.item_id == item_id).order_by(*order))
+            )
 
         return {
             "format": EXPORT_FORMAT,

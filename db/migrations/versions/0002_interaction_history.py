@@ -35,9 +35,7 @@ def upgrade() -> None:
     op.add_column("interaction", sa.Column("updated_at", sa.DateTime(timezone=True)))
     op.execute("UPDATE interaction SET updated_at = created_at")
     with op.batch_alter_table("interaction") as batch:
-        batch.alter_column(
-            "updated_at", existing_type=sa.DateTime(timezone=True), nullable=False
-        )
+        batch.alter_column("updated_at", existing_type=sa.DateTime(timezone=True), nullable=False)
 
     op.create_table(
         "interaction_event",
