@@ -12,13 +12,21 @@ from sklearn.metrics import f1_score, roc_auc_score
 METRIC_KEYS: tuple[str, ...] = ("auc", "f1", "item_auc")
 
 
-def per_item_auc(y_true: np.ndarray, y_score: np.ndarray, item_ids: Sequence | np.ndarray) -> pd.Series:
+def per_item_auc(
+    y_true: np.ndarray, y_score: np.ndarray, item_ids: Sequence | np.ndarray
+) -> pd.Series:
     """AUC of each item having both classes (index: item id), vectorized with group ranks.
 
     Uses the Mann–Whitney form ``(sum of positive ranks - P(P+1)/2) / (P * N)`` with average
     ranks for ties, which equals ``sklearn.metrics.roc_auc_score`` on each item.
     """
-    frame = pd.DataFrame({"item": np.asarray(item_ids), "y": np.asarray(y_true, dtype=np.int64), "s": np.asarray(y_score, dtype=np.float64)})
+    frame = pd.DataFrame(
+        {
+            "item": np.asarray(item_ids),
+            "y": np.asarray(y_true, dtype=np.int64),
+            "s": np.asarray(y_score, dtype=np.float64),
+        }
+    )
     frame["r"] = frame.groupby("item", sort=False)["s"].rank(method="average")
     grouped = frame.assign(pr=frame["r"] * frame["y"]).groupby("item", sort=True)
     n_pos = grouped["y"].sum().astype(np.float64)
@@ -30,7 +38,9 @@ def per_item_auc(y_true: np.ndarray, y_score: np.ndarray, item_ids: Sequence | n
     return auc.rename("auc")
 
 
-def evaluate(y_true: Sequence | np.ndarray, y_score: Sequence | np.ndarray, item_ids: Sequence | np.ndarray) -> dict[str, float]:
+def evaluate(
+    y_true: Sequence | np.ndarray, y_score: Sequence | np.ndarray, item_ids: Sequence | np.ndarray
+) -> dict[str, float]:
     """Protocol metrics over the evaluated rows.
 
     Args:
@@ -50,7 +60,9 @@ def evaluate(y_true: Sequence | np.ndarray, y_score: Sequence | np.ndarray, item
     s = np.asarray(y_score, dtype=np.float64)
     items = np.asarray(item_ids)
     if not (len(y) == len(s) == len(items)):
-        raise ValueError(f"evaluate: lengths differ (y_true {len(y)}, y_score {len(s)}, item_ids {len(items)})")
+        raise ValueError(
+            f"evaluate: lengths differ (y_true {len(y)}, y_score {len(s)}, item_ids {len(items)})"
+        )
     if len(y) == 0:
         raise ValueError("evaluate: no rows to evaluate")
     if not np.isin(y, (0, 1)).all():
@@ -61,4 +73,8 @@ def evaluate(y_true: Sequence | np.ndarray, y_score: Sequence | np.ndarray, item
     auc = float(roc_auc_score(y, s)) if 0 < y.sum() < len(y) else float("nan")
     f1 = float(f1_score(y, (s > s.mean()).astype(np.int64), zero_division=0.0))
     item_auc = per_item_auc(y, s, items)
-    return {"auc": auc, "f1": f1, "item_auc": float(item_auc.mean()) if len(item_auc) else float("nan")}
+    return {
+        "auc": auc,
+        "f1": f1,
+        "item_auc": float(item_auc.mean()) if len(item_auc) else float("nan"),
+    }

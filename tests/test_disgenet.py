@@ -67,7 +67,9 @@ def test_fixture_loads(fixtures_dir: Path) -> None:
     assert genes.loc["25", "protein_class"] == MULTI_SEP.join(
         ["Enzymes", "FDA approved drug targets", "Predicted intracellular proteins"]
     )
-    assert genes.loc["348", "protein_class"] == MULTI_SEP.join(["Plasma proteins", "Predicted secreted proteins"])
+    assert genes.loc["348", "protein_class"] == MULTI_SEP.join(
+        ["Plasma proteins", "Predicted secreted proteins"]
+    )
     assert genes.loc["10", "protein_class"] == ""  # not in HPA
     every_class = set(MULTI_SEP.join(genes["protein_class"]).split(MULTI_SEP)) - {""}
     assert not every_class & DROPPED_PROTEIN_CLASSES
@@ -101,7 +103,10 @@ def test_gda_only_and_explicit_paths(fixtures_dir: Path) -> None:
     assert ds.name == "x" and "protein_class" not in ds.targets.columns
     assert {s.name for s in ds.target_features} == {"gene_key", "symbol", "dsi", "dpi"}
     with pytest.raises(ValueError, match="hgnc"):
-        load_disgenet(fixtures_dir / "disgenet" / GDA, hpa_path=fixtures_dir / "disgenet" / "hpa" / "proteinatlas.tsv.zip")
+        load_disgenet(
+            fixtures_dir / "disgenet" / GDA,
+            hpa_path=fixtures_dir / "disgenet" / "hpa" / "proteinatlas.tsv.zip",
+        )
 
 
 def test_all_file_is_accepted(dg_dir: Path) -> None:
@@ -117,16 +122,27 @@ def test_all_file_is_accepted(dg_dir: Path) -> None:
     [
         (lambda ls: ls.__setitem__(5, ls[5] + "\textra"), "expected 16 fields"),
         (lambda ls: ls.__setitem__(5, ls[5].split("\t", 1)[1]), "expected 16 fields"),
-        (lambda ls: ls.__setitem__(5, "    12x" + ls[5][ls[5].index("\t"):]), "geneId (NCBI gene id) must be an integer"),
-        (lambda ls: ls.__setitem__(5, _set_field(ls[5], 13, "   ?")), "NofPmids must be an integer"),
-        (lambda ls: ls.__setitem__(5, _set_field(ls[5], 11, "19x9")), "YearInitial must be an integer"),
+        (
+            lambda ls: ls.__setitem__(5, "    12x" + ls[5][ls[5].index("\t") :]),
+            "geneId (NCBI gene id) must be an integer",
+        ),
+        (
+            lambda ls: ls.__setitem__(5, _set_field(ls[5], 13, "   ?")),
+            "NofPmids must be an integer",
+        ),
+        (
+            lambda ls: ls.__setitem__(5, _set_field(ls[5], 11, "19x9")),
+            "YearInitial must be an integer",
+        ),
     ],
 )
 def test_malformed_gda_line_names_file_and_line(dg_dir: Path, edit, needle: str) -> None:
     path = _edit_gda(dg_dir, edit)
     with pytest.raises(DataFormatError) as info:
         load_disgenet_dir(dg_dir)
-    assert str(path) in str(info.value) and "line 6" in str(info.value) and needle in str(info.value)
+    assert (
+        str(path) in str(info.value) and "line 6" in str(info.value) and needle in str(info.value)
+    )
 
 
 def test_missing_header_column(dg_dir: Path) -> None:

@@ -1,4 +1,4 @@
-"""MovieLens loader: fixture in the real ML-1M format, malformed lines, and the real partial file."""
+"""MovieLens loader: fixture in the real ML-1M format, malformed lines, the real partial file."""
 
 from __future__ import annotations
 
@@ -27,7 +27,10 @@ def test_fixture_loads(fixtures_dir: Path) -> None:
     ds = load_movielens(fixtures_dir / "movielens")
     assert ds.name == FULL_NAME and ds.domain == "movie"
     assert len(ds.interactions) == 29 and len(ds.items) == 7 and len(ds.targets) == 11
-    ratings = [int(line.split("::")[2]) for line in (fixtures_dir / "movielens" / "ratings.dat").read_text().splitlines()]
+    ratings = [
+        int(line.split("::")[2])
+        for line in (fixtures_dir / "movielens" / "ratings.dat").read_text().splitlines()
+    ]
     assert ds.interactions[LABEL].tolist() == [int(r >= 4) for r in ratings]
     assert ds.interactions[ORDER].dtype.kind == "i"
     assert set(ds.inputs) == {"ratings.dat", "movies.dat", "users.dat"}
@@ -39,7 +42,10 @@ def test_fixture_loads(fixtures_dir: Path) -> None:
     assert items.loc["1", "genres"] == MULTI_SEP.join(["Animation", "Children's", "Comedy"])
     users = ds.targets.set_index(TARGET_ID)
     assert users.loc["1", "age"] == "Under 18" and users.loc["1", "occupation"] == "K-12 student"
-    assert users.loc["11", "age"] == "18-24" and users.loc["11", "occupation"] == "college/grad student"
+    assert (
+        users.loc["11", "age"] == "18-24"
+        and users.loc["11", "occupation"] == "college/grad student"
+    )
     assert users.loc["11", "zip"] == "981" and users.loc["1", "gender"] == "female"
     assert users.loc["5", "user_key"] == "5" and users.loc["5", NAME] == "user 5"
     specs = {s.name: s for s in ds.target_features}
@@ -122,8 +128,14 @@ def test_real_partial_file(shared_data: Path) -> None:
     assert time.perf_counter() - start < 30
     assert ds.name == PARTIAL_NAME
     assert len(ds.interactions) == 487_650 and len(ds.items) == 3_883 and len(ds.targets) == 6_040
-    assert ds.inputs["ratings.dat.gz"] == "2fedcf5405373a49df4041e3d3fe1e8db9eacf2c77c209ae1f686ea06b7a16d9"
-    assert ds.inputs["movies.dat"] == "0140fc2356357c1a851d0f52e893a1e4d3696df632c4141cea8d5bc3d621f0b9"
+    assert (
+        ds.inputs["ratings.dat.gz"]
+        == "2fedcf5405373a49df4041e3d3fe1e8db9eacf2c77c209ae1f686ea06b7a16d9"
+    )
+    assert (
+        ds.inputs["movies.dat"]
+        == "0140fc2356357c1a851d0f52e893a1e4d3696df632c4141cea8d5bc3d621f0b9"
+    )
     assert ds.items["year"].notna().all()
     split = split_dataset(ds, MOVIELENS_PROTOCOL)
     summary = split.summary()

@@ -10,7 +10,12 @@ from typing import Any
 from engine.data.base import Dataset
 from engine.data.disgenet import load_disgenet_dir
 from engine.data.movielens import load_movielens
-from engine.data.protocol import DISGENET_PROTOCOL, MOVIELENS_PROTOCOL, ProtocolConfig, split_dataset
+from engine.data.protocol import (
+    DISGENET_PROTOCOL,
+    MOVIELENS_PROTOCOL,
+    ProtocolConfig,
+    split_dataset,
+)
 from engine.schema import LABEL
 
 
@@ -18,9 +23,18 @@ def _known(root: Path) -> list[tuple[str, Path, Callable[[], Dataset], ProtocolC
     """(folder label, folder, loader, protocol) of each dataset folder present under ``root``."""
     found = []
     if (root / "movielens-1m").is_dir():
-        found.append(("movielens", root / "movielens-1m", lambda: load_movielens(root / "movielens-1m"), MOVIELENS_PROTOCOL))
+        found.append(
+            (
+                "movielens",
+                root / "movielens-1m",
+                lambda: load_movielens(root / "movielens-1m"),
+                MOVIELENS_PROTOCOL,
+            )
+        )
     if (root / "disgenet").is_dir():
-        found.append(("disgenet", root / "disgenet", lambda: load_disgenet_dir(root), DISGENET_PROTOCOL))
+        found.append(
+            ("disgenet", root / "disgenet", lambda: load_disgenet_dir(root), DISGENET_PROTOCOL)
+        )
     return found
 
 

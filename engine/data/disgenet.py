@@ -128,12 +128,15 @@ def find_disgenet_files(root: Path) -> DisgenetFiles:
     return DisgenetFiles(
         gda=gda,
         gene_info=_first_existing(
-            root / "ncbi-gene" / "Homo_sapiens.gene_info.gz", root / "ncbi-gene" / "Homo_sapiens.gene_info"
+            root / "ncbi-gene" / "Homo_sapiens.gene_info.gz",
+            root / "ncbi-gene" / "Homo_sapiens.gene_info",
         ),
         hgnc=_first_existing(
             root / "hgnc" / "hgnc_complete_set.txt.gz", root / "hgnc" / "hgnc_complete_set.txt"
         ),
-        hpa=_first_existing(root / "hpa" / "proteinatlas.tsv.zip", root / "hpa" / "proteinatlas.tsv"),
+        hpa=_first_existing(
+            root / "hpa" / "proteinatlas.tsv.zip", root / "hpa" / "proteinatlas.tsv"
+        ),
     )
 
 
@@ -175,7 +178,9 @@ def _read_gda(path: Path) -> tuple[pd.DataFrame, str]:
     dup = out.duplicated([ITEM_ID, TARGET_ID])
     if dup.any():
         row = int(np.flatnonzero(dup.to_numpy())[0])
-        raise raw.fail(row, f"association {out[ITEM_ID].iloc[row]}-{out[TARGET_ID].iloc[row]} repeated")
+        raise raw.fail(
+            row, f"association {out[ITEM_ID].iloc[row]}-{out[TARGET_ID].iloc[row]} repeated"
+        )
     return out, raw.sha256
 
 
@@ -208,7 +213,9 @@ def _read_hgnc(path: Path) -> tuple[pd.DataFrame, str]:
     raw = read_table(path, what=_HGNC_WHAT, required=("entrez_id", "ensembl_gene_id", "name"))
     entrez = raw.ints("entrez_id", "entrez_id", allow_empty=True)
     ensembl = raw.frame["ensembl_gene_id"].str.strip()
-    out = pd.DataFrame({"ensembl": ensembl, TARGET_ID: entrez, "hgnc_name": raw.frame["name"].str.strip()})
+    out = pd.DataFrame(
+        {"ensembl": ensembl, TARGET_ID: entrez, "hgnc_name": raw.frame["name"].str.strip()}
+    )
     out = out[out[TARGET_ID].notna()].copy()
     out[TARGET_ID] = out[TARGET_ID].astype("int64").astype(str)
     return out, raw.sha256
@@ -218,7 +225,9 @@ def _read_hpa(path: Path) -> tuple[pd.DataFrame, str]:
     """Ensembl id -> protein classes (``, ``-separated in the file)."""
     raw = read_table(path, what=_HPA_WHAT, required=("Ensembl", "Protein class"), zip_member=None)
     return (
-        pd.DataFrame({"ensembl": raw.frame["Ensembl"].str.strip(), "classes": raw.frame["Protein class"]}),
+        pd.DataFrame(
+            {"ensembl": raw.frame["Ensembl"].str.strip(), "classes": raw.frame["Protein class"]}
+        ),
         raw.sha256,
     )
 
@@ -226,7 +235,9 @@ def _read_hpa(path: Path) -> tuple[pd.DataFrame, str]:
 def _protein_classes(hgnc: pd.DataFrame, hpa: pd.DataFrame) -> pd.Series:
     """target_id -> MULTI_SEP-joined protein classes, without :data:`DROPPED_PROTEIN_CLASSES`."""
     joined = hpa.merge(hgnc[["ensembl", TARGET_ID]], on="ensembl", how="inner")
-    exploded = joined[[TARGET_ID, "classes"]].assign(cls=joined["classes"].str.split(",")).explode("cls")
+    exploded = (
+        joined[[TARGET_ID, "classes"]].assign(cls=joined["classes"].str.split(",")).explode("cls")
+    )
     exploded["cls"] = exploded["cls"].str.strip()
     exploded = exploded[(exploded["cls"] != "") & exploded["cls"].notna()]
     exploded = exploded[~exploded["cls"].isin(DROPPED_PROTEIN_CLASSES)]
@@ -314,7 +325,9 @@ def load_disgenet(
         targets["protein_class"] = targets[TARGET_ID].map(classes).fillna("")
         target_features.append(FeatureSpec("protein_class", "multi", "Protein class"))
 
-    interactions = gda[[ITEM_ID, TARGET_ID, LABEL, ORDER, "year_initial", "score"]].reset_index(drop=True)
+    interactions = gda[[ITEM_ID, TARGET_ID, LABEL, ORDER, "year_initial", "score"]].reset_index(
+        drop=True
+    )
     return Dataset(
         name=name,
         domain=DISEASE,

@@ -97,7 +97,9 @@ def find_ratings(root: Path) -> tuple[Path, str]:
     for candidate in (root / PARTIAL_DIR / "ratings.dat.gz", root / PARTIAL_DIR / "ratings.dat"):
         if candidate.is_file():
             return candidate, PARTIAL_NAME
-    raise MissingDataFileError(root / "ratings.dat", _RATINGS_WHAT + " (or " + PARTIAL_DIR + "/ratings.dat.gz)")
+    raise MissingDataFileError(
+        root / "ratings.dat", _RATINGS_WHAT + " (or " + PARTIAL_DIR + "/ratings.dat.gz)"
+    )
 
 
 def _read_ratings(path: Path) -> tuple[pd.DataFrame, str]:
@@ -124,7 +126,9 @@ def _read_ratings(path: Path) -> tuple[pd.DataFrame, str]:
 
 def _read_movies(path: Path) -> tuple[pd.DataFrame, str]:
     """Movies table (item_id, name, title, year, genres) and the file's sha256."""
-    raw = read_table(path, what=_MOVIES_WHAT, sep="::", names=["movie", "title", "genres"], encoding="latin-1")
+    raw = read_table(
+        path, what=_MOVIES_WHAT, sep="::", names=["movie", "title", "genres"], encoding="latin-1"
+    )
     ids = raw.ints("movie", "MovieID")
     dup = ids.duplicated()
     if dup.any():
@@ -157,7 +161,9 @@ def _read_users(path: Path) -> tuple[pd.DataFrame, str]:
     age_labels = ages.map(AGE_LABELS)
     if age_labels.isna().any():
         row = int(np.flatnonzero(age_labels.isna().to_numpy())[0])
-        raise raw.fail(row, f"Age code must be one of {sorted(AGE_LABELS)}, got {int(ages.iloc[row])}")
+        raise raw.fail(
+            row, f"Age code must be one of {sorted(AGE_LABELS)}, got {int(ages.iloc[row])}"
+        )
     occ_labels = occupations.map(OCCUPATION_LABELS)
     if occ_labels.isna().any():
         row = int(np.flatnonzero(occ_labels.isna().to_numpy())[0])
@@ -182,7 +188,9 @@ def _read_users(path: Path) -> tuple[pd.DataFrame, str]:
     return targets, raw.sha256
 
 
-def load_movielens(root: Path, ratings_path: Path | None = None, name: str | None = None) -> Dataset:
+def load_movielens(
+    root: Path, ratings_path: Path | None = None, name: str | None = None
+) -> Dataset:
     """Load MovieLens 1M (full or partial ratings) as a :class:`Dataset`.
 
     Args:

@@ -59,14 +59,24 @@ class ProtocolConfig:
     val_share: float = 0.2
 
     def __post_init__(self) -> None:
-        for name in ("old_min_exclusive", "new_min", "new_max", "k", "n_phases", "min_test_positives", "seed"):
+        for name in (
+            "old_min_exclusive",
+            "new_min",
+            "new_max",
+            "k",
+            "n_phases",
+            "min_test_positives",
+            "seed",
+        ):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
                 raise ValueError(f"ProtocolConfig.{name} must be an integer, got {value!r}")
         if self.k < 1:
             raise ValueError(f"ProtocolConfig.k must be >= 1, got {self.k}")
         if not 1 <= self.n_phases <= len(UPDATE_PHASES):
-            raise ValueError(f"ProtocolConfig.n_phases must be 1..{len(UPDATE_PHASES)}, got {self.n_phases}")
+            raise ValueError(
+                f"ProtocolConfig.n_phases must be 1..{len(UPDATE_PHASES)}, got {self.n_phases}"
+            )
         if self.min_test_positives < 0 or self.seed < 0:
             raise ValueError("ProtocolConfig.min_test_positives and seed must be >= 0")
         if self.new_min < self.n_phases * self.k + self.min_test_positives:
@@ -141,7 +151,9 @@ class Split:
             "phase_rows": phase_rows,
             "new_rows": phase_rows + len(self.test),
             "train_positives": int(self.train[LABEL].sum()),
-            "new_positives": int(sum(f[LABEL].sum() for f in self.phases.values()) + self.test[LABEL].sum()),
+            "new_positives": int(
+                sum(f[LABEL].sum() for f in self.phases.values()) + self.test[LABEL].sum()
+            ),
             "test_positives": int(self.test[LABEL].sum()),
             **self.extra,
         }
@@ -229,8 +241,10 @@ def _finish(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[:, list(SPLIT_COLUMNS)].reset_index(drop=True)
 
 
-def _phase_frames(rows: pd.DataFrame, cfg: ProtocolConfig, cap: int | None = None) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
-    """Phase batches and test rows of new items' ``rows`` (by :data:`RANK`; test capped at ``cap``)."""
+def _phase_frames(
+    rows: pd.DataFrame, cfg: ProtocolConfig, cap: int | None = None
+) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """Phase batches and test rows of ``rows`` by :data:`RANK` (test ranks below ``cap``)."""
     rank = rows[RANK].to_numpy()
     phases: dict[str, pd.DataFrame] = {}
     for index, phase in enumerate(cfg.phase_names):
