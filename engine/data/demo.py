@@ -155,7 +155,7 @@ def demo_movies(seed: int = 0, n_users: int = 1000, n_movies: int = 600) -> Data
     inter = []
     for m in range(n_movies):
         us = rng.choice(n_users, size=counts[m], replace=False, p=p_user)
-        logit = 1.1 * (taste[us] @ latent[m]) / np.sqrt(k) + quality[m] - 0.1
+        logit = 2.5 * (taste[us] @ latent[m]) / np.sqrt(k) + quality[m] - 0.1
         lab = (rng.random(len(us)) < 1 / (1 + np.exp(-logit))).astype(int)
         ts = np.sort(rng.integers(9.5e8, 9.9e8, len(us)))
         inter.append(pd.DataFrame({ITEM_ID: movies[ITEM_ID][m], TARGET_ID: users[TARGET_ID].to_numpy()[us],

@@ -1,0 +1,438 @@
+"""A trained workspace: dataset + split + frozen backbone + aligner + encoder + FAISS index.
+
+``build_workspace`` trains everything for one dataset and ``Workspace.save``/``load_workspace``
+persist it as ``state_dict`` files plus a JSON config (loaded with ``weights_only=True``).
+``Workspace.predict`` and ``Workspace.refine`` are the two calls the dashboard makes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from engine.config import WorkspaceConfig, emerflow_home
+from engine.data.base import Dataset
+from engine.data.protocol import Split
+from engine.emerflow.aligner import Aligner
+from engine.emerflow.meta import MetaTrainer
+from engine.emerflow.refine import refine_one
+from engine.emerflow.tasks import ItemRows
+from engine.index import ItemIndex
+from engine.models.deepfm import DeepFM, FieldLayout, TargetCache
+from engine.models.fields import FieldEncoder
+from engine.models.registry import build_backbone
+from engine.models.train import pretrain_backbone
+from engine.schema import ITEM_ID, LABEL, NAME, ORDER, PHASE, TARGET_ID, FeatureSpec
+from engine.text.encoder import TextEncoder
+from engine.text.serialize import serialize_item
+
+#: progress(stage, fraction 0..1, message)
+ProgressFn = Callable[[str, float, str], None]
+
+FORMAT_VERSION = 1
+_SPLIT_PARTS = ("train", "I", "II", "III", "test")
+
+
+def workspaces_dir() -> Path:
+    """``$EMERFLOW_HOME/workspaces``."""
+    return emerflow_home() / "workspaces"
+
+
+def _specs_to_json(specs: Sequence[FeatureSpec]) -> list[dict]:
+    return [{"name": s.name, "kind": s.kind, "descriptor": s.descriptor, "backbone": s.backbone,
+             "text": s.text} for s in specs]
+
+
+def _specs_from_json(rows: Sequence[dict]) -> list[FeatureSpec]:
+    return [FeatureSpec(**r) for r in rows]
+
+
+@dataclass
+class Prediction:
+    """What the dashboard shows for one item at one phase.
+
+    Attributes:
+        text: the serialized features the encoder saw (Eq. 2).
+        embedding: the item embedding used for scoring ``[D]``.
+        targets: every target ranked: ``rank``, ``target_id``, ``name``, ``score`` (probability)
+            and the target's display columns.
+        neighbours: nearest established items: ``item_id``, ``name``, ``similarity`` and
+            ``evidence`` (their best-known targets).
+    """
+
+    text: str
+    embedding: np.ndarray
+    targets: pd.DataFrame
+    neighbours: pd.DataFrame
+
+    def top(self, k: int) -> pd.DataFrame:
+        return self.targets.head(k)
+
+
+@dataclass
+class Workspace:
+    """Everything trained for one dataset, ready to predict and refine.
+
+    Composed by injection: the backbone, aligner and encoder are built outside and passed in.
+    """
+
+    config: WorkspaceConfig
+    dataset: Dataset
+    split: Split
+    backbone: DeepFM
+    aligner: Aligner
+    encoder: TextEncoder
+    item_fields: FieldEncoder
+    target_fields: FieldEncoder
+    index: ItemIndex
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.backbone.eval()
+        self.aligner.eval()
+        self.target_table = self.target_fields.transform(self.dataset.targets)  # [N, S_t]
+        self.target_pos = pd.Series(np.arange(len(self.dataset.targets)),
+                                    index=self.dataset.targets[TARGET_ID].astype(str))
+        self.target_cache: TargetCache = self.backbone.precompute_targets(self.target_table)
+        self._items_by_id = self.dataset.items.set_index(ITEM_ID, drop=False)
+        train = self.split.train
+        pos = train[train[LABEL] == 1].sort_values([ITEM_ID, ORDER])
+        self.evidence: dict[str, list[str]] = (
+            pos.groupby(ITEM_ID)[TARGET_ID].apply(lambda s: list(s.astype(str)[:3])).to_dict()
+        )
+
+    # ---- identity ---------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.dataset.name
+
+    @property
+    def domain(self) -> str:
+        return self.dataset.domain
+
+    @property
+    def model_version(self) -> str:
+        return str(self.meta.get("model_version", "untrained"))
+
+    # ---- the prediction path ----------------------------------------------------------------
+    def serialize(self, features: Mapping[str, object],
+                  augmented: Mapping[str, str] | None = None,
+                  descriptors: Mapping[str, str] | None = None) -> str:
+        """Eq. 2 over the dataset's raw item features plus any augmented ones."""
+        return serialize_item(features, self.dataset.item_features, augmented, descriptors)
+
+    @torch.no_grad()
+    def align(self, text_vecs: np.ndarray) -> np.ndarray:
+        """Eq. 4 for ``[B, T]`` text vectors -> ``[B, D]`` embeddings."""
+        return self.aligner(torch.from_numpy(np.asarray(text_vecs, dtype=np.float32))).numpy()
+
+    def embed_text(self, text: str) -> np.ndarray:
+        """Encode (Eq. 3) and align (Eq. 4) one serialized text -> ``[D]``."""
+        return self.align(self.encoder.encode([text]))[0]
+
+    def item_field_row(self, features: Mapping[str, object]) -> torch.Tensor:
+        """Backbone non-ID field indices of one item ``[S_i]``."""
+        return self.item_fields.transform([dict(features)])[0]
+
+    @torch.no_grad()
+    def score(self, embedding: np.ndarray, features: Mapping[str, object]) -> np.ndarray:
+        """Probability for every target ``[N]``, one tensor op over all candidates."""
+        logits = self.backbone.score_all(
+            self.target_cache,
+            self.item_field_row(features).unsqueeze(0),
+            torch.as_tensor(np.asarray(embedding, dtype=np.float32)).unsqueeze(0),
+        )[0]
+        return torch.sigmoid(logits).numpy()
+
+    def neighbours(self, embedding: np.ndarray, k: int = 5) -> pd.DataFrame:
+        """The k nearest established items by cosine similarity of aligned embeddings."""
+        hits = self.index.search(np.asarray(embedding, dtype=np.float32), k)[0]
+        names = self.dataset.targets.set_index(TARGET_ID)[NAME]
+        rows = []
+        for item_id, sim in hits:
+            ev = [str(names.get(t, t)) for t in self.evidence.get(item_id, [])]
+            rows.append({ITEM_ID: item_id, NAME: self._items_by_id[NAME].get(item_id, item_id),
+                         "similarity": sim, "evidence": ", ".join(ev)})
+        return pd.DataFrame(rows, columns=[ITEM_ID, NAME, "similarity", "evidence"])
+
+    def rank(self, scores: np.ndarray) -> pd.DataFrame:
+        """All targets sorted by score, with ``rank`` 1..N and the targets' display columns."""
+        order = np.argsort(-scores, kind="stable")
+        out = self.dataset.targets.iloc[order].reset_index(drop=True).copy()
+        out.insert(0, "score", scores[order])
+        out.insert(0, "rank", np.arange(1, len(order) + 1))
+        return out
+
+    def predict(self, features: Mapping[str, object], *,
+                augmented: Mapping[str, str] | None = None,
+                descriptors: Mapping[str, str] | None = None,
+                embedding: np.ndarray | None = None, n_neighbours: int = 5) -> Prediction:
+        """Phase-0 prediction from features, or a later phase's from a refined ``embedding``."""
+        text = self.serialize(features, augmented, descriptors)
+        if not text:
+            raise ValueError("the item has no feature values to serialize")
+        emb = self.embed_text(text) if embedding is None else np.asarray(embedding, np.float32)
+        scores = self.score(emb, features)
+        return Prediction(text=text, embedding=emb, targets=self.rank(scores),
+                          neighbours=self.neighbours(emb, n_neighbours))
+
+    def refine(self, embedding: np.ndarray, features: Mapping[str, object],
+               interactions: Sequence[tuple[str, int]]) -> np.ndarray:
+        """One phase update: gradient steps on the embedding from (target_id, label) pairs."""
+        if not interactions:
+            raise ValueError("refinement needs at least one interaction")
+        unknown = [t for t, _ in interactions if str(t) not in self.target_pos.index]
+        if unknown:
+            raise ValueError(f"unknown target ids: {unknown[:5]}")
+        bad = [y for _, y in interactions if y not in (0, 1)]
+        if bad:
+            raise ValueError(f"labels must be 0 or 1, got {bad[:5]}")
+        rows = torch.from_numpy(self.target_pos.loc[[str(t) for t, _ in interactions]].to_numpy())
+        labels = torch.tensor([float(y) for _, y in interactions])
+        out = refine_one(self.backbone, torch.as_tensor(np.asarray(embedding, np.float32)),
+                         self.item_field_row(features), self.target_table[rows], labels,
+                         self.config.refine)
+        return out.numpy()
+
+    # ---- persistence ------------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        """Write state_dicts, JSON config, tables and the index into ``directory``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        torch.save(self.backbone.state_dict(), directory / "backbone.pt")
+        torch.save(self.aligner.state_dict(), directory / "aligner.pt")
+        self.dataset.items.to_parquet(directory / "items.parquet")
+        self.dataset.targets.to_parquet(directory / "targets.parquet")
+        for part in _SPLIT_PARTS:
+            _split_part(self.split, part).to_parquet(directory / f"split_{part}.parquet")
+        self.index.save(directory / "index.faiss")
+        self.encoder.save_cache(directory / "text_cache.npz")
+        doc = {
+            "format_version": FORMAT_VERSION,
+            "config": self.config.to_dict(),
+            "dataset": {
+                "name": self.dataset.name, "domain": self.dataset.domain,
+                "synthetic": self.dataset.synthetic, "positives_only": self.dataset.positives_only,
+                "inputs": self.dataset.inputs,
+                "item_features": _specs_to_json(self.dataset.item_features),
+                "target_features": _specs_to_json(self.dataset.target_features),
+            },
+            "split": {"old_items": list(self.split.old_items), "new_items": list(self.split.new_items)},
+            "item_fields": self.item_fields.to_dict(),
+            "target_fields": self.target_fields.to_dict(),
+            "index_ids": self.index.ids,
+            "backbone": {"n_items": self.backbone.item_id.num_embeddings,
+                         "target_layout": _layout_json(self.target_fields),
+                         "item_layout": _layout_json(self.item_fields)},
+            "aligner": {"text_dim": self.aligner.text_dim, "embed_dim": self.aligner.embed_dim},
+            "meta": self.meta,
+        }
+        tmp = directory / "workspace.json.tmp"
+        tmp.write_text(json.dumps(doc, indent=1))
+        tmp.replace(directory / "workspace.json")
+
+
+def _layout_json(enc: FieldEncoder) -> dict:
+    return {"vocab_sizes": enc.vocab_sizes(), "slots": enc.field_slots()}
+
+
+def _layout(enc: FieldEncoder) -> FieldLayout:
+    return FieldLayout(tuple(enc.vocab_sizes()), tuple(enc.field_slots()))
+
+
+def _split_part(split: Split, part: str) -> pd.DataFrame:
+    if part == "train":
+        return split.train
+    if part == "test":
+        return split.test
+    return split.phases[part]
+
+
+def _state_digest(*modules: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for m in modules:
+        buf = io.BytesIO()
+        torch.save(m.state_dict(), buf)
+        h.update(buf.getvalue())
+    return h.hexdigest()[:12]
+
+
+def workspace_exists(directory: Path) -> bool:
+    return (directory / "workspace.json").is_file()
+
+
+def load_workspace(directory: Path, encoder: TextEncoder | None = None) -> Workspace:
+    """Load a workspace saved by :meth:`Workspace.save` (``weights_only=True``)."""
+    doc_path = directory / "workspace.json"
+    if not doc_path.is_file():
+        raise FileNotFoundError(f"{doc_path}: no workspace here (build it first)")
+    doc = json.loads(doc_path.read_text())
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{doc_path}: unsupported format_version {doc.get('format_version')}")
+    config = WorkspaceConfig.from_dict(doc["config"])
+    d = doc["dataset"]
+    parts = {p: pd.read_parquet(directory / f"split_{p}.parquet") for p in _SPLIT_PARTS}
+    empty = pd.DataFrame(columns=[ITEM_ID, TARGET_ID, LABEL, ORDER])
+    dataset = Dataset(
+        name=d["name"], domain=d["domain"],
+        items=pd.read_parquet(directory / "items.parquet"),
+        targets=pd.read_parquet(directory / "targets.parquet"),
+        interactions=empty,
+        item_features=_specs_from_json(d["item_features"]),
+        target_features=_specs_from_json(d["target_features"]),
+        inputs=d.get("inputs", {}), synthetic=d["synthetic"], positives_only=d["positives_only"],
+    )
+    split = Split(old_items=doc["split"]["old_items"], new_items=doc["split"]["new_items"],
+                  train=parts["train"], phases={p: parts[p] for p in ("I", "II", "III")},
+                  test=parts["test"])
+    item_fields = FieldEncoder.from_dict(doc["item_fields"])
+    target_fields = FieldEncoder.from_dict(doc["target_fields"])
+    b = doc["backbone"]
+    backbone = build_backbone(
+        config.backbone,
+        FieldLayout(tuple(b["target_layout"]["vocab_sizes"]), tuple(b["target_layout"]["slots"])),
+        FieldLayout(tuple(b["item_layout"]["vocab_sizes"]), tuple(b["item_layout"]["slots"])),
+        int(b["n_items"]),
+    )
+    backbone.load_state_dict(torch.load(directory / "backbone.pt", weights_only=True))
+    for p in backbone.parameters():
+        p.requires_grad_(False)
+    a = doc["aligner"]
+    aligner = Aligner(int(a["text_dim"]), int(a["embed_dim"]), config.aligner)
+    aligner.load_state_dict(torch.load(directory / "aligner.pt", weights_only=True))
+    if encoder is None:
+        encoder = TextEncoder(config.encoder, cache_path=directory / "text_cache.npz")
+    index = ItemIndex.load(directory / "index.faiss", doc["index_ids"])
+    return Workspace(config=config, dataset=dataset, split=split, backbone=backbone,
+                     aligner=aligner, encoder=encoder, item_fields=item_fields,
+                     target_fields=target_fields, index=index, meta=doc.get("meta", {}))
+
+
+# ---- building ---------------------------------------------------------------------------------
+@dataclass
+class TrainingTables:
+    """Index tensors shared by pretraining, meta-training, baselines and benchmarks.
+
+    Attributes:
+        target_table: ``[N_targets, S_t]`` field indices of every target.
+        item_table: ``[N_items, S_i]`` non-ID field indices of every item (dataset order).
+        item_pos: item id -> row in ``item_table`` / ``texts``.
+        target_pos: target id -> row in ``target_table``.
+        old_pos: old item id -> row in the backbone's ``item_id`` table.
+    """
+
+    target_table: torch.Tensor
+    item_table: torch.Tensor
+    item_pos: pd.Series
+    target_pos: pd.Series
+    old_pos: pd.Series
+
+    def rows(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(item row, target row, label) arrays for an interaction frame."""
+        return (self.item_pos.loc[frame[ITEM_ID].astype(str)].to_numpy(),
+                self.target_pos.loc[frame[TARGET_ID].astype(str)].to_numpy(),
+                frame[LABEL].to_numpy(dtype=np.float32))
+
+
+def make_tables(dataset: Dataset, split: Split, item_fields: FieldEncoder,
+                target_fields: FieldEncoder) -> TrainingTables:
+    items = dataset.items[ITEM_ID].astype(str)
+    targets = dataset.targets[TARGET_ID].astype(str)
+    return TrainingTables(
+        target_table=target_fields.transform(dataset.targets),
+        item_table=item_fields.transform(dataset.items),
+        item_pos=pd.Series(np.arange(len(items)), index=items.to_numpy()),
+        target_pos=pd.Series(np.arange(len(targets)), index=targets.to_numpy()),
+        old_pos=pd.Series(np.arange(len(split.old_items)), index=[str(i) for i in split.old_items]),
+    )
+
+
+def item_texts(dataset: Dataset, augmented: pd.DataFrame | None = None,
+               descriptors: Mapping[str, str] | None = None) -> list[str]:
+    """Eq. 2 for every item of the dataset, in dataset order (optionally with augmentations)."""
+    aug = augmented.set_index(ITEM_ID) if augmented is not None else None
+    out = []
+    for rec in dataset.items.to_dict("records"):
+        extra = None
+        if aug is not None and rec[ITEM_ID] in aug.index:
+            extra = {k: v for k, v in aug.loc[rec[ITEM_ID]].items() if isinstance(v, str) and v}
+        out.append(serialize_item(rec, dataset.item_features, extra, descriptors))
+    return out
+
+
+def _noop(stage: str, frac: float, message: str) -> None:
+    return None
+
+
+def build_workspace(dataset: Dataset, split: Split, config: WorkspaceConfig,
+                    encoder: TextEncoder, progress: ProgressFn | None = None) -> Workspace:
+    """Pretrain the backbone on old items, meta-train the aligner, index established items."""
+    progress = progress or _noop
+    timings: dict[str, float] = {}
+    torch.manual_seed(config.seed)
+    t0 = time.perf_counter()
+    item_fields = FieldEncoder.fit(dataset.items, dataset.item_features,
+                                   config.backbone.numeric_buckets, config.backbone.max_multi)
+    target_fields = FieldEncoder.fit(dataset.targets, dataset.target_features,
+                                     config.backbone.numeric_buckets, config.backbone.max_multi)
+    tables = make_tables(dataset, split, item_fields, target_fields)
+    old_ids = [str(i) for i in split.old_items]
+    old_item_rows = tables.item_pos.loc[old_ids].to_numpy()
+    old_item_table = tables.item_table[torch.from_numpy(old_item_rows)]
+    train = split.train
+    t_rows = tables.target_pos.loc[train[TARGET_ID].astype(str)].to_numpy()
+    o_rows = tables.old_pos.loc[train[ITEM_ID].astype(str)].to_numpy()
+    labels = train[LABEL].to_numpy(dtype=np.float32)
+    timings["prepare"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    backbone = build_backbone(config.backbone, _layout(target_fields), _layout(item_fields),
+                              len(old_ids))
+    losses = pretrain_backbone(
+        backbone, tables.target_table, old_item_table, t_rows, o_rows, labels, config.backbone,
+        config.seed,
+        lambda e, n, loss: progress("backbone", e / n, f"backbone epoch {e}/{n}: loss {loss:.4f}"),
+    )
+    timings["backbone"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    texts = item_texts(dataset)
+    progress("encode", 0.0, f"encoding {len(texts)} item texts")
+    vecs = encoder.encode(texts, lambda i, n: progress("encode", i / max(n, 1),
+                                                       f"encoded {i}/{n} texts"))
+    timings["encode"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    aligner = Aligner(encoder.dim, config.backbone.embed_dim, config.aligner)
+    rows = ItemRows.from_arrays(o_rows, t_rows, labels, len(old_ids))
+    trainer = MetaTrainer(backbone, aligner, config.meta, tables.target_table, old_item_table,
+                          torch.from_numpy(vecs[old_item_rows]), rows)
+    history = trainer.fit(config.seed, lambda e, n, loss: progress(
+        "meta", e / n, f"aligner epoch {e}/{n}: loss {loss:.4f}"))
+    timings["meta"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        old_emb = aligner(torch.from_numpy(vecs[old_item_rows])).numpy()
+    index = ItemIndex.build(old_emb, old_ids)
+    timings["index"] = time.perf_counter() - t0
+    progress("index", 1.0, f"indexed {len(old_ids)} established items")
+    meta = {
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "backbone_losses": losses, "meta_history": history[-1:] if history else [],
+        "split": split.summary(), "model_version": _state_digest(backbone, aligner),
+        "encoder": encoder.name,
+    }
+    return Workspace(config=config, dataset=dataset, split=split, backbone=backbone,
+                     aligner=aligner, encoder=encoder, item_fields=item_fields,
+                     target_fields=target_fields, index=index, meta=meta)
