@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import shutil
 from array import array
 from collections.abc import Iterator
 from datetime import UTC
@@ -40,27 +41,49 @@ DIM = 8
 FAKE_KEY = "sk-" + "A1b2C3d4E5f6G7h8J9k0"  # shaped like an OpenAI key; never a real one
 
 
-@pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL of a fresh, empty database (SQLite file, or a new PostgreSQL database)."""
+@pytest.fixture(scope="module", params=BACKENDS)
+def migrated_db(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
+    """A database migrated to head once per module: ``("sqlite", file)`` or ``("postgres", url)``.
+
+    Each test then gets a fresh copy (SQLite: copied file; PostgreSQL: all tables truncated).
+    """
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'emerflow.db'}"
+        path = tmp_path_factory.mktemp("db") / "template.db"
+        eng = make_engine(f"sqlite:///{path}")
+        init_db(eng)
+        with eng.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        eng.dispose()
+        yield "sqlite", str(path)
         return
     base = os.environ.get(POSTGRES_ENV)
     if not base:
         pytest.skip(SKIP_PG)
-    url = create_database(base)
+    url = create_database(base)  # a uniquely named database for this module
     try:
-        yield url
+        eng = make_engine(url)
+        init_db(eng)
+        eng.dispose()
+        yield "postgres", url
     finally:
         drop_database(url)
 
 
 @pytest.fixture()
-def engine(db_url: str) -> Iterator[Engine]:
-    """An engine on a fresh database migrated to head."""
-    eng = make_engine(db_url)
-    init_db(eng)
+def engine(migrated_db: tuple[str, str], tmp_path: Path) -> Iterator[Engine]:
+    """An engine on a fresh, empty database at head revision."""
+    kind, where = migrated_db
+    if kind == "sqlite":
+        path = tmp_path / "emerflow.db"
+        shutil.copyfile(where, path)
+        eng = make_engine(f"sqlite:///{path}")
+    else:
+        eng = make_engine(where)
+        with eng.begin() as conn:
+            for table in reversed(TABLE_NAMES):  # children first; faster than TRUNCATE
+                conn.exec_driver_sql(f"DELETE FROM {table}")
     try:
         yield eng
     finally:
@@ -243,7 +266,11 @@ def test_external_id_unique_per_workspace(engine: Engine, item: repo.ItemRecord)
         engine, name="other", domain="disease", dataset="d", inputs={}, model_versions={}
     )
     repo.create_item(
-        engine, workspace="other", domain="disease", name="X", external_id="C0000001",
+        engine,
+        workspace="other",
+        domain="disease",
+        name="X",
+        external_id="C0000001",
         raw_features={},
     )
     for _ in range(2):  # many items without external id are fine
@@ -279,12 +306,22 @@ def test_feature_versions(engine: Engine, item: repo.ItemRecord) -> None:
 def test_phase0_rerun_replaces_only_while_in_phase0(engine: Engine, item: repo.ItemRecord) -> None:
     fv = repo.save_feature_version(engine, item.id, FEATURES, "ana")
     repo.save_phase0(
-        engine, item.id, feature_version=1, model_version="m1", vector=vec(0), dim=DIM,
+        engine,
+        item.id,
+        feature_version=1,
+        model_version="m1",
+        vector=vec(0),
+        dim=DIM,
         snapshot=topk("a"),
     )
     repo.save_phase0(
-        engine, item.id, feature_version=fv.version, model_version="m2", vector=vec(0.5),
-        dim=DIM, snapshot=topk("b"),
+        engine,
+        item.id,
+        feature_version=fv.version,
+        model_version="m2",
+        vector=vec(0.5),
+        dim=DIM,
+        snapshot=topk("b"),
     )
     embs = repo.embeddings(engine, item.id)
     assert [(e.phase, e.model_version, e.vector) for e in embs] == [(0, "m2", vec(0.5))]
@@ -296,7 +333,12 @@ def test_phase0_rerun_replaces_only_while_in_phase0(engine: Engine, item: repo.I
     before = state(engine, item.id)
     with pytest.raises(PhaseError):
         repo.save_phase0(
-            engine, item.id, feature_version=1, model_version="m3", vector=vec(9), dim=DIM,
+            engine,
+            item.id,
+            feature_version=1,
+            model_version="m3",
+            vector=vec(9),
+            dim=DIM,
             snapshot=topk("c"),
         )
     assert state(engine, item.id) == before
@@ -304,7 +346,12 @@ def test_phase0_rerun_replaces_only_while_in_phase0(engine: Engine, item: repo.I
 
 def test_refinement_phases(engine: Engine, item: repo.ItemRecord) -> None:
     repo.save_phase0(
-        engine, item.id, feature_version=0, model_version="m1", vector=vec(0), dim=DIM,
+        engine,
+        item.id,
+        feature_version=0,
+        model_version="m1",
+        vector=vec(0),
+        dim=DIM,
         snapshot=topk("p0-"),
     )
     refine(engine, item.id, 1, [{"target_id": "g1", "label": 1}, {"target_id": 42, "label": 0}])
@@ -344,19 +391,32 @@ def test_confirming_twice_keeps_one_row_and_changes_are_history(
     engine: Engine, item: repo.ItemRecord
 ) -> None:
     d = [{"target_id": "g1", "label": 1, "note": "seen in paper"}]
-    assert repo.record_decisions(
-        engine, item.id, phase=1, decisions=d, analyst="ana", source="analyst"
-    ) == 1
-    assert repo.record_decisions(
-        engine, item.id, phase=1, decisions=d, analyst="bob", source="analyst"
-    ) == 0
+    assert (
+        repo.record_decisions(
+            engine, item.id, phase=1, decisions=d, analyst="ana", source="analyst"
+        )
+        == 1
+    )
+    assert (
+        repo.record_decisions(
+            engine, item.id, phase=1, decisions=d, analyst="bob", source="analyst"
+        )
+        == 0
+    )
     (row,) = repo.interactions(engine, item.id)
     assert (row.label, row.revision, row.analyst) == (1, 1, "ana")
 
-    assert repo.record_decisions(
-        engine, item.id, phase=2, decisions=[{"target_id": "g1", "label": 0}],
-        analyst="bob", source="analyst",
-    ) == 1
+    assert (
+        repo.record_decisions(
+            engine,
+            item.id,
+            phase=2,
+            decisions=[{"target_id": "g1", "label": 0}],
+            analyst="bob",
+            source="analyst",
+        )
+        == 1
+    )
     (row,) = repo.interactions(engine, item.id)
     assert (row.label, row.revision, row.phase, row.analyst) == (0, 2, 1, "bob")
     assert row.note == "seen in paper"  # note None keeps the previous note
@@ -370,7 +430,12 @@ def test_confirming_twice_keeps_one_row_and_changes_are_history(
 # Atomicity --------------------------------------------------------------------------------------
 def _refined_to_phase1(engine: Engine, item: repo.ItemRecord) -> tuple:
     repo.save_phase0(
-        engine, item.id, feature_version=0, model_version="m1", vector=vec(0), dim=DIM,
+        engine,
+        item.id,
+        feature_version=0,
+        model_version="m1",
+        vector=vec(0),
+        dim=DIM,
         snapshot=topk("p0-"),
     )
     refine(engine, item.id, 1, [{"target_id": "g1", "label": 1}])
@@ -387,7 +452,9 @@ def test_refinement_failure_midway_leaves_previous_phase(
 
     monkeypatch.setattr(repo, "_insert_snapshot", boom)
     with pytest.raises(RuntimeError):
-        refine(engine, item.id, 2, [{"target_id": "g1", "label": 0}, {"target_id": "g2", "label": 1}])
+        refine(
+            engine, item.id, 2, [{"target_id": "g1", "label": 0}, {"target_id": "g2", "label": 1}]
+        )
     assert state(engine, item.id) == before
     assert repo.current_phase(engine, item.id) == 1
 
@@ -398,7 +465,9 @@ def test_refinement_failing_at_flush_leaves_previous_phase(
     before = _refined_to_phase1(engine, item)
     # Bypass validation so that the snapshot only fails when the database serializes it.
     monkeypatch.setattr(
-        repo, "_check_snapshot", lambda field, snap: [{"rank": 1, "target_id": "g", "score": object()}]
+        repo,
+        "_check_snapshot",
+        lambda field, snap: [{"rank": 1, "target_id": "g", "score": object()}],
     )
     with pytest.raises(Exception) as err:
         refine(engine, item.id, 2, [{"target_id": "g3", "label": 1}])
@@ -413,7 +482,10 @@ REFINE_REJECTS = [
     ({"decisions": [{"target_id": 1.5, "label": 1}]}, "decisions[0].target_id"),
     ({"decisions": [{"target_id": "", "label": 1}]}, "decisions[0].target_id"),
     ({"decisions": [{"target_id": "g", "label": 1, "note": "x" * 20_001}]}, "decisions[0].note"),
-    ({"decisions": [{"target_id": "g", "label": 1, "note": f"key {FAKE_KEY}"}]}, "decisions[0].note"),
+    (
+        {"decisions": [{"target_id": "g", "label": 1, "note": f"key {FAKE_KEY}"}]},
+        "decisions[0].note",
+    ),
     ({"decisions": [{"target_id": "g", "label": 1, "api_key": "x"}]}, "decisions[0]"),
     ({"phase": 4}, "phase"),
     ({"phase": -1}, "phase"),
@@ -534,44 +606,74 @@ def test_llm_cache_is_idempotent(engine: Engine) -> None:
 
 def test_benchmark_runs(engine: Engine) -> None:
     run_id = repo.save_benchmark_run(
-        engine, dataset="ml-1m", method="emerflow", config={"k": 10, "lr": 1e-3},
+        engine,
+        dataset="ml-1m",
+        method="emerflow",
+        config={"k": 10, "lr": 1e-3},
         result={"auc": 0.81, "per_phase": [0.7, 0.8]},
     )
     assert isinstance(run_id, int)
     (run,) = repo.benchmark_runs(engine, dataset="ml-1m")
     assert run.id == run_id and run.result["per_phase"] == [0.7, 0.8] and run.config["k"] == 10
     with pytest.raises(ValidationError) as err:
-        repo.save_benchmark_run(engine, dataset="d", method="m", config={"lr": float("nan")}, result={})
+        repo.save_benchmark_run(
+            engine, dataset="d", method="m", config={"lr": float("nan")}, result={}
+        )
     assert err.value.field == "config.lr"
 
 
 def test_no_secrets_are_ever_stored(engine: Engine, item: repo.ItemRecord) -> None:
     attempts = [
         lambda: repo.llm_cache_put(
-            engine, key="k", provider="openai", model="m", prompt_version="v1", input_hash="h",
+            engine,
+            key="k",
+            provider="openai",
+            model="m",
+            prompt_version="v1",
+            input_hash="h",
             response=f"Your key is {FAKE_KEY}",
         ),
         lambda: repo.llm_cache_put(
-            engine, key=f"openai:{FAKE_KEY}", provider="openai", model="m", prompt_version="v1",
-            input_hash="h", response="ok",
+            engine,
+            key=f"openai:{FAKE_KEY}",
+            provider="openai",
+            model="m",
+            prompt_version="v1",
+            input_hash="h",
+            response="ok",
         ),
         lambda: repo.save_benchmark_run(
             engine, dataset="d", method="m", config={"llm": {"api_key": "abc"}}, result={}
         ),
         lambda: repo.upsert_workspace(
-            engine, name="w2", domain="movie", dataset="d", inputs={},
+            engine,
+            name="w2",
+            domain="movie",
+            dataset="d",
+            inputs={},
             model_versions={"hf": "hf_" + "a" * 34},
         ),
         lambda: repo.upsert_workspace(
-            engine, name="w3", domain="movie", dataset="d", inputs={"db_password": "pw"},
+            engine,
+            name="w3",
+            domain="movie",
+            dataset="d",
+            inputs={"db_password": "pw"},
             model_versions={},
         ),
         lambda: repo.record_decisions(
-            engine, item.id, phase=1, decisions=[{"target_id": "g", "label": 1,
-            "note": f"Authorization: Bearer {'x' * 30}"}], analyst="a", source="analyst",
+            engine,
+            item.id,
+            phase=1,
+            decisions=[{"target_id": "g", "label": 1, "note": f"Authorization: Bearer {'x' * 30}"}],
+            analyst="a",
+            source="analyst",
         ),
         lambda: repo.create_item(
-            engine, workspace="diseases", domain="disease", name=f"key {FAKE_KEY}",
+            engine,
+            workspace="diseases",
+            domain="disease",
+            name=f"key {FAKE_KEY}",
             raw_features={},
         ),
     ]
@@ -580,9 +682,18 @@ def test_no_secrets_are_ever_stored(engine: Engine, item: repo.ItemRecord) -> No
             attempt()
     # Legitimate look-alikes are accepted.
     repo.record_decisions(
-        engine, item.id, phase=1, decisions=[{"target_id": "g", "label": 1,
-        "note": "risk-factor-associated-with-smoking; task-specific tokens; max_tokens=5"}],
-        analyst="a", source="analyst",
+        engine,
+        item.id,
+        phase=1,
+        decisions=[
+            {
+                "target_id": "g",
+                "label": 1,
+                "note": "risk-factor-associated-with-smoking; task-specific tokens; max_tokens=5",
+            }
+        ],
+        analyst="a",
+        source="analyst",
     )
     repo.save_benchmark_run(engine, dataset="d", method="m", config={"max_tokens": 5}, result={})
     # Nothing credential-like anywhere in the database.
@@ -596,18 +707,30 @@ def test_no_secrets_are_ever_stored(engine: Engine, item: repo.ItemRecord) -> No
 # Export / import --------------------------------------------------------------------------------
 def _rich_item(engine: Engine, item: repo.ItemRecord) -> None:
     repo.save_feature_version(engine, item.id, FEATURES, "ana")
-    repo.save_feature_version(
-        engine, item.id, [{**FEATURES[0], "keep": False, "extra": 3}], "bob"
-    )
+    repo.save_feature_version(engine, item.id, [{**FEATURES[0], "keep": False, "extra": 3}], "bob")
     repo.save_phase0(
-        engine, item.id, feature_version=2, model_version="m1", vector=vec(0), dim=DIM,
+        engine,
+        item.id,
+        feature_version=2,
+        model_version="m1",
+        vector=vec(0),
+        dim=DIM,
         snapshot=topk("p0-", 5),
     )
-    refine(engine, item.id, 1, [{"target_id": "g1", "label": 1, "note": "n1"},
-                                {"target_id": "g2", "label": 0}], feature_version=2)
+    refine(
+        engine,
+        item.id,
+        1,
+        [{"target_id": "g1", "label": 1, "note": "n1"}, {"target_id": "g2", "label": 0}],
+        feature_version=2,
+    )
     repo.record_decisions(
-        engine, item.id, phase=2, decisions=[{"target_id": "g2", "label": 1, "note": "oops"}],
-        analyst="carol", source="upload",
+        engine,
+        item.id,
+        phase=2,
+        decisions=[{"target_id": "g2", "label": 1, "note": "oops"}],
+        analyst="carol",
+        source="upload",
     )
     refine(engine, item.id, 2, [{"target_id": "g3", "label": 1}], feature_version=1)
 
