@@ -12,7 +12,7 @@ Every frame carries the columns ``item_id, target_id, label, order, phase`` and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -131,7 +131,6 @@ class Split:
     test: pd.DataFrame
     config: ProtocolConfig | None = None
     dataset: str = ""
-    extra: dict[str, int] = field(default_factory=dict)
 
     def new_rows(self) -> pd.DataFrame:
         """Every row of the new items: the phase batches followed by the test rows."""
@@ -155,8 +154,23 @@ class Split:
                 sum(f[LABEL].sum() for f in self.phases.values()) + self.test[LABEL].sum()
             ),
             "test_positives": int(self.test[LABEL].sum()),
-            **self.extra,
         }
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (sort-based; faster than hashing for large int64 arrays)."""
+    ordered = np.sort(values)
+    if ordered.size == 0:
+        return ordered
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
+
+
+def _contains(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Whether each query occurs in ``sorted_values`` (binary search)."""
+    if sorted_values.size == 0:
+        return np.zeros(queries.shape, dtype=bool)
+    index = np.minimum(np.searchsorted(sorted_values, queries), sorted_values.size - 1)
+    return sorted_values[index] == queries
 
 
 def sample_negatives(
@@ -183,7 +197,7 @@ def sample_negatives(
         raise ValueError("item_codes and target_codes must have the same shape")
     if item_codes.size == 0:
         return np.empty(0, dtype=np.int64)
-    pos_keys = np.unique(item_codes * n_targets + target_codes)
+    pos_keys = _sorted_unique(item_codes * n_targets + target_codes)
     n_pos_distinct = np.bincount(pos_keys // n_targets)
     n_rows = np.bincount(item_codes, minlength=n_pos_distinct.size)
     if np.any(n_rows[: n_pos_distinct.size] > n_targets - n_pos_distinct):
@@ -193,17 +207,17 @@ def sample_negatives(
             f"{n_targets - int(n_pos_distinct[worst])} targets left to sample negatives from"
         )
     negatives = np.full(item_codes.size, -1, dtype=np.int64)
-    taken = np.empty(0, dtype=np.int64)
+    forbidden = pos_keys  # sorted keys of positives and of negatives accepted so far
     pending = np.arange(item_codes.size)
     while pending.size:
         cand = rng.integers(0, n_targets, size=pending.size)
         keys = item_codes[pending] * n_targets + cand
-        ok = ~np.isin(keys, pos_keys) & ~np.isin(keys, taken)
-        first = np.zeros(pending.size, dtype=bool)
-        first[np.unique(keys, return_index=True)[1]] = True
-        ok &= first
+        order = np.argsort(keys, kind="stable")
+        first = np.ones(keys.size, dtype=bool)
+        first[order[1:]] = keys[order[1:]] != keys[order[:-1]]
+        ok = first & ~_contains(forbidden, keys)
         negatives[pending[ok]] = cand[ok]
-        taken = np.union1d(taken, keys[ok])
+        forbidden = np.sort(np.concatenate([forbidden, keys[ok]]))
         pending = pending[~ok]
     return negatives
 
