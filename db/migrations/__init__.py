@@ -1,0 +1,1 @@
+"""Alembic migration scripts of the db package (env.py, versions/); see db.database."""
