@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from engine.data.base import Dataset
+from engine.data.check import check_data, format_report
 from engine.data.disgenet import load_disgenet_dir
 from engine.data.movielens import load_movielens
 from engine.data.protocol import (
@@ -227,3 +229,22 @@ def test_real_validation_split(shared_data: Path) -> None:
     neg = split.test[split.test[LABEL] == 0]
     pos = set(zip(ds.interactions[ITEM_ID], ds.interactions[TARGET_ID], strict=True))
     assert not set(zip(neg[ITEM_ID], neg[TARGET_ID], strict=True)) & pos
+
+
+def test_check_data_on_fixture_layout(fixtures_dir: Path, tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    shutil.copytree(fixtures_dir / "movielens", root / "movielens-1m")
+    shutil.copytree(fixtures_dir / "disgenet", root, dirs_exist_ok=True)
+    rows = check_data(root)
+    assert [r["dataset"] for r in rows] == ["movielens-1m", "disgenet-curated"]
+    assert all(r["ok"] for r in rows)
+    assert rows[0]["rows"]["interactions"] == 29 and rows[1]["rows"]["targets"] == 18
+    assert set(rows[1]["files"]) >= {"curated_gene_disease_associations.tsv.gz"}
+    assert {"old_items", "new_items", "train_rows", "test_rows"} <= set(rows[0]["split"])
+    report = format_report(rows)
+    assert "movielens-1m" in report and rows[0]["files"]["movies.dat"] in report
+    (root / "movielens-1m" / "users.dat").write_text("1::F::1\n")
+    broken = check_data(root)
+    assert not broken[0]["ok"] and "users.dat, line 1" in broken[0]["error"]
+    assert "ERROR" in format_report(broken)
+    assert check_data(tmp_path / "absent") == [] and "No datasets" in format_report([])
