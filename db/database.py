@@ -4,7 +4,8 @@
 ``EMERFLOW_HOME``); ``init_db`` upgrades the schema to the newest Alembic revision, so a
 database created by an older release is upgraded in place, never recreated.
 
-SQLite engines are configured for several processes at once: WAL journal, foreign keys ON,
+SQLite engines are configured for several processes at once: WAL journal with
+``synchronous=FULL`` (a committed decision survives a power cut), foreign keys ON,
 a busy timeout, and write transactions that start with ``BEGIN IMMEDIATE`` (see
 :func:`write_engine`) so that two writers queue instead of failing with "database is locked".
 
@@ -96,7 +97,7 @@ def _configure_sqlite(engine: Engine) -> None:
             cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
             if engine.url.database not in (None, "", ":memory:"):
                 cursor.execute("PRAGMA journal_mode = WAL")
-                cursor.execute("PRAGMA synchronous = NORMAL")
+                cursor.execute("PRAGMA synchronous = FULL")  # research data: durable commits
         finally:
             cursor.close()
 

@@ -203,13 +203,6 @@ def test_password_never_logged(caplog: pytest.LogCaptureFixture) -> None:
 
 
 # Workspaces and items ---------------------------------------------------------------------------
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_backends_declared(backend: str) -> None:
-    """Documents the parametrization (postgres is skipped without the env variable)."""
-    if backend == "postgres" and not os.environ.get(POSTGRES_ENV):
-        pytest.skip(SKIP_PG)
-
-
 def test_upsert_workspace_updates_and_keeps_domain(engine: Engine) -> None:
     first = repo.upsert_workspace(
         engine, name="w", domain="movie", dataset="ml-1m", inputs={"a": "1"}, model_versions={}
