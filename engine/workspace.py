@@ -197,12 +197,33 @@ class Workspace:
         bad = [y for _, y in interactions if y not in (0, 1)]
         if bad:
             raise ValueError(f"labels must be 0 or 1, got {bad[:5]}")
-        rows = torch.from_numpy(self.target_pos.loc[[str(t) for t, _ in interactions]].to_numpy())
-        labels = torch.tensor([float(y) for _, y in interactions])
+        pairs = [(str(t), int(y)) for t, y in interactions]
+        if self.dataset.positives_only:
+            pairs += self.sampled_negatives(pairs)
+        rows = torch.from_numpy(self.target_pos.loc[[t for t, _ in pairs]].to_numpy())
+        labels = torch.tensor([float(y) for _, y in pairs])
         out = refine_one(self.backbone, torch.as_tensor(np.asarray(embedding, np.float32)),
                          self.item_field_row(features), self.target_table[rows], labels,
                          self.config.refine)
         return out.numpy()
+
+    def sampled_negatives(self, pairs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+        """For positives-only data: one random negative per positive beyond the given negatives.
+
+        As in the protocol, negatives are drawn uniformly from targets with no decision for the
+        item; the draw is seeded by the decisions, so the same decisions refine identically.
+        """
+        n_pos = sum(1 for _, y in pairs if y == 1)
+        n_neg = sum(1 for _, y in pairs if y == 0)
+        need = n_pos - n_neg
+        if need <= 0:
+            return []
+        seen = {t for t, _ in pairs}
+        key = "|".join(sorted(f"{t}:{y}" for t, y in pairs)).encode()
+        rng = np.random.default_rng(int(hashlib.sha256(key).hexdigest()[:16], 16))
+        pool = np.array([t for t in self.target_pos.index if t not in seen])
+        picked = rng.choice(pool, size=min(need, len(pool)), replace=False)
+        return [(str(t), 0) for t in picked]
 
     # ---- persistence ------------------------------------------------------------------------
     def save(self, directory: Path) -> None:

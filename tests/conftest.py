@@ -44,3 +44,42 @@ def emerflow_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("EMERFLOW_HOME", str(home))
     monkeypatch.delenv("DATABASE_URL", raising=False)
     return home
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    """The real default text encoder (MiniLM shipped in a PyPI package), loaded once."""
+    from engine.text.encoder import TextEncoder
+
+    return TextEncoder()
+
+
+@pytest.fixture(scope="session")
+def demo_home(tmp_path_factory: pytest.TempPathFactory, encoder) -> Path:
+    """An EMERFLOW_HOME with both demo workspaces built once per test session.
+
+    Meta-training runs fewer epochs than the product default to keep the suite fast.
+    """
+    from engine.build import build_dataset_workspace
+    from engine.config import MetaConfig, WorkspaceConfig
+    from engine.data.demo import DEMO_DATASETS
+
+    home = tmp_path_factory.mktemp("demo_home")
+    for name in DEMO_DATASETS:
+        cfg = WorkspaceConfig(dataset=name, meta=MetaConfig(epochs=10))
+        build_dataset_workspace(name, config=cfg, encoder=encoder, home=home)
+    return home
+
+
+@pytest.fixture()
+def demo_env(demo_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """EMERFLOW_HOME pointing at the built demo workspaces, with a fresh SQLite database."""
+    import shutil
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "workspaces").symlink_to(demo_home / "workspaces")
+    monkeypatch.setenv("EMERFLOW_HOME", str(home))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert shutil.disk_usage(home).free > 0
+    return home

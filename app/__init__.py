@@ -1,0 +1,1 @@
+"""EmerFlow Studio dashboard (Streamlit). Pages are thin; logic lives in ``app.flows``."""

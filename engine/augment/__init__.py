@@ -1,0 +1,1 @@
+"""LLM feature augmentation (paper Eq. 1)."""

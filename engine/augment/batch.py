@@ -1,0 +1,156 @@
+"""Fill LLM feature values for a whole item table, resumably.
+
+HTTP providers are called from a bounded thread pool; providers with ``batch_size > 1`` (the
+in-process local model) get chunks of items in one batched generation instead. Every validated
+answer goes to the cache as soon as it arrives, so an interrupted run resumes where it stopped:
+items already answered are read back from the cache without calling the model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Any
+
+import pandas as pd
+
+from engine.augment.cache import NullCache, ResponseCache
+from engine.augment.providers import AugmentationError, LLMProvider
+from engine.augment.service import (
+    FeatureLike,
+    FilledResult,
+    feature_pairs,
+    fill_values_many,
+)
+from engine.schema import ITEM_ID
+
+logger = logging.getLogger(__name__)
+
+#: Column of the result holding the error message of a failed item ("" when it succeeded).
+AUGMENT_ERROR = "augment_error"
+#: Column of the result: True when the item's answer came from the cache.
+AUGMENT_CACHED = "augment_cached"
+
+#: ``progress(done, total)``, called from the calling thread after each finished item/chunk.
+Progress = Callable[[int, int], None]
+
+
+def _item_payload(row: pd.Series, columns: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for col in columns:
+        value = row.get(col)
+        if value is None or (not isinstance(value, list | tuple) and pd.isna(value)):
+            continue
+        text = str(value).strip()
+        if text:
+            out[col] = text
+    return out
+
+
+def augment_items(
+    provider: LLMProvider,
+    domain: str,
+    items: pd.DataFrame,
+    features: Sequence[FeatureLike],
+    cache: ResponseCache | None = None,
+    concurrency: int = 4,
+    progress: Progress | None = None,
+    *,
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """LLM values of ``features`` for every row of ``items``.
+
+    Args:
+        provider: the LLM.
+        domain: ``movie`` or ``disease``.
+        items: item table with an ``item_id`` column; the other columns (or ``columns``) are
+            sent to the model as the item's DATA.
+        features: features to fill (FeatureSpec, SuggestedFeature or names).
+        cache: where answers are kept; pass a :class:`~engine.augment.cache.JsonlCache` to
+            make long runs resumable.
+        concurrency: at most this many requests in flight (HTTP providers).
+        progress: optional ``progress(done, total)`` callback.
+        columns: item columns sent to the model (default: all but ``item_id``).
+
+    Returns:
+        One row per item, in input order, with columns ``item_id``, one column per feature
+        (``""`` when unknown or failed), ``augment_error`` (``""`` on success) and
+        ``augment_cached``. A failed item never stops the batch.
+
+    Raises:
+        ValueError: bad arguments (no ``item_id`` column, no features, concurrency < 1).
+    """
+    if ITEM_ID not in items.columns:
+        raise ValueError(f"items must have an {ITEM_ID!r} column")
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    pairs = feature_pairs(features)
+    if not pairs:
+        raise ValueError("augment_items needs at least one feature")
+    names = [p[0] for p in pairs]
+    cols = list(columns) if columns is not None else [c for c in items.columns if c != ITEM_ID]
+    unknown = [c for c in cols if c not in items.columns]
+    if unknown:
+        raise ValueError(f"columns not in items: {unknown}")
+    cache = cache if cache is not None else NullCache()
+    payloads = [_item_payload(row, cols) for _, row in items.iterrows()]
+    total = len(payloads)
+    results: list[FilledResult | AugmentationError | None] = [None] * total
+    done = 0
+
+    def report(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            try:
+                progress(done, total)
+            except Exception:  # noqa: BLE001 - a UI callback must not end the batch
+                logger.exception("progress callback failed")
+
+    if provider.batch_size > 1 or concurrency == 1:
+        step = max(provider.batch_size, 1)
+        for start in range(0, total, step):
+            chunk = payloads[start : start + step]
+            results[start : start + len(chunk)] = _safe_many(provider, domain, chunk, pairs, cache)
+            report(len(chunk))
+    else:
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="augment") as pool:
+            futures = {
+                pool.submit(_safe_many, provider, domain, [payload], pairs, cache): i
+                for i, payload in enumerate(payloads)
+            }
+            for fut in as_completed(futures):
+                results[futures[fut]] = fut.result()[0]
+                report(1)
+
+    rows: list[dict[str, Any]] = []
+    for item_id, res in zip(items[ITEM_ID].tolist(), results, strict=True):
+        row: dict[str, Any] = {ITEM_ID: item_id}
+        if isinstance(res, FilledResult):
+            row.update(res.values)
+            row[AUGMENT_ERROR] = ""
+            row[AUGMENT_CACHED] = res.cached
+        else:
+            row.update(dict.fromkeys(names, ""))
+            row[AUGMENT_ERROR] = str(res) if res is not None else "not processed"
+            row[AUGMENT_CACHED] = False
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[ITEM_ID, *names, AUGMENT_ERROR, AUGMENT_CACHED])
+
+
+def _safe_many(
+    provider: LLMProvider,
+    domain: str,
+    payloads: Sequence[dict[str, str]],
+    pairs: list[tuple[str, str]],
+    cache: ResponseCache,
+) -> list[FilledResult | AugmentationError]:
+    try:
+        return fill_values_many(provider, domain, payloads, pairs, cache)
+    except AugmentationError as exc:
+        return [exc] * len(payloads)
+    except Exception as exc:  # noqa: BLE001 - one bad chunk must not end the batch
+        logger.exception("augmentation chunk failed")
+        err = AugmentationError(f"unexpected error: {type(exc).__name__}: {exc}")
+        return [err] * len(payloads)

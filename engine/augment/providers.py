@@ -1,0 +1,550 @@
+"""LLM providers behind one small interface: OpenAI-compatible HTTP, in-process local, none.
+
+Every provider turns ``(system, user)`` into the model's raw answer text via
+:meth:`LLMProvider.complete_json`. Validation, repair and caching live in
+:mod:`engine.augment.service`; providers only talk to the model and translate every failure
+into :class:`AugmentationError` with a readable message that never contains the API key.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+logger = logging.getLogger(__name__)
+
+#: A prompt: (system message, user message).
+Prompt = tuple[str, str]
+
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+
+
+class AugmentationError(RuntimeError):
+    """Feature augmentation failed; ``str(err)`` is a readable one-line reason for the user."""
+
+
+def _redact(text: str, secret: str | None) -> str:
+    if secret and len(secret) >= 4:
+        text = text.replace(secret, "***")
+    return text
+
+
+# Settings ------------------------------------------------------------------------------------
+
+
+def _parse_bool(label: str, value: str) -> bool:
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{label} must be a boolean (true/false), got {value!r}")
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """How to reach the LLM. ``api_key`` is never shown in ``repr`` nor in :meth:`public_dict`.
+
+    Attributes:
+        provider: key of :data:`PROVIDERS` (``openai``, ``local``, ``none``).
+        model: model name (OpenAI-compatible servers) or model directory (``local``; for
+            ``transformers serve`` the served directory path, as given to the server).
+        base_url: OpenAI-compatible endpoint (``http://127.0.0.1:8000/v1``); None = OpenAI.
+        api_key: secret; optional when ``base_url`` points to a local server.
+        timeout_s: per-request timeout in seconds.
+        max_retries: retries of the HTTP client on timeouts, 429, 5xx, connection errors.
+        temperature: sampling temperature (0 = greedy).
+        json_mode: ask for ``response_format={"type": "json_object"}`` (falls back once
+            without it if the server rejects the field).
+        max_tokens: cap on generated tokens per answer.
+    """
+
+    provider: str = "openai"
+    model: str = DEFAULT_OPENAI_MODEL
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    timeout_s: float = 60.0
+    max_retries: int = 2
+    temperature: float = 0.0
+    json_mode: bool = True
+    max_tokens: int = 512
+
+    def __post_init__(self) -> None:
+        if self.provider not in PROVIDERS:
+            raise ValueError(f"unknown LLM provider {self.provider!r}; use one of {sorted(PROVIDERS)}")
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise ValueError("LLM model must be a non-empty string")
+        if not self.timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0, got {self.timeout_s}")
+        if not 0 <= self.max_retries <= 10:
+            raise ValueError(f"max_retries must be in 0..10, got {self.max_retries}")
+        if not 0.0 <= self.temperature <= 2.0:
+            raise ValueError(f"temperature must be in 0..2, got {self.temperature}")
+        if not 1 <= self.max_tokens <= 32768:
+            raise ValueError(f"max_tokens must be in 1..32768, got {self.max_tokens}")
+        if self.base_url is not None and not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {self.base_url!r}")
+
+    #: Environment variable -> field name.
+    ENV: ClassVar[dict[str, str]] = {
+        "EMERFLOW_LLM_PROVIDER": "provider",
+        "EMERFLOW_LLM_MODEL": "model",
+        "OPENAI_BASE_URL": "base_url",
+        "EMERFLOW_LLM_BASE_URL": "base_url",
+        "OPENAI_API_KEY": "api_key",
+        "EMERFLOW_LLM_TIMEOUT": "timeout_s",
+        "EMERFLOW_LLM_MAX_RETRIES": "max_retries",
+        "EMERFLOW_LLM_TEMPERATURE": "temperature",
+        "EMERFLOW_LLM_JSON_MODE": "json_mode",
+        "EMERFLOW_LLM_MAX_TOKENS": "max_tokens",
+    }
+
+    @classmethod
+    def from_env(
+        cls, secrets: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> LLMSettings:
+        """Settings from ``secrets`` (e.g. Streamlit secrets; wins) then the environment.
+
+        Variables: ``EMERFLOW_LLM_PROVIDER``, ``EMERFLOW_LLM_MODEL``, ``OPENAI_BASE_URL`` (or
+        ``EMERFLOW_LLM_BASE_URL``), ``OPENAI_API_KEY``, ``EMERFLOW_LLM_TIMEOUT``,
+        ``EMERFLOW_LLM_MAX_RETRIES``, ``EMERFLOW_LLM_TEMPERATURE``, ``EMERFLOW_LLM_JSON_MODE``,
+        ``EMERFLOW_LLM_MAX_TOKENS``. ``overrides`` (None values ignored) win over both.
+        For ``provider=local`` without a model, the prepared SmolLM2 directory is used.
+
+        Raises:
+            ValueError: a variable has an invalid value (the message names the variable,
+                never the key's value).
+        """
+        env = os.environ if env is None else env
+        sources = [env, secrets or {}]
+        values: dict[str, Any] = {}
+        for src in sources:  # later sources win
+            for var, name in cls.ENV.items():
+                raw = src.get(var)
+                if raw is None or str(raw).strip() == "":
+                    continue
+                values[name] = (var, str(raw).strip())
+        kwargs: dict[str, Any] = {}
+        types = {f.name: f.type for f in fields(cls)}
+        for name, (var, raw) in values.items():
+            kind = types[name]
+            try:
+                if kind == "float":
+                    kwargs[name] = float(raw)
+                elif kind == "int":
+                    kwargs[name] = int(raw)
+                elif kind == "bool":
+                    kwargs[name] = _parse_bool(var, raw)
+                else:
+                    kwargs[name] = raw
+            except ValueError:
+                raise ValueError(f"{var} has an invalid value") from None
+        kwargs.update({k: v for k, v in overrides.items() if v is not None})
+        provider = kwargs.get("provider", "openai")
+        if "model" not in kwargs:
+            if provider == "local":
+                from engine.augment.local_model import default_model_dir
+
+                kwargs["model"] = str(default_model_dir())
+            elif provider == "none":
+                kwargs["model"] = "none"
+        return cls(**kwargs)
+
+    def with_overrides(self, **overrides: Any) -> LLMSettings:
+        """A copy with the non-None ``overrides`` applied."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def public_dict(self) -> dict[str, Any]:
+        """All settings except the API key (safe to log, show or store)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "api_key"}
+        out["api_key_set"] = bool(self.api_key)
+        return out
+
+
+# Interface -----------------------------------------------------------------------------------
+
+
+class LLMProvider(ABC):
+    """A model that answers a (system, user) prompt with (ideally) a JSON object as text.
+
+    Attributes:
+        name: provider key (``openai``, ``local``, ``none``); part of cache keys.
+        model: model name or path; part of cache keys.
+        enabled: False for :class:`NoneProvider` (the analyst fills features by hand).
+        batch_size: >1 when :meth:`complete_json_many` batches in one forward pass (local);
+            batch augmentation then sends chunks instead of using threads.
+    """
+
+    name: str = "abstract"
+    model: str = ""
+    enabled: bool = True
+    batch_size: int = 1
+
+    @abstractmethod
+    def complete_json(self, system: str, user: str) -> str:
+        """The model's raw answer text.
+
+        Raises:
+            AugmentationError: the request failed (after the client's own retries).
+        """
+
+    def complete_json_many(self, prompts: Sequence[Prompt]) -> list[str | AugmentationError]:
+        """Answers for several prompts, in order; a failed one is its AugmentationError.
+
+        Default: one :meth:`complete_json` call after the other.
+        """
+        out: list[str | AugmentationError] = []
+        for system, user in prompts:
+            try:
+                out.append(self.complete_json(system, user))
+            except AugmentationError as exc:
+                out.append(exc)
+        return out
+
+    def describe(self) -> dict[str, str]:
+        """Provenance fields: ``{"provider": ..., "model": ...}``."""
+        return {"provider": self.name, "model": self.model}
+
+
+class NoneProvider(LLMProvider):
+    """No LLM: the analyst fills features by hand. The service returns empty results."""
+
+    name = "none"
+    model = "none"
+    enabled = False
+
+    def __init__(self, settings: LLMSettings | None = None) -> None:
+        self.settings = settings
+
+    def complete_json(self, system: str, user: str) -> str:
+        raise AugmentationError("no LLM provider configured (provider 'none'): fill features by hand")
+
+
+class OpenAIProvider(LLMProvider):
+    """Any OpenAI-compatible chat-completions endpoint (OpenAI, ``transformers serve``, vLLM…).
+
+    Uses the official ``openai`` client, whose own retries (``max_retries``, exponential
+    backoff honoring ``Retry-After``) cover timeouts, 429, 5xx and connection errors. With
+    ``json_mode`` it sends ``response_format={"type": "json_object"}``; if the server rejects
+    the request with HTTP 400/422, it retries once without and stops asking for it.
+    """
+
+    name = "openai"
+
+    def __init__(self, settings: LLMSettings, client: Any | None = None) -> None:
+        try:
+            import openai
+        except ImportError as exc:  # pragma: no cover - openai is a core dependency
+            raise AugmentationError(f"the openai package is not installed: {exc}") from None
+        self._openai = openai
+        self.settings = settings
+        self.model = settings.model
+        self._json_mode = settings.json_mode
+        self._lock = threading.Lock()
+        if client is not None:
+            self._client = client
+            return
+        key = settings.api_key
+        if not key:
+            if settings.base_url is None:
+                raise AugmentationError(
+                    "OPENAI_API_KEY is not set: set it (or OPENAI_BASE_URL for a local "
+                    "OpenAI-compatible server), or choose provider 'local' or 'none'"
+                )
+            key = "not-needed"  # local servers ignore it; the client requires a value
+        self._client = openai.OpenAI(
+            api_key=key,
+            base_url=settings.base_url,
+            timeout=settings.timeout_s,
+            max_retries=settings.max_retries,
+        )
+
+    @property
+    def json_mode_active(self) -> bool:
+        """Whether requests still carry ``response_format`` (False after a server rejected it)."""
+        return self._json_mode
+
+    def _where(self) -> str:
+        return self.settings.base_url or "the OpenAI API"
+
+    def _create(self, system: str, user: str, json_mode: bool) -> Any:
+        kwargs: dict[str, Any] = {
+            "model": self.settings.model,
+            "messages": [
+                {"role": "system", "content": system},
+                {"role": "user", "content": user},
+            ],
+            "temperature": self.settings.temperature,
+            "max_tokens": self.settings.max_tokens,
+        }
+        if json_mode:
+            kwargs["response_format"] = {"type": "json_object"}
+        return self._client.chat.completions.create(**kwargs)
+
+    def complete_json(self, system: str, user: str) -> str:
+        try:
+            try:
+                response = self._create(system, user, self._json_mode)
+            except (self._openai.BadRequestError, self._openai.UnprocessableEntityError):
+                if not self._json_mode:
+                    raise
+                logger.info("server rejected response_format; retrying once without JSON mode")
+                response = self._create(system, user, False)
+                with self._lock:
+                    self._json_mode = False
+        except self._openai.OpenAIError as exc:
+            raise AugmentationError(self._describe_error(exc)) from None
+        return self._content(response)
+
+    def _content(self, response: Any) -> str:
+        choices = getattr(response, "choices", None)
+        if not choices:
+            kind = "non-JSON" if isinstance(response, str | bytes) else "unexpected"
+            raise AugmentationError(
+                f"LLM server at {self._where()} returned a {kind} response (no choices)"
+            )
+        message = getattr(choices[0], "message", None)
+        content = getattr(message, "content", None)
+        if not isinstance(content, str) or not content.strip():
+            raise AugmentationError(f"LLM server at {self._where()} returned an empty answer")
+        return content
+
+    def _describe_error(self, exc: Exception) -> str:
+        o = self._openai
+        where = self._where()
+        retries = self.settings.max_retries
+        after = f" after {retries} retr{'y' if retries == 1 else 'ies'}" if retries else ""
+        if isinstance(exc, o.APITimeoutError):
+            msg = f"LLM request to {where} timed out ({self.settings.timeout_s:g}s){after}"
+        elif isinstance(exc, o.APIConnectionError):
+            msg = f"could not connect to the LLM server at {where}{after}"
+        elif isinstance(exc, o.AuthenticationError):
+            msg = f"LLM server at {where} rejected the API key (HTTP 401): check OPENAI_API_KEY"
+        elif isinstance(exc, o.RateLimitError):
+            msg = f"LLM server at {where} is rate limiting requests (HTTP 429){after}"
+        elif isinstance(exc, o.APIStatusError):
+            detail = _short_detail(exc)
+            msg = f"LLM server at {where} returned HTTP {exc.status_code}{after}" + (
+                f": {detail}" if detail else ""
+            )
+        elif isinstance(exc, o.APIResponseValidationError):
+            msg = f"LLM server at {where} returned a malformed (non-JSON) response"
+        else:
+            msg = f"LLM request to {where} failed: {type(exc).__name__}: {_clip(str(exc))}"
+        return _redact(msg, self.settings.api_key)
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _short_detail(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, Mapping):
+        err = body.get("error", body.get("detail", body))
+        if isinstance(err, Mapping):
+            err = err.get("message", err)
+        return _clip(str(err))
+    if isinstance(body, str):
+        return _clip(body)
+    return _clip(getattr(exc, "message", "") or "")
+
+
+# Local in-process model ------------------------------------------------------------------
+
+
+class LocalProvider(LLMProvider):
+    """In-process ``transformers`` causal LM (offline), with batched greedy generation.
+
+    The model is loaded lazily from a Hugging Face directory (e.g. the one made by
+    :func:`engine.augment.local_model.prepare_local_model`). Prompts are rendered with the
+    tokenizer's chat template, left-padded and generated together in chunks of
+    ``batch_size``. With ``json_prefix`` the answer is primed with ``{`` (prepended back to
+    the returned text), which makes small models far more likely to answer in JSON.
+    """
+
+    name = "local"
+
+    def __init__(
+        self,
+        settings: LLMSettings | None = None,
+        *,
+        model_dir: Path | str | None = None,
+        batch_size: int = 4,
+        max_new_tokens: int | None = None,
+        dtype: str = "float32",
+        json_prefix: bool = True,
+    ) -> None:
+        if model_dir is None:
+            if settings is not None and settings.model:
+                model_dir = settings.model
+            else:
+                from engine.augment.local_model import default_model_dir
+
+                model_dir = default_model_dir()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if dtype not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"dtype must be float32, bfloat16 or float16, got {dtype!r}")
+        self.model_dir = Path(model_dir).expanduser()
+        self.model = str(self.model_dir)
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens or (settings.max_tokens if settings else 384)
+        self.temperature = settings.temperature if settings else 0.0
+        self.dtype = dtype
+        self.json_prefix = json_prefix
+        self._lock = threading.Lock()
+        self._tok: Any = None
+        self._lm: Any = None
+
+    def _load(self) -> tuple[Any, Any]:
+        with self._lock:
+            if self._lm is None:
+                if not (self.model_dir / "config.json").is_file():
+                    raise AugmentationError(
+                        f"local model not found at {self.model_dir}: run `emerflow llm prepare`"
+                    )
+                try:
+                    import torch
+                    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+                    tok = AutoTokenizer.from_pretrained(str(self.model_dir))
+                    tok.padding_side = "left"
+                    if tok.pad_token is None:
+                        tok.pad_token = tok.eos_token
+                    lm = AutoModelForCausalLM.from_pretrained(
+                        str(self.model_dir), dtype=getattr(torch, self.dtype)
+                    )
+                    lm.eval()
+                except AugmentationError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - turned into a readable error
+                    raise AugmentationError(
+                        f"could not load the local model from {self.model_dir}: "
+                        f"{type(exc).__name__}: {_clip(str(exc))}"
+                    ) from None
+                self._tok, self._lm = tok, lm
+            return self._tok, self._lm
+
+    def complete_json(self, system: str, user: str) -> str:
+        result = self.complete_json_many([(system, user)])[0]
+        if isinstance(result, AugmentationError):
+            raise result
+        return result
+
+    def complete_json_many(self, prompts: Sequence[Prompt]) -> list[str | AugmentationError]:
+        if not prompts:
+            return []
+        tok, lm = self._load()
+        out: list[str | AugmentationError] = []
+        for start in range(0, len(prompts), self.batch_size):
+            chunk = prompts[start : start + self.batch_size]
+            try:
+                out.extend(self._generate(tok, lm, chunk))
+            except Exception as exc:  # noqa: BLE001 - one failed chunk must not end the batch
+                err = AugmentationError(
+                    f"local generation failed: {type(exc).__name__}: {_clip(str(exc))}"
+                )
+                out.extend([err] * len(chunk))
+        return out
+
+    def _generate(self, tok: Any, lm: Any, chunk: Sequence[Prompt]) -> list[str]:
+        import torch
+
+        prefix = "{" if self.json_prefix else ""
+        texts = [
+            tok.apply_chat_template(
+                [{"role": "system", "content": s}, {"role": "user", "content": u}],
+                tokenize=False,
+                add_generation_prompt=True,
+            )
+            + prefix
+            for s, u in chunk
+        ]
+        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        gen_kwargs: dict[str, Any] = {
+            "max_new_tokens": self.max_new_tokens,
+            "pad_token_id": tok.pad_token_id,
+        }
+        if self.json_prefix:
+            from transformers import StoppingCriteriaList
+
+            gen_kwargs["stopping_criteria"] = StoppingCriteriaList(
+                [_JSONClosedStop(tok, enc["input_ids"].shape[1], prefix)]
+            )
+        if self.temperature > 0:
+            gen_kwargs.update(do_sample=True, temperature=self.temperature)
+        else:
+            gen_kwargs.update(do_sample=False)
+        with self._lock, torch.inference_mode():
+            ids = lm.generate(**enc, **gen_kwargs)
+        new = ids[:, enc["input_ids"].shape[1] :]
+        return [prefix + t for t in tok.batch_decode(new, skip_special_tokens=True)]
+
+
+def json_object_closed(text: str) -> bool:
+    """True once ``text`` (starting with ``{``) holds a complete top-level JSON object."""
+    depth = 0
+    in_str = escaped = False
+    started = False
+    for ch in text:
+        if in_str:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "{[":
+            depth += 1
+            started = True
+        elif ch in "}]":
+            depth -= 1
+            if started and depth <= 0:
+                return True
+    return False
+
+
+class _JSONClosedStop:
+    """Stopping criterion: a row is done once its answer closes the top-level JSON object."""
+
+    def __init__(self, tok: Any, prompt_len: int, prefix: str) -> None:
+        self.tok, self.prompt_len, self.prefix = tok, prompt_len, prefix
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        texts = self.tok.batch_decode(input_ids[:, self.prompt_len :], skip_special_tokens=True)
+        done = [json_object_closed(self.prefix + t) for t in texts]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+#: Provider name -> class. Every class takes an :class:`LLMSettings` as first argument.
+PROVIDERS: dict[str, type[LLMProvider]] = {
+    "openai": OpenAIProvider,
+    "local": LocalProvider,
+    "none": NoneProvider,
+}
+
+
+def make_provider(settings: LLMSettings) -> LLMProvider:
+    """Instantiate the provider named by ``settings.provider``.
+
+    Raises:
+        AugmentationError: the provider can't be set up (e.g. no API key).
+    """
+    try:
+        cls = PROVIDERS[settings.provider]
+    except KeyError:
+        raise AugmentationError(f"unknown LLM provider {settings.provider!r}") from None
+    return cls(settings)  # type: ignore[call-arg]

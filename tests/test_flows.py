@@ -1,0 +1,81 @@
+"""The analyst loop as plain Python: new item -> predict -> confirm -> refine -> Phase I."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app import flows
+from db import repository as repo
+from db.database import init_db, make_engine
+from engine.build import workspace_dir
+from engine.workspace import load_workspace
+
+
+@pytest.fixture()
+def db(demo_env):
+    engine = make_engine()
+    init_db(engine)
+    return engine
+
+
+@pytest.fixture(scope="module")
+def movies(demo_home, encoder):
+    return load_workspace(workspace_dir("demo-movies", demo_home), encoder)
+
+
+@pytest.fixture(scope="module")
+def diseases(demo_home, encoder):
+    return load_workspace(workspace_dir("demo-diseases", demo_home), encoder)
+
+
+def test_disease_loop_refines_and_moves_confirmed_genes_up(db, diseases):
+    item = flows.new_item(db, diseases, name="Novel skeletal dysplasia", features={
+        "disease_type": "disease", "disease_class": "Musculoskeletal Diseases",
+        "semantic_type": "Disease or Syndrome",
+        "description": "A disorder of Wnt signaling affecting bone density."})
+    s0 = flows.predict_item(db, diseases, item.id)
+    assert s0.phase == 0 and len(s0.prediction.targets) == len(diseases.dataset.targets)
+    assert "Description: A disorder of Wnt signaling" in s0.prediction.text
+    assert len(s0.prediction.neighbours) == 5
+    # confirm three genes from outside the top 10; their ranks must improve
+    chosen = s0.prediction.targets.iloc[[30, 60, 90]]["target_id"].tolist()
+    before = s0.prediction.targets.set_index("target_id")["rank"].loc[chosen]
+    s1 = flows.confirm_and_refine(db, diseases, item.id, [(t, 1) for t in chosen])
+    after = s1.prediction.targets.set_index("target_id")["rank"].loc[chosen]
+    assert s1.phase == 1
+    assert (after != before).any(), "refinement left the ranking unchanged"
+    # the refined embedding separates the confirmed genes from the item's sampled negatives
+    raw = {**item.raw_features}
+    negs = [t for t, _ in diseases.sampled_negatives([(t, 1) for t in chosen])]
+    pos_rows = diseases.target_pos.loc[chosen].to_numpy()
+    neg_rows = diseases.target_pos.loc[negs].to_numpy()
+    sc0 = diseases.score(s0.prediction.embedding, raw)
+    sc1 = diseases.score(s1.prediction.embedding, raw)
+    gap0 = sc0[pos_rows].mean() - sc0[neg_rows].mean()
+    gap1 = sc1[pos_rows].mean() - sc1[neg_rows].mean()
+    assert gap1 > gap0
+    assert repo.current_phase(db, item.id) == 1
+    assert {e.phase for e in repo.embeddings(db, item.id)} == {0, 1}
+    assert [s.phase for s in repo.snapshots(db, item.id)] == [0, 1]
+    # re-opening the item shows Phase I with the stored embedding
+    again = flows.predict_item(db, diseases, item.id)
+    assert again.phase == 1
+    np.testing.assert_allclose(again.prediction.embedding, s1.prediction.embedding, rtol=1e-6)
+
+
+def test_movie_loop_and_errors(db, movies):
+    with pytest.raises(ValueError, match="Name is required"):
+        flows.new_item(db, movies, name="  ", features={})
+    item = flows.new_item(db, movies, name="Galaxy Orbit 9000", features={
+        "title": "Galaxy Orbit 9000", "year": 1999, "genres": "Sci-Fi|Adventure",
+        "description": "A film about a starship crew stranded beyond the galaxy."})
+    with pytest.raises(flows.DuplicateItemError):
+        flows.new_item(db, movies, name="galaxy orbit 9000", features={})
+    s0 = flows.predict_item(db, movies, item.id)
+    with pytest.raises(ValueError, match="at least one"):
+        flows.confirm_and_refine(db, movies, item.id, [])
+    users = s0.prediction.targets["target_id"].iloc[:3].tolist()
+    s1 = flows.confirm_and_refine(db, movies, item.id, [(users[0], 1), (users[1], 0)])
+    assert s1.decisions == {users[0]: 1, users[1]: 0}
+    assert s1.phase == 1
