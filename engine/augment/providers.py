@@ -77,7 +77,9 @@ class LLMSettings:
 
     def __post_init__(self) -> None:
         if self.provider not in PROVIDERS:
-            raise ValueError(f"unknown LLM provider {self.provider!r}; use one of {sorted(PROVIDERS)}")
+            raise ValueError(
+                f"unknown LLM provider {self.provider!r}; use one of {sorted(PROVIDERS)}"
+            )
         if not isinstance(self.model, str) or not self.model.strip():
             raise ValueError("LLM model must be a non-empty string")
         if not self.timeout_s > 0:
@@ -107,7 +109,9 @@ class LLMSettings:
 
     @classmethod
     def from_env(
-        cls, secrets: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None,
+        cls,
+        secrets: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
         **overrides: Any,
     ) -> LLMSettings:
         """Settings from ``secrets`` (e.g. Streamlit secrets; wins) then the environment.
@@ -224,7 +228,9 @@ class NoneProvider(LLMProvider):
         self.settings = settings
 
     def complete_json(self, system: str, user: str) -> str:
-        raise AugmentationError("no LLM provider configured (provider 'none'): fill features by hand")
+        raise AugmentationError(
+            "no LLM provider configured (provider 'none'): fill features by hand"
+        )
 
 
 class OpenAIProvider(LLMProvider):

@@ -36,8 +36,24 @@ MAX_INPUT_CHARS = 100_000
 
 #: Values that mean "unknown"; stored as the empty string.
 UNKNOWN_VALUES = frozenset(
-    {"", "unknown", "n/a", "na", "none", "null", "nil", "not available", "not known", "-", "?",
-     "...", "…", "tbd", "unspecified", "not specified"}
+    {
+        "",
+        "unknown",
+        "n/a",
+        "na",
+        "none",
+        "null",
+        "nil",
+        "not available",
+        "not known",
+        "-",
+        "?",
+        "...",
+        "…",
+        "tbd",
+        "unspecified",
+        "not specified",
+    }
 )
 
 
@@ -154,8 +170,9 @@ def coerce_value(raw: object) -> str:
         s = MULTI_SEP.join(p for p in parts if p)
     else:
         s = " ".join(str(raw).split())
-    s = MULTI_SEP.join(p.strip() for p in s.split(MULTI_SEP) if p.strip().lower() not in
-                       UNKNOWN_VALUES)
+    s = MULTI_SEP.join(
+        p.strip() for p in s.split(MULTI_SEP) if p.strip().lower() not in UNKNOWN_VALUES
+    )
     return "" if s.strip().lower() in UNKNOWN_VALUES else s[:MAX_VALUE_CHARS].rstrip()
 
 
@@ -285,7 +302,9 @@ def parse_suggested(
         elif isinstance(obj.get("name"), str):
             raw = [obj]  # a single feature object
         else:
-            raise SchemaError('expected {"features": [{"name": ..., "descriptor": ..., "why": ...}]}')
+            raise SchemaError(
+                'expected {"features": [{"name": ..., "descriptor": ..., "why": ...}]}'
+            )
     if not isinstance(raw, list):
         raise SchemaError('"features" must be a JSON list of objects')
     excluded = set()
