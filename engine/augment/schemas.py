@@ -194,18 +194,23 @@ def extract_json_object(text: str) -> dict[str, Any]:
     candidates = [m.group(1) for m in _FENCE_RE.finditer(text)] + [text]
     decoder = json.JSONDecoder()
     for cand in candidates:
+        first = True
         for i, ch in enumerate(cand):
             if ch != "{":
                 continue
             try:
                 obj, _ = decoder.raw_decode(cand, i)
             except ValueError:
+                if first:
+                    # The outermost object may be cut off (max_tokens): keep its complete
+                    # part rather than returning one of its nested objects.
+                    salvaged = salvage_truncated_json(cand[i:])
+                    if salvaged is not None:
+                        return salvaged
+                first = False
                 continue
             if isinstance(obj, dict):
                 return obj
-    salvaged = salvage_truncated_json(text)
-    if salvaged is not None:
-        return salvaged
     raise SchemaError("no JSON object found in the answer; reply with one JSON object only")
 
 
@@ -355,12 +360,15 @@ def parse_suggested(
     return kept
 
 
-def parse_filled(text: str, feature_names: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+def parse_filled(
+    text: str, feature_names: Iterable[str], placeholders: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], list[str]]:
     """Validate a ``fill_values`` answer against the requested feature names.
 
     Accepts a flat ``{name: value}`` object or ``{"values": {...}}``. Keys are normalized to
     snake_case and matched to the requested names; extra keys are ignored; missing or unknown
-    values become ``""`` (never invented).
+    values become ``""`` (never invented). A value that only repeats the feature's name, or
+    its label given in ``placeholders`` (name -> descriptor), counts as unknown.
 
     Returns:
         ``(values, missing)``: a value for every requested name, and the names left empty.
@@ -385,5 +393,12 @@ def parse_filled(text: str, feature_names: Iterable[str]) -> tuple[dict[str, str
             "none of the requested keys is present; use exactly these keys: " + ", ".join(names)
         )
     values = {n: filled.values.get(n, "") for n in names}
+    # Small models echo the prompt's labels ("director": "Director"): that is no value.
+    for n in names:
+        echoes = {n.lower(), n.replace("_", " ").lower()}
+        if placeholders and placeholders.get(n):
+            echoes.add(placeholders[n].strip().lower())
+        if values[n].strip().lower() in echoes:
+            values[n] = ""
     missing = [n for n in names if not values[n]]
     return values, missing

@@ -215,7 +215,7 @@ def _fill_job(
     return _Job(
         key=cache_key(provider.name, provider.model, PROMPT_VERSION, digest),
         prompt=build_fill_prompt(domain, item_data, pairs),
-        parse=lambda text: parse_filled(text, names),
+        parse=lambda text: parse_filled(text, names, placeholders=dict(pairs)),
         canonical=lambda res: json.dumps(res[0], ensure_ascii=False),
     )
 
