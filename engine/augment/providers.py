@@ -307,6 +307,18 @@ class OpenAIProvider(LLMProvider):
                     self._json_mode = False
         except self._openai.OpenAIError as exc:
             raise AugmentationError(self._describe_error(exc)) from None
+        except ValueError:  # the client could not decode the body (JSONDecodeError)
+            raise AugmentationError(
+                f"LLM server at {self._where()} returned a malformed (non-JSON) response"
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - never let a raw client error escape
+            raise AugmentationError(
+                _redact(
+                    f"LLM request to {self._where()} failed: {type(exc).__name__}: "
+                    f"{_clip(str(exc))}",
+                    self.settings.api_key,
+                )
+            ) from None
         return self._content(response)
 
     def _content(self, response: Any) -> str:
