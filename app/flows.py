@@ -79,8 +79,12 @@ def _as_text(value: object) -> str:
 
 def new_item(db: Engine, ws: Workspace, *, name: str, features: Mapping[str, object],
              external_id: str | None = None, analyst: str = "analyst",
-             allow_duplicate: bool = False) -> ItemRecord:
+             allow_duplicate: bool = False,
+             extra_features: Sequence[Mapping[str, object]] = ()) -> ItemRecord:
     """Create an emerging item with its raw features as feature version 1.
+
+    ``extra_features`` (e.g. the analyst's synonyms) are appended to version 1 as given:
+    feature dicts with ``name``, ``descriptor``, ``value`` and ``source``.
 
     Raises:
         ValueError: empty name.
@@ -99,7 +103,9 @@ def new_item(db: Engine, ws: Workspace, *, name: str, features: Mapping[str, obj
     item = repo.create_item(db, workspace=ws.name, domain=ws.domain, name=name,
                             external_id=external_id or None, raw_features=raw,
                             created_by=analyst)
-    repo.save_feature_version(db, item.id, dataset_features(ws, raw), created_by=analyst)
+    repo.save_feature_version(db, item.id, [*dataset_features(ws, raw),
+                                            *(dict(f) for f in extra_features)],
+                              created_by=analyst)
     return item
 
 

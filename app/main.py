@@ -6,14 +6,28 @@ from pathlib import Path
 
 import streamlit as st
 
+from app.state import ANALYST_KEY, ITEM_KEY, WORKSPACE_KEY
+
 PAGES = Path(__file__).resolve().parent / "pages"
 
 st.set_page_config(page_title="EmerFlow Studio", page_icon="🧬", layout="wide")
 
 navigation = st.navigation(
     [
-        st.Page(PAGES / "analyst.py", title="Analyst", icon="🔬", default=True),
-        st.Page(PAGES / "workspace.py", title="Workspace", icon="🗂️"),
+        st.Page(PAGES / "workspace.py", title="Workspace", icon="🗂️", default=True),
+        st.Page(PAGES / "new_item.py", title="New item", icon="➕"),
+        st.Page(PAGES / "features.py", title="Features", icon="🧾"),
+        st.Page(PAGES / "predictions.py", title="Predictions", icon="🎯"),
+        st.Page(PAGES / "feedback.py", title="Feedback", icon="✅"),
+        st.Page(PAGES / "benchmark.py", title="Benchmark", icon="📊"),
+        st.Page(PAGES / "settings.py", title="Settings", icon="⚙️"),
     ]
 )
+with st.sidebar:
+    st.markdown("**EmerFlow Studio**")
+    st.caption("Emerging diseases → genes · emerging movies → users")
+    st.text_input("Analyst", key=ANALYST_KEY, placeholder="your name",
+                  help="Recorded with every feature edit and decision.")
+    ws_name = st.session_state.get(WORKSPACE_KEY)
+    st.caption(f"Workspace: {ws_name or '—'} · item: #{st.session_state.get(ITEM_KEY) or '—'}")
 navigation.run()

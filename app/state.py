@@ -1,18 +1,41 @@
-"""Long-lived resources, loaded once per server process with ``st.cache_resource``."""
+"""Long-lived resources (``st.cache_resource``) and the session state shared by the pages.
+
+Session state carries the current workspace (``workspace``), item (``item_id``), the analyst's
+name and the LLM choice across pages. Everything else lives in plain modules under ``app/``.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import streamlit as st
 from sqlalchemy.engine import Engine
 
+from app import flows
+from app.llm import LLMChoice, resolve_settings
+from app.llm_cache import DBResponseCache
+from db import repository as repo
 from db.database import init_db, make_engine
+from engine.augment import AugmentationError, LLMProvider, LLMSettings, make_provider
 from engine.build import build_dataset_workspace, workspace_dir
 from engine.config import EncoderConfig
+from engine.data.registry import DATASETS
 from engine.text.encoder import TextEncoder
 from engine.workspace import Workspace, load_workspace, workspace_exists
 
 ITEM_KEY = "item_id"  #: session-state key of the item being worked on
 WORKSPACE_KEY = "workspace"  #: session-state key of the chosen workspace name
+ANALYST_KEY = "analyst"  #: session-state key of the analyst's name
+LLM_KEY = "llm_choice"  #: session-state key of the LLMChoice picked on the Settings page
+ENCODER_KEY = "encoder_model"  #: session-state key of the encoder model name
+
+PAGE_FILES = {
+    "workspace": "pages/workspace.py", "new_item": "pages/new_item.py",
+    "features": "pages/features.py", "predictions": "pages/predictions.py",
+    "feedback": "pages/feedback.py", "benchmark": "pages/benchmark.py",
+    "settings": "pages/settings.py",
+}
 
 
 @st.cache_resource(show_spinner="Loading the text encoder…")
@@ -30,6 +53,17 @@ def get_db() -> Engine:
 @st.cache_resource(show_spinner="Loading the workspace…")
 def get_workspace(name: str) -> Workspace:
     return load_workspace(workspace_dir(name), get_encoder())
+
+
+@st.cache_resource
+def get_cache() -> DBResponseCache:
+    return DBResponseCache(get_db())
+
+
+@st.cache_resource(show_spinner="Setting up the LLM provider…")
+def _provider(provider: str, model: str, base_url: str | None) -> LLMProvider:
+    # The key is re-read from env/secrets here and never part of the cache key.
+    return make_provider(current_llm_settings())
 
 
 def is_built(name: str) -> bool:
@@ -51,3 +85,104 @@ def build_with_status(name: str) -> None:
         build_dataset_workspace(name, encoder=get_encoder(), progress=progress)
         status.update(label=f"Workspace {name} is ready", state="complete", expanded=False)
     get_workspace.clear()
+
+
+# ---- secrets and LLM ---------------------------------------------------------------------------
+def read_secrets() -> Mapping[str, Any]:
+    """``st.secrets`` as a dict; empty when there is no secrets.toml (never an error)."""
+    try:
+        return {k: v for k, v in st.secrets.to_dict().items()}
+    except Exception:  # noqa: BLE001 - no or unreadable secrets file: env only
+        return {}
+
+
+def llm_choice() -> LLMChoice:
+    choice = st.session_state.get(LLM_KEY)
+    return choice if isinstance(choice, LLMChoice) else LLMChoice()
+
+
+def current_llm_settings() -> LLMSettings:
+    """Resolved settings; ``ValueError`` on an invalid environment value."""
+    return resolve_settings(llm_choice(), read_secrets())
+
+
+def get_provider() -> LLMProvider:
+    """The configured provider (cached). Raises AugmentationError / ValueError (readable)."""
+    s = current_llm_settings()
+    return _provider(s.provider, s.model, s.base_url)
+
+
+# ---- session: workspace and item ---------------------------------------------------------------
+def analyst_name() -> str:
+    return str(st.session_state.get(ANALYST_KEY) or "analyst").strip() or "analyst"
+
+
+def available_workspaces() -> list[str]:
+    return [n for n in DATASETS if is_built(n)]
+
+
+def current_workspace() -> Workspace | None:
+    """The session's workspace (the first built one by default), loaded once per process.
+
+    Shows a readable message and returns None when nothing is built or loading fails.
+    """
+    built = available_workspaces()
+    name = st.session_state.get(WORKSPACE_KEY)
+    if name not in built:
+        if not built:
+            st.warning("No workspace is built yet: build one on the Workspace page.")
+            return None
+        name = built[0]
+        st.session_state[WORKSPACE_KEY] = name
+    try:
+        return get_workspace(name)
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        st.error(f"Could not load workspace {name}: {exc}")
+        return None
+
+
+def set_workspace(name: str) -> None:
+    if st.session_state.get(WORKSPACE_KEY) != name:
+        st.session_state[WORKSPACE_KEY] = name
+        st.session_state.pop(ITEM_KEY, None)
+
+
+def current_item(db: Engine, ws: Workspace) -> repo.ItemRecord | None:
+    """The session's item when it belongs to the current workspace, else None (+ a hint)."""
+    item_id = st.session_state.get(ITEM_KEY)
+    if item_id is not None:
+        try:
+            item = repo.get_item(db, int(item_id))
+            if item.workspace == ws.name:
+                return item
+        except (ValueError, LookupError):
+            pass
+        st.session_state.pop(ITEM_KEY, None)
+    st.info("No item open: create one or reopen an existing one on the **New item** page.")
+    page_link("new_item", "Go to New item", icon="➕")
+    return None
+
+
+def page_link(page: str, label: str, icon: str | None = None) -> None:
+    """``st.page_link`` to one of our pages; silently nothing where pages are not registered."""
+    try:
+        st.page_link(PAGE_FILES[page], label=label, icon=icon)
+    except Exception:  # noqa: BLE001 - e.g. a page run on its own in a test
+        pass
+
+
+def header(ws: Workspace, item: repo.ItemRecord | None = None, phase: int | None = None) -> None:
+    bits = [f"Workspace **{ws.name}**" + (" (synthetic)" if DATASETS.get(ws.name) and
+                                           DATASETS[ws.name].synthetic else ""),
+            f"model `{ws.model_version}`"]
+    if item is not None:
+        bits.append(f"item **{item.name}** (#{item.id})")
+    if phase is not None:
+        bits.append(f"Phase **{flows.phase_label(phase)}**")
+    st.caption(" · ".join(bits))
+
+
+__all__ = ["ANALYST_KEY", "AugmentationError", "ITEM_KEY", "LLM_KEY", "WORKSPACE_KEY",
+           "analyst_name", "build_with_status", "current_item", "current_workspace",
+           "get_cache", "get_db", "get_encoder", "get_provider", "get_workspace", "header",
+           "is_built", "page_link", "read_secrets", "set_workspace"]

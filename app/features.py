@@ -1,0 +1,305 @@
+"""Feature augmentation and review: suggested features per domain, LLM values per item,
+the analyst's edits as new feature versions with per-feature provenance. No streamlit here.
+
+Feature dicts follow ``db.repository.save_feature_version``: ``name``, ``descriptor``,
+``value``, ``keep``, ``source`` (dataset | llm | analyst), ``provider``/``model``/
+``prompt_version`` for LLM values, ``analyst``/``edited_at`` for edits, plus the extra key
+``llm_value``: the LLM's original answer, kept when the analyst overrides it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from app import flows
+from db import repository as repo
+from db.repository import FeatureVersionRecord
+from engine.augment import (
+    AugmentationError,
+    LLMProvider,
+    ResponseCache,
+    SuggestedFeature,
+    fill_values,
+    normalize_feature_name,
+    suggest_features,
+)
+from engine.config import emerflow_home
+from engine.workspace import Workspace
+
+REVIEW_COLUMNS = ["name", "descriptor", "value", "source", "llm original", "keep"]
+ProgressFn = Callable[[float, str], None]
+
+
+# ---- suggested features, stored once per domain ------------------------------------------------
+def schema_path(domain: str, home: Path | None = None) -> Path:
+    """``$EMERFLOW_HOME/augment/<domain>_features.json``."""
+    return (home or emerflow_home()) / "augment" / f"{domain}_features.json"
+
+
+def load_suggested(domain: str, home: Path | None = None) -> list[dict[str, str]]:
+    """The stored feature list of ``domain`` (``[]`` when none yet or unreadable)."""
+    path = schema_path(domain, home)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    feats = doc.get("features", []) if isinstance(doc, dict) else []
+    return [f for f in feats if isinstance(f, dict) and f.get("name")]
+
+
+def save_suggested(domain: str, features: Sequence[Mapping[str, Any]], *,
+                   home: Path | None = None, provenance: Mapping[str, str] | None = None
+                   ) -> list[dict[str, str]]:
+    """Validate (snake_case names, unique, descriptor defaults) and store atomically.
+
+    Raises:
+        ValueError: a row without a usable name or descriptor (message names the row).
+    """
+    clean: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for i, f in enumerate(features, start=1):
+        raw_name = str(f.get("name") or "").strip()
+        desc = str(f.get("descriptor") or "").strip()
+        if not raw_name and not desc:
+            continue
+        try:
+            name = normalize_feature_name(raw_name or desc)
+        except ValueError:
+            raise ValueError(f"Row {i}: the feature needs a name with letters or digits.") from None
+        if name in seen:
+            raise ValueError(f"Row {i}: duplicate feature {name!r}.")
+        seen.add(name)
+        clean.append({"name": name, "descriptor": desc or name.replace("_", " ").capitalize(),
+                      "why": str(f.get("why") or "").strip()})
+    path = schema_path(domain, home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    doc = {"domain": domain, "features": clean, "provenance": dict(provenance or {}),
+           "saved_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    tmp.write_text(json.dumps(doc, indent=1))
+    os.replace(tmp, path)
+    return clean
+
+
+def suggest_for_domain(provider: LLMProvider, ws: Workspace, cache: ResponseCache,
+                       n: int = 8) -> list[dict[str, str]]:
+    """Ask the LLM for new features of the workspace's domain and store them (merged with the
+    stored list). With provider ``none`` nothing is asked and the stored list is returned.
+
+    Raises:
+        AugmentationError: the LLM failed (readable message).
+    """
+    stored = load_suggested(ws.domain)
+    if not provider.enabled:
+        return stored
+    got: list[SuggestedFeature] = suggest_features(
+        provider, ws.domain, [*ws.dataset.item_features, *[(f["name"], f["descriptor"])
+                                                           for f in stored]], cache, n=n)
+    merged = [*stored, *[f.model_dump() for f in got]]
+    return save_suggested(ws.domain, merged, provenance=provider.describe())
+
+
+# ---- per-item values ----------------------------------------------------------------------------
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def current_features(db: Engine, item_id: int) -> list[dict[str, Any]]:
+    fv = repo.latest_feature_version(db, item_id)
+    return [dict(f) for f in fv.features] if fv else []
+
+
+def augment_item(db: Engine, ws: Workspace, item_id: int, provider: LLMProvider,
+                 features: Sequence[Mapping[str, str]], cache: ResponseCache, *,
+                 analyst: str = "analyst", progress: ProgressFn | None = None
+                 ) -> FeatureVersionRecord:
+    """Fill the values of ``features`` for the item with the LLM; store a new feature version.
+
+    LLM values land with ``source=llm`` and their provenance; a feature the analyst already
+    edited keeps the analyst's value (the new LLM answer goes to ``llm_value``). Features the
+    LLM did not know are stored empty and un-ticked.
+
+    Raises:
+        ValueError: no features to fill, or provider ``none`` (fill by hand instead).
+        AugmentationError: the LLM failed (readable message).
+    """
+    if not features:
+        raise ValueError("No features to fill: suggest features first, or add them by hand.")
+    if not provider.enabled:
+        raise ValueError("Provider 'none' fills nothing: type the values in the table.")
+    item = repo.get_item(db, item_id)
+    progress = progress or (lambda f, m: None)
+    progress(0.1, f"asking {provider.name} / {provider.model} for {len(features)} features…")
+    known = {k: v for k, v in item.raw_features.items() if v not in (None, "")}
+    result = fill_values(provider, ws.domain, known,
+                         [(f["name"], f.get("descriptor") or f["name"]) for f in features], cache)
+    progress(0.8, "cached answer" if result.cached else "answer validated")
+    descs = {normalize_feature_name(f["name"]): f.get("descriptor") or f["name"] for f in features}
+    rows = current_features(db, item_id)
+    by_name = {r["name"]: r for r in rows}
+    for name, value in result.values.items():
+        llm = {"provider": result.provenance["provider"], "model": result.provenance["model"],
+               "prompt_version": result.provenance["prompt_version"], "llm_value": value}
+        old = by_name.get(name)
+        if old is not None and old.get("source") == "analyst":
+            old.update({k: v for k, v in llm.items() if k == "llm_value"})
+            continue
+        new = {"name": name, "descriptor": descs.get(name, name), "value": value,
+               "source": "llm", "keep": bool(value), **llm}
+        if old is not None:
+            old.clear()
+            old.update(new)
+        else:
+            rows.append(new)
+            by_name[name] = new
+    fv = repo.save_feature_version(db, item_id, rows, created_by=analyst or "analyst")
+    progress(1.0, f"saved feature version {fv.version}")
+    return fv
+
+
+# ---- review table -------------------------------------------------------------------------------
+def source_label(f: Mapping[str, Any]) -> str:
+    """``dataset`` / ``LLM openai gpt-4o-mini (prompt v1)`` / ``analyst alice @ time``."""
+    src = f.get("source")
+    if src == "llm":
+        return f"LLM {f.get('provider') or ''} {f.get('model') or ''} " \
+               f"(prompt {f.get('prompt_version') or '?'})".replace("  ", " ")
+    if src == "analyst":
+        who = f.get("analyst") or "analyst"
+        when = f.get("edited_at") or ""
+        return f"analyst {who}" + (f" @ {when}" if when else "")
+    return str(src or "")
+
+
+def review_frame(features: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The table the analyst edits: name, descriptor, value, source, llm original, keep."""
+    rows = [{"name": f["name"], "descriptor": f.get("descriptor") or f["name"],
+             "value": "" if f.get("value") is None else str(f.get("value")),
+             "source": source_label(f), "llm original": f.get("llm_value") or "",
+             "keep": bool(f.get("keep", True))} for f in features]
+    return pd.DataFrame(rows, columns=REVIEW_COLUMNS)
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return str(value).strip()
+
+
+def apply_review(previous: Sequence[Mapping[str, Any]], edited: pd.DataFrame, *,
+                 analyst: str) -> list[dict[str, Any]] | None:
+    """The next feature list from the edited table, or None when nothing changed.
+
+    A changed value or descriptor makes the feature ``source=analyst`` (with analyst name and
+    time); the LLM's original stays in ``llm_value``. A changed ``keep`` alone keeps the
+    source. New rows need a descriptor (the name is derived from it); deleted rows go.
+
+    Raises:
+        ValueError: a new row without descriptor, or two rows with the same name.
+    """
+    analyst = (analyst or "").strip() or "analyst"
+    old = {f["name"]: dict(f) for f in previous}
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for i, row in enumerate(edited.to_dict("records"), start=1):
+        name, desc, value = _cell(row.get("name")), _cell(row.get("descriptor")), \
+            _cell(row.get("value"))
+        keep = bool(row.get("keep")) if row.get("keep") is not None else True
+        if not name:
+            if not desc and not value:
+                continue  # an empty added row
+            if not desc:
+                raise ValueError(f"Row {i}: a new feature needs a descriptor.")
+            try:
+                name = normalize_feature_name(desc)
+            except ValueError:
+                raise ValueError(f"Row {i}: the descriptor needs letters or digits.") from None
+        if name in seen:
+            raise ValueError(f"Row {i}: duplicate feature {name!r}.")
+        seen.add(name)
+        prev = old.get(name)
+        if prev is None:
+            out.append({"name": name, "descriptor": desc or name, "value": value, "keep": keep,
+                        "source": "analyst", "analyst": analyst, "edited_at": _now()})
+            continue
+        f = dict(prev)
+        prev_value = _cell(prev.get("value"))
+        prev_desc = _cell(prev.get("descriptor")) or name
+        if value != prev_value or (desc and desc != prev_desc):
+            if f.get("source") == "llm" and "llm_value" not in f:
+                f["llm_value"] = prev_value
+            f.update(value=value, descriptor=desc or prev_desc, source="analyst",
+                     analyst=analyst, edited_at=_now())
+        f["keep"] = keep
+        out.append(f)
+    same = (len(out) == len(previous)
+            and all(a == dict(b) for a, b in zip(out, previous, strict=True)))
+    return None if same else out
+
+
+def save_review(db: Engine, ws: Workspace, item_id: int, edited: pd.DataFrame, *,
+                analyst: str) -> FeatureVersionRecord | None:
+    """Store the edited table as the next feature version; re-embed while in Phase 0.
+
+    Returns the new version, or None when nothing changed.
+    """
+    rows = apply_review(current_features(db, item_id), edited, analyst=analyst)
+    if rows is None:
+        return None
+    fv = repo.save_feature_version(db, item_id, rows, created_by=analyst or "analyst")
+    if repo.current_phase(db, item_id) == 0:
+        flows.predict_item(db, ws, item_id, recompute=True)
+    return fv
+
+
+def set_feature(db: Engine, ws: Workspace, item_id: int, *, descriptor: str, value: str,
+                analyst: str, name: str | None = None) -> FeatureVersionRecord | None:
+    """Add or change one feature (the quick form beside the table)."""
+    if not (descriptor or name or "").strip():
+        raise ValueError("Give the feature a descriptor (e.g. 'Mechanism').")
+    if not (value or "").strip():
+        raise ValueError("Give the feature a value.")
+    table = review_frame(current_features(db, item_id))
+    key = name or normalize_feature_name(descriptor)
+    mask = table["name"] == key
+    if mask.any():
+        table.loc[mask, "value"] = value.strip()
+        if descriptor.strip():
+            table.loc[mask, "descriptor"] = descriptor.strip()
+        table.loc[mask, "keep"] = True
+    else:
+        table.loc[len(table)] = {"name": key, "descriptor": descriptor.strip(),
+                                 "value": value.strip(), "source": "", "llm original": "",
+                                 "keep": True}
+    return save_review(db, ws, item_id, table, analyst=analyst)
+
+
+def serialized_text(db: Engine, ws: Workspace, item_id: int) -> str:
+    """Exactly what the text encoder sees for the item's latest feature version."""
+    item = repo.get_item(db, item_id)
+    raw, aug, desc = flows.engine_inputs(ws, item, repo.latest_feature_version(db, item_id))
+    return ws.serialize(raw, aug, desc)
+
+
+def version_history(db: Engine, item_id: int) -> pd.DataFrame:
+    rows = []
+    for fv in repo.feature_versions(db, item_id):
+        srcs = pd.Series([f.get("source") for f in fv.features]).value_counts().to_dict()
+        rows.append({"version": fv.version, "by": fv.created_by,
+                     "at": fv.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                     "features": len(fv.features),
+                     "sources": ", ".join(f"{k}: {v}" for k, v in srcs.items())})
+    return pd.DataFrame(rows)
+
+
+__all__ = ["AugmentationError", "apply_review", "augment_item", "load_suggested",
+           "review_frame", "save_review", "save_suggested", "serialized_text", "set_feature",
+           "suggest_for_domain", "version_history"]

@@ -1,0 +1,101 @@
+"""Phase history of an item: stored embeddings rescored, rank movement of confirmed targets,
+embedding drift from Phase 0, and any past phase's ranking reopened. No streamlit here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from app import flows
+from db import repository as repo
+from engine.schema import NAME, PHASES, TARGET_ID
+from engine.workspace import Prediction, Workspace
+
+
+def phase_embeddings(db: Engine, item_id: int) -> dict[int, np.ndarray]:
+    """Stored embedding of every phase the item went through."""
+    return {e.phase: np.frombuffer(e.vector, dtype=np.float32).copy()
+            for e in repo.embeddings(db, item_id)}
+
+
+def ranking_at_phase(db: Engine, ws: Workspace, item_id: int, phase: int) -> Prediction:
+    """The full ranking scored with ``phase``'s stored embedding (a past phase reopened).
+
+    Raises:
+        ValueError: the item never reached that phase.
+    """
+    embs = phase_embeddings(db, item_id)
+    if phase not in embs:
+        raise ValueError(f"The item has no Phase {PHASES[phase]} embedding yet.")
+    item = repo.get_item(db, item_id)
+    raw, aug, desc = flows.engine_inputs(ws, item, repo.latest_feature_version(db, item_id))
+    return ws.predict(raw, augmented=aug, descriptors=desc, embedding=embs[phase])
+
+
+def rank_history(db: Engine, ws: Workspace, item_id: int,
+                 target_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """Rank and score of targets at every stored phase (default: the confirmed targets).
+
+    Columns: phase (0..3), phase_label, target_id, name, rank, score, decided_in.
+    """
+    inter = repo.interactions(db, item_id)
+    if target_ids is None:
+        target_ids = [i.target_id for i in inter if i.label == 1]
+    decided = {i.target_id: PHASES[i.phase] for i in inter}
+    cols = ["phase", "phase_label", TARGET_ID, NAME, "rank", "score", "decided_in"]
+    if not target_ids:
+        return pd.DataFrame(columns=cols)
+    item = repo.get_item(db, item_id)
+    raw, _, _ = flows.engine_inputs(ws, item, repo.latest_feature_version(db, item_id))
+    ids = [str(t) for t in target_ids if str(t) in ws.target_pos.index]
+    pos = ws.target_pos.loc[ids].to_numpy()
+    names = ws.dataset.targets[NAME].astype(str).to_numpy()[pos]
+    rows = []
+    for phase, emb in sorted(phase_embeddings(db, item_id).items()):
+        scores = ws.score(emb, raw)
+        ranks = (-scores).argsort(kind="stable").argsort(kind="stable") + 1
+        for t, p, n in zip(ids, pos, names, strict=True):
+            rows.append({"phase": phase, "phase_label": PHASES[phase], TARGET_ID: t, NAME: n,
+                         "rank": int(ranks[p]), "score": float(scores[p]),
+                         "decided_in": decided.get(t, "")})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def drift(db: Engine, item_id: int) -> pd.DataFrame:
+    """How far the embedding travelled: cosine similarity and L2 distance to Phase 0 and to
+    the previous phase, per phase."""
+    embs = phase_embeddings(db, item_id)
+    cols = ["phase", "phase_label", "cosine_to_phase0", "l2_to_phase0", "l2_step", "norm"]
+    if 0 not in embs:
+        return pd.DataFrame(columns=cols)
+    base = embs[0]
+    rows, prev = [], base
+    for phase, emb in sorted(embs.items()):
+        cos = float(emb @ base / (np.linalg.norm(emb) * np.linalg.norm(base) + 1e-12))
+        rows.append({"phase": phase, "phase_label": PHASES[phase], "cosine_to_phase0": cos,
+                     "l2_to_phase0": float(np.linalg.norm(emb - base)),
+                     "l2_step": float(np.linalg.norm(emb - prev)),
+                     "norm": float(np.linalg.norm(emb))})
+        prev = emb
+    return pd.DataFrame(rows, columns=cols)
+
+
+def snapshot_table(db: Engine, item_id: int) -> pd.DataFrame:
+    """The stored top-k snapshots (audit): phase, rank, target_id, score."""
+    rows = [{"phase": PHASES[s.phase], "rank": e["rank"], TARGET_ID: e["target_id"],
+             "score": e["score"]} for s in repo.snapshots(db, item_id) for e in s.topk]
+    return pd.DataFrame(rows, columns=["phase", "rank", TARGET_ID, "score"])
+
+
+def decision_log(db: Engine, item_id: int) -> pd.DataFrame:
+    rows = [{"target_id": e.target_id, "label": "confirmed" if e.label else "rejected",
+             "phase": PHASES[e.phase], "revision": e.revision, "source": e.source,
+             "analyst": e.analyst or "", "note": e.note or "",
+             "at": e.created_at.strftime("%Y-%m-%d %H:%M:%S")}
+            for e in repo.interaction_history(db, item_id)]
+    return pd.DataFrame(rows, columns=["target_id", "label", "phase", "revision", "source",
+                                       "analyst", "note", "at"])

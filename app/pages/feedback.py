@@ -1,0 +1,161 @@
+"""Feedback page: confirm/reject predicted targets or upload observed interactions, refine to
+the next phase, and follow the phase history (rank movement, embedding drift, past rankings)."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from app import flows, history
+from app import predictions as preds
+from app.state import analyst_name, current_item, current_workspace, get_db, header
+from app.uploads import parse_interactions_csv
+from db import repository as repo
+from engine.schema import NAME, PHASES, TARGET_ID, TARGET_NOUN
+
+st.title("Feedback and phases")
+ws = current_workspace()
+if ws is None:
+    st.stop()
+db = get_db()
+item = current_item(db, ws)
+if item is None:
+    st.stop()
+try:
+    state = flows.predict_item(db, ws, item.id)
+except ValueError as exc:
+    st.error(f"Cannot predict yet: {exc}. Add feature values on the Features page.")
+    st.stop()
+header(ws, item, state.phase)
+noun = TARGET_NOUN[ws.domain]
+last = state.phase >= flows.MAX_PHASE
+next_label = flows.phase_label(min(state.phase + 1, flows.MAX_PHASE))
+if "refine_message" in st.session_state:
+    st.success(st.session_state.pop("refine_message"))
+
+
+def refine(decisions: list[tuple[str, int]], source: str, notes: dict[str, str] | None = None
+           ) -> None:
+    """Refine and remember a message for the rerun; readable errors, nothing lost."""
+    before = state.prediction.targets.set_index(TARGET_ID)["rank"]
+    try:
+        if notes:
+            repo.record_decisions(db, item.id, phase=state.phase + 1, analyst=analyst_name(),
+                                  source=source,
+                                  decisions=[{"target_id": t, "label": y, "note": notes.get(t)}
+                                             for t, y in decisions])
+        new = flows.confirm_and_refine(db, ws, item.id, decisions, analyst=analyst_name(),
+                                       source=source)
+    except ValueError as exc:
+        st.error(str(exc))
+        return
+    after = new.prediction.targets.set_index(TARGET_ID)["rank"]
+    moved = [f"{t}: {before[t]} → {after[t]}" for t, y in decisions if y == 1][:10]
+    st.session_state["refine_message"] = (
+        f"Refined to Phase {new.phase_label} with {len(decisions)} decision(s)."
+        + (f" Confirmed {noun} ranks: {'; '.join(moved)}" if moved else ""))
+    st.rerun()
+
+
+# ---- decide in the table ------------------------------------------------------------------------
+st.subheader(f"Confirm or reject predicted {noun}s")
+top_n = st.selectbox("Show top", [10, 25, 50, 100], index=1, key="fb_top_n")
+table = preds.ranked_targets(ws, state, top_n=top_n)
+label_col = "symbol" if "symbol" in table.columns else noun
+if label_col not in table.columns:
+    table[label_col] = table.iloc[:, 1]
+view = table[["rank", label_col, *[c for c in ("gene id", "protein class", "gender", "age",
+                                               "occupation") if c in table.columns],
+              "score", "decision"]].copy()
+view["confirm"] = False
+view["reject"] = False
+edited = st.data_editor(view, hide_index=True, width="stretch",
+                        key=f"decide_{item.id}_{state.phase}_{top_n}",
+                        disabled=[c for c in view.columns if c not in ("confirm", "reject")],
+                        column_config={"score": st.column_config.NumberColumn(format="%.4f")})
+ids = (table["gene id"] if "gene id" in table.columns else table["user"]).astype(str).tolist()
+labels = dict(zip(ids, (f"#{r} {n} ({i})" for r, n, i in
+                        zip(table["rank"], table[label_col], ids, strict=True)), strict=True))
+c1, c2 = st.columns(2)
+pick_yes = c1.multiselect(f"Confirm {noun}s", ids, format_func=labels.get,
+                          key=f"fb_confirm_{item.id}_{state.phase}")
+pick_no = c2.multiselect(f"Reject {noun}s", ids, format_func=labels.get,
+                         key=f"fb_reject_{item.id}_{state.phase}")
+decisions: dict[str, int] = {}
+for i, row in zip(ids, edited.itertuples(), strict=True):
+    if row.reject:
+        decisions[i] = 0
+    if row.confirm:
+        decisions[i] = 1
+decisions.update({t: 0 for t in pick_no})
+decisions.update({t: 1 for t in pick_yes})
+both = set(pick_yes) & set(pick_no)
+st.caption(f"{sum(decisions.values())} confirmed, {len(decisions) - sum(decisions.values())} "
+           f"rejected, to be recorded with the refinement.")
+if st.button(f"Refine → Phase {next_label}", type="primary", disabled=last, key="refine_btn"):
+    if both:
+        st.error(f"Decide each {noun} once: {', '.join(sorted(both))} is both confirmed and "
+                 "rejected.")
+    else:
+        refine(list(decisions.items()), "analyst")
+if last:
+    st.info(f"The item is in Phase {PHASES[-1]}, the last phase.")
+
+# ---- upload -------------------------------------------------------------------------------------
+with st.expander("Upload observed interactions (CSV: target_id,label[,note])"):
+    up = st.file_uploader("Interactions CSV", type=["csv", "tsv", "txt"], key="fb_upload")
+    if up is not None:
+        result = parse_interactions_csv(up.getvalue(), ws.target_pos.index)
+        if result.errors:
+            st.error("The file was not used:\n\n" + "\n".join(f"- {e}" for e in result.errors))
+        else:
+            ups = pd.DataFrame(result.decisions, columns=[TARGET_ID, "label", "note"])
+            st.dataframe(ups, hide_index=True)
+            if st.button(f"Refine with the upload → Phase {next_label}", disabled=last,
+                         key="refine_upload"):
+                notes = {t: n for t, _, n in result.decisions if n}
+                refine([(t, y) for t, y, _ in result.decisions], "upload", notes)
+
+# ---- phase history ------------------------------------------------------------------------------
+st.divider()
+st.subheader("Phase history")
+hist = history.rank_history(db, ws, item.id)
+drift = history.drift(db, item.id)
+if hist.empty:
+    st.caption(f"No confirmed {noun}s yet: confirm some and refine to see their ranks move.")
+else:
+    hist["target"] = hist[NAME] + " (" + hist[TARGET_ID] + ")"
+    base = alt.Chart(hist).encode(
+        x=alt.X("phase_label:O", title="phase", sort=list(PHASES)),
+        color=alt.Color("target:N", title=noun),
+        tooltip=["target", "phase_label", "rank", alt.Tooltip("score:Q", format=".4f"),
+                 "decided_in"])
+    c1, c2 = st.columns(2)
+    c1.altair_chart(base.mark_line(point=True).encode(
+        y=alt.Y("rank:Q", scale=alt.Scale(reverse=True, type="log"), title="rank (log)")
+    ).properties(title=f"Ranks of confirmed {noun}s", height=280))
+    c2.altair_chart(base.mark_line(point=True).encode(
+        y=alt.Y("score:Q", title="score")).properties(title="Scores", height=280))
+if len(drift) > 1:
+    long = drift.melt(id_vars=["phase_label"], value_vars=["cosine_to_phase0", "l2_to_phase0"],
+                      var_name="measure", value_name="value")
+    st.altair_chart(alt.Chart(long).mark_line(point=True).encode(
+        x=alt.X("phase_label:O", title="phase", sort=list(PHASES)), y="value:Q",
+        color="measure:N", tooltip=["phase_label", "measure", alt.Tooltip("value:Q",
+                                                                          format=".4f")],
+    ).properties(title="How far the embedding travelled from Phase 0", height=220))
+    st.dataframe(drift.round(4), hide_index=True)
+
+phases = sorted(history.phase_embeddings(db, item.id))
+if phases:
+    c1, c2 = st.columns([1, 3])
+    chosen = c1.selectbox("Reopen the ranking of phase", phases, index=len(phases) - 1,
+                          format_func=flows.phase_label, key="fb_reopen_phase")
+    past = history.ranking_at_phase(db, ws, item.id, chosen)
+    past_state = flows.ItemState(item=item, phase=chosen, feature_version=state.feature_version,
+                                 prediction=past, decisions=state.decisions)
+    c2.dataframe(preds.ranked_targets(ws, past_state, top_n=20), hide_index=True,
+                 width="stretch", height=300)
+with st.expander("Decision history"):
+    st.dataframe(history.decision_log(db, item.id), hide_index=True, width="stretch")

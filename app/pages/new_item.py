@@ -1,0 +1,130 @@
+"""New item page: a form per domain, duplicate detection, and the list of items to reopen."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import flows, items
+from app.state import (
+    ITEM_KEY,
+    analyst_name,
+    current_workspace,
+    get_db,
+    header,
+    page_link,
+)
+from engine.schema import DISEASE
+
+PENDING = "pending_new_item"  #: validated input waiting for a duplicate decision
+
+st.title("New item")
+ws = current_workspace()
+if ws is None:
+    st.stop()
+db = get_db()
+header(ws)
+flows.ensure_workspace(db, ws)
+
+
+def _open(item_id: int, message: str) -> None:
+    st.session_state[ITEM_KEY] = int(item_id)
+    st.session_state.pop(PENDING, None)
+    st.success(message)
+
+
+def _create(data: items.NewItemInput, allow_duplicate: bool = False) -> None:
+    try:
+        item = items.create(db, ws, data, analyst=analyst_name(),
+                            allow_duplicate=allow_duplicate)
+    except flows.DuplicateItemError as exc:
+        st.session_state[PENDING] = (data, [d.id for d in exc.duplicates])
+        return
+    except ValueError as exc:
+        st.error(str(exc))
+        return
+    _open(item.id, f"Created {item.name} (#{item.id}). Review its features next.")
+
+
+# ---- the form ----------------------------------------------------------------------------------
+with st.form("new_item_form"):
+    if ws.domain == DISEASE:
+        st.subheader("New disease")
+        c1, c2 = st.columns([3, 1])
+        name = c1.text_input("Disease name (required)", key="nd_name")
+        cui = c2.text_input("UMLS CUI (optional)", key="nd_cui", placeholder="C0000000")
+        c3, c4 = st.columns(2)
+        dtype = c3.selectbox("Disease type", ["", *items.domain_vocab(ws, "disease_type")],
+                             key="nd_type")
+        sem = c4.selectbox("Semantic type", ["", *items.domain_vocab(ws, "semantic_type")],
+                           key="nd_semantic")
+        mesh = st.multiselect("MeSH disease classes", items.domain_vocab(ws, "disease_class"),
+                              key="nd_mesh", accept_new_options=True)
+        desc = st.text_area("Description", key="nd_desc", height=90,
+                            placeholder="What is known: mechanism, organ system, phenotype…")
+        syn = st.text_input("Synonyms (comma separated)", key="nd_syn")
+    else:
+        st.subheader("New movie")
+        c1, c2 = st.columns([3, 1])
+        name = c1.text_input("Title (required)", key="nm_title")
+        year = c2.number_input("Year", min_value=items.MIN_YEAR, max_value=items.MAX_YEAR,
+                               value=None, step=1, key="nm_year")
+        genres = st.multiselect("Genres", items.domain_vocab(ws, "genres"), key="nm_genres")
+        desc = st.text_area("Description", key="nm_desc", height=90,
+                            placeholder="Plot, tone, audience…")
+    submitted = st.form_submit_button("Create item", type="primary")
+
+if submitted:
+    try:
+        if ws.domain == DISEASE:
+            data = items.disease_input(name=name, cui=cui, disease_type=dtype, mesh_classes=mesh,
+                                       semantic_type=sem, description=desc, synonyms=syn,
+                                       analyst=analyst_name())
+        else:
+            data = items.movie_input(title=name, year=year, genres=genres, description=desc)
+    except ValueError as exc:
+        st.error(str(exc))
+    else:
+        _create(data)
+
+# ---- duplicates: offer the existing item instead of a copy -------------------------------------
+pending = st.session_state.get(PENDING)
+if pending:
+    data, dup_ids = pending
+    st.warning(f"“{data.name}” looks like an item that already exists in {ws.name}. "
+               "Open the existing one instead of creating a copy?")
+    for dup_id in dup_ids[:3]:
+        try:
+            dup = flows.repo.get_item(db, dup_id)
+        except ValueError:
+            continue
+        if st.button(f"Open existing: {dup.name} (#{dup.id})", key=f"open_dup_{dup.id}",
+                     type="primary"):
+            _open(dup.id, f"Opened {dup.name} (#{dup.id}).")
+            st.rerun()
+    c1, c2 = st.columns(2)
+    if c1.button("Create a new copy anyway", key="dup_anyway"):
+        st.session_state.pop(PENDING, None)
+        _create(data, allow_duplicate=True)
+        st.rerun()
+    if c2.button("Cancel", key="dup_cancel"):
+        st.session_state.pop(PENDING, None)
+        st.rerun()
+
+if st.session_state.get(ITEM_KEY) and not pending:
+    page_link("features", "Next: review the features", icon="🧾")
+
+# ---- existing items ----------------------------------------------------------------------------
+st.divider()
+st.subheader("Reopen an item")
+table = items.items_table(db, ws.name)
+if table.empty:
+    st.caption("No items in this workspace yet.")
+else:
+    st.dataframe(table, hide_index=True, width="stretch")
+    labels = {int(r.id): f"#{r.id} {r.name} (Phase {r.phase})" for r in table.itertuples()}
+    ids = list(labels)
+    cur = st.session_state.get(ITEM_KEY)
+    pick = st.selectbox("Item", ids, index=ids.index(cur) if cur in ids else 0,
+                        format_func=labels.get, key="reopen_choice")
+    if st.button("Open item", key="reopen_btn"):
+        _open(pick, f"Opened {labels[pick]}.")

@@ -1,0 +1,83 @@
+"""Predictions page: ranked genes (or users), nearest established items, stamped exports."""
+
+from __future__ import annotations
+
+import time
+
+import altair as alt
+import streamlit as st
+
+from app import exports, flows
+from app import predictions as preds
+from app.state import current_item, current_workspace, get_db, header, page_link
+from engine.schema import DISEASE, TARGET_NOUN
+
+st.title("Predictions")
+ws = current_workspace()
+if ws is None:
+    st.stop()
+db = get_db()
+item = current_item(db, ws)
+if item is None:
+    st.stop()
+t0 = time.perf_counter()
+try:
+    state = flows.predict_item(db, ws, item.id)
+except ValueError as exc:
+    st.error(f"Cannot predict yet: {exc}. Add feature values on the Features page.")
+    page_link("features", "Go to Features", icon="🧾")
+    st.stop()
+elapsed = time.perf_counter() - t0
+header(ws, item, state.phase)
+noun = TARGET_NOUN[ws.domain]
+
+c1, c2, c3 = st.columns([1, 1, 2])
+top_n = c1.selectbox("Top N", [10, 25, 50, 100, 250], index=1, key="pred_top_n")
+min_score = c2.slider("Min score", 0.0, 1.0, 0.0, 0.01, key="pred_min_score")
+classes: list[str] = []
+if ws.domain == DISEASE:
+    classes = c3.multiselect("Protein class", preds.target_classes(ws), key="pred_classes")
+
+table = preds.ranked_targets(ws, state, top_n=top_n, min_score=min_score, classes=classes)
+st.subheader(f"Top {noun}s for {item.name}")
+st.caption(f"Phase {state.phase_label} · feature version {state.feature_version} · "
+           f"{len(state.prediction.targets)} {noun}s scored in {elapsed * 1000:.0f} ms")
+if table.empty:
+    st.info("No target passes the filters; lower the minimum score or clear the class filter.")
+cfg = {"score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0,
+                                                format="%.4f")}
+if ws.domain == DISEASE:
+    cfg["NCBI Gene"] = st.column_config.LinkColumn("NCBI Gene", display_text=r".*/gene/(\d+)$")
+    cfg["HGNC"] = st.column_config.LinkColumn("HGNC", display_text="HGNC")
+st.dataframe(table, hide_index=True, width="stretch", column_config=cfg, key="pred_table")
+
+if ws.domain != DISEASE:
+    appeal = preds.appeal_by_group(ws, state)
+    if not appeal.empty:
+        st.subheader("Predicted appeal by user group")
+        chart = alt.Chart(appeal).mark_bar().encode(
+            x=alt.X("group:N", sort="-y", title=None),
+            y=alt.Y("appeal:Q", title="mean predicted appeal"),
+            color=alt.Color("attribute:N", legend=None),
+            tooltip=["attribute", "group", alt.Tooltip("appeal:Q", format=".3f"), "users"],
+        ).properties(height=220).facet(
+            column=alt.Column("attribute:N", title=None)
+        ).resolve_scale(x="independent")
+        st.altair_chart(chart)
+
+st.subheader("Nearest established items (FAISS)")
+st.dataframe(preds.neighbour_table(state), hide_index=True, width="stretch",
+             column_config={"similarity": st.column_config.NumberColumn(format="%.4f")})
+
+st.subheader("Export")
+meta = exports.stamp(ws, state)
+st.caption(" · ".join(f"{k}: {v}" for k, v in meta.items() if k != "exported_at"))
+cols = st.columns(len(exports.FORMATS))
+for col, fmt in zip(cols, exports.FORMATS, strict=True):
+    data, fname, mime = exports.export_bytes(table, fmt, meta)
+    col.download_button(f"Download {fmt}", data, file_name=fname, mime=mime,
+                        key=f"dl_{fmt}", on_click="ignore")
+with st.expander("Aligned embedding"):
+    st.code(", ".join(f"{v:.4f}" for v in state.prediction.embedding), language=None,
+            wrap_lines=True)
+page_link("feedback", "Next: confirm or reject and refine", icon="✅")

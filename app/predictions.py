@@ -1,0 +1,103 @@
+"""Prediction tables and charts data for the Predictions and Feedback pages (no streamlit).
+
+Genes get NCBI Gene and HGNC links; users get their demographic columns; movies get the
+predicted appeal per age band, gender and occupation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from urllib.parse import quote
+
+import pandas as pd
+
+from app.flows import ItemState
+from engine.schema import DISEASE, MULTI_SEP, NAME, TARGET_ID
+from engine.workspace import Workspace
+
+NCBI_GENE_URL = "https://www.ncbi.nlm.nih.gov/gene/{}"
+HGNC_URL = "https://www.genenames.org/tools/search/#!/?query={}"
+USER_GROUPS = ("age", "gender", "occupation")
+
+
+def ncbi_url(gene_id: str) -> str:
+    return NCBI_GENE_URL.format(quote(str(gene_id)))
+
+
+def hgnc_url(symbol: str) -> str:
+    return HGNC_URL.format(quote(str(symbol)))
+
+
+def target_classes(ws: Workspace) -> list[str]:
+    """Distinct protein classes of the targets (disease workspaces), sorted."""
+    if "protein_class" not in ws.dataset.targets.columns:
+        return []
+    vals: set[str] = set()
+    for v in ws.dataset.targets["protein_class"].dropna().astype(str):
+        vals.update(p.strip() for p in v.split(MULTI_SEP) if p.strip())
+    return sorted(vals)
+
+
+def _decision(state: ItemState, target_id: str) -> str:
+    return {1: "confirmed", 0: "rejected"}.get(state.decisions.get(str(target_id), -1), "")
+
+
+def ranked_targets(ws: Workspace, state: ItemState, *, top_n: int = 25, min_score: float = 0.0,
+                   classes: Sequence[str] = ()) -> pd.DataFrame:
+    """The ranking with display columns, filtered (score, protein class) then cut to top_n.
+
+    Disease: rank, symbol, gene id, NCBI, HGNC, protein class, score, decision.
+    Movie: rank, user, gender, age, occupation, score, decision.
+    """
+    t = state.prediction.targets
+    t = t[t["score"] >= min_score]
+    if classes and "protein_class" in t.columns:
+        wanted = set(classes)
+        t = t[t["protein_class"].fillna("").astype(str).map(
+            lambda v: bool(wanted & {p.strip() for p in v.split(MULTI_SEP)}))]
+    t = t.head(top_n)
+    ids = t[TARGET_ID].astype(str)
+    if ws.domain == DISEASE:
+        symbol = t["symbol"] if "symbol" in t.columns else t[NAME]
+        out = pd.DataFrame({
+            "rank": t["rank"].astype(int), "symbol": symbol.astype(str), "gene id": ids,
+            "NCBI Gene": ids.map(ncbi_url), "HGNC": symbol.astype(str).map(hgnc_url),
+            "protein class": (t["protein_class"].fillna("").astype(str).str.replace(
+                MULTI_SEP, ", ") if "protein_class" in t.columns else ""),
+            "score": t["score"].astype(float),
+        })
+    else:
+        out = pd.DataFrame({"rank": t["rank"].astype(int), "user": ids})
+        for col in ("gender", "age", "occupation"):
+            if col in t.columns:
+                out[col] = t[col].astype(str)
+        out["score"] = t["score"].astype(float)
+    out["decision"] = [_decision(state, i) for i in ids]
+    return out.reset_index(drop=True)
+
+
+def appeal_by_group(ws: Workspace, state: ItemState) -> pd.DataFrame:
+    """Mean predicted appeal of the movie per user group: attribute, group, appeal, users."""
+    t = state.prediction.targets
+    frames = []
+    for col in USER_GROUPS:
+        if col not in t.columns:
+            continue
+        g = t.groupby(t[col].astype(str))["score"].agg(["mean", "size"]).reset_index()
+        g.columns = ["group", "appeal", "users"]
+        g.insert(0, "attribute", col)
+        frames.append(g)
+    if not frames:
+        return pd.DataFrame(columns=["attribute", "group", "appeal", "users"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def neighbour_table(state: ItemState) -> pd.DataFrame:
+    """Nearest established items: id, name, similarity, their best-known targets."""
+    n = state.prediction.neighbours.copy()
+    n["similarity"] = n["similarity"].astype(float).round(4)
+    return n.rename(columns={"item_id": "item", "evidence": "best-known targets"})
+
+
+__all__ = ["appeal_by_group", "hgnc_url", "ncbi_url", "neighbour_table", "ranked_targets",
+           "target_classes"]
