@@ -148,9 +148,9 @@ def test_item_features_review_and_augmentation(db, diseases):
         db, item.id).version
 
 
-def test_suggested_feature_list_is_stored_and_editable(demo_env, diseases):
+def test_suggested_feature_list_is_stored_and_editable(db, diseases):
     assert features.load_suggested("disease") == []
-    got = features.suggest_for_domain(FakeLLM({}), diseases, DBResponseCache(make_engine()))
+    got = features.suggest_for_domain(FakeLLM({}), diseases, DBResponseCache(db))
     assert [f["name"] for f in got] == ["mechanism"]
     saved = features.save_suggested("disease", [*got, {"name": "", "descriptor": "Age of onset"}])
     assert [f["name"] for f in saved] == ["mechanism", "age_of_onset"]
