@@ -94,14 +94,21 @@ def _register_optional(sub: argparse._SubParsersAction) -> None:
     """Subcommands contributed by other engine modules (augment, bench, ...)."""
     import importlib
 
-    for module in ("engine.augment.cli", "engine.bench_cli"):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name and module.startswith(exc.name):
-                continue
+    from engine.data.registry import get_dataset_entry
+
+    def load_dataset(name: str):
+        return get_dataset_entry(name).load(None)
+
+    from engine.augment import cli as augment_cli
+
+    augment_cli.register(sub, load_dataset)
+    try:
+        bench_cli = importlib.import_module("engine.bench_cli")
+    except ModuleNotFoundError as exc:
+        if exc.name != "engine.bench_cli":
             raise
-        mod.register(sub)
+    else:
+        bench_cli.register(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
