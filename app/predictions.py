@@ -53,8 +53,9 @@ def ranked_targets(ws: Workspace, state: ItemState, *, top_n: int = 25, min_scor
     t = t[t["score"] >= min_score]
     if classes and "protein_class" in t.columns:
         wanted = set(classes)
-        t = t[t["protein_class"].fillna("").astype(str).map(
-            lambda v: bool(wanted & {p.strip() for p in v.split(MULTI_SEP)}))]
+        mask = [bool(wanted & {p.strip() for p in v.split(MULTI_SEP)})
+                for v in t["protein_class"].fillna("").astype(str)]
+        t = t.loc[pd.Series(mask, index=t.index, dtype=bool)]
     t = t.head(top_n)
     ids = t[TARGET_ID].astype(str)
     if ws.domain == DISEASE:
