@@ -52,11 +52,18 @@ def phase_label(phase: int) -> str:
 
 def ensure_workspace(db: Engine, ws: Workspace) -> None:
     """Record the workspace (dataset, input checksums, model version) in the database."""
-    repo.upsert_workspace(db, name=ws.name, domain=ws.domain, dataset=ws.dataset.label,
-                          inputs=dict(ws.dataset.inputs),
-                          model_versions={"model": ws.model_version,
-                                          "encoder": ws.config.encoder.model,
-                                          "backbone": ws.config.backbone.name})
+    repo.upsert_workspace(
+        db,
+        name=ws.name,
+        domain=ws.domain,
+        dataset=ws.dataset.label,
+        inputs=dict(ws.dataset.inputs),
+        model_versions={
+            "model": ws.model_version,
+            "encoder": ws.config.encoder.model,
+            "backbone": ws.config.backbone.name,
+        },
+    )
 
 
 def dataset_features(ws: Workspace, values: Mapping[str, object]) -> list[dict]:
@@ -66,8 +73,15 @@ def dataset_features(ws: Workspace, values: Mapping[str, object]) -> list[dict]:
         value = values.get(spec.name)
         if value is None or (isinstance(value, str) and not value.strip()):
             continue
-        out.append({"name": spec.name, "descriptor": spec.descriptor,
-                    "value": _as_text(value), "source": "dataset", "keep": True})
+        out.append(
+            {
+                "name": spec.name,
+                "descriptor": spec.descriptor,
+                "value": _as_text(value),
+                "source": "dataset",
+                "keep": True,
+            }
+        )
     return out
 
 
@@ -77,10 +91,17 @@ def _as_text(value: object) -> str:
     return str(value)
 
 
-def new_item(db: Engine, ws: Workspace, *, name: str, features: Mapping[str, object],
-             external_id: str | None = None, analyst: str = "analyst",
-             allow_duplicate: bool = False,
-             extra_features: Sequence[Mapping[str, object]] = ()) -> ItemRecord:
+def new_item(
+    db: Engine,
+    ws: Workspace,
+    *,
+    name: str,
+    features: Mapping[str, object],
+    external_id: str | None = None,
+    analyst: str = "analyst",
+    allow_duplicate: bool = False,
+    extra_features: Sequence[Mapping[str, object]] = (),
+) -> ItemRecord:
     """Create an emerging item with its raw features as feature version 1.
 
     ``extra_features`` (e.g. the analyst's synonyms) are appended to version 1 as given:
@@ -100,17 +121,27 @@ def new_item(db: Engine, ws: Workspace, *, name: str, features: Mapping[str, obj
             raise DuplicateItemError(dups)
     raw = {k: _as_text(v) for k, v in features.items() if v not in (None, "", [])}
     raw[NAME] = name
-    item = repo.create_item(db, workspace=ws.name, domain=ws.domain, name=name,
-                            external_id=external_id or None, raw_features=raw,
-                            created_by=analyst)
-    repo.save_feature_version(db, item.id, [*dataset_features(ws, raw),
-                                            *(dict(f) for f in extra_features)],
-                              created_by=analyst)
+    item = repo.create_item(
+        db,
+        workspace=ws.name,
+        domain=ws.domain,
+        name=name,
+        external_id=external_id or None,
+        raw_features=raw,
+        created_by=analyst,
+    )
+    repo.save_feature_version(
+        db,
+        item.id,
+        [*dataset_features(ws, raw), *(dict(f) for f in extra_features)],
+        created_by=analyst,
+    )
     return item
 
 
-def engine_inputs(ws: Workspace, item: ItemRecord, fv: FeatureVersionRecord | None
-                  ) -> tuple[dict[str, object], dict[str, str], dict[str, str]]:
+def engine_inputs(
+    ws: Workspace, item: ItemRecord, fv: FeatureVersionRecord | None
+) -> tuple[dict[str, object], dict[str, str], dict[str, str]]:
     """(raw features, augmented values, augmented descriptors) from a feature version.
 
     Features the analyst un-ticked (``keep`` false) are left out of the text.
@@ -132,8 +163,10 @@ def engine_inputs(ws: Workspace, item: ItemRecord, fv: FeatureVersionRecord | No
 
 def _snapshot(pred: Prediction, k: int = SNAPSHOT_K) -> list[dict]:
     top = pred.targets.head(k)
-    return [{"rank": int(r), "target_id": str(t), "score": float(s)}
-            for r, t, s in zip(top["rank"], top[TARGET_ID], top["score"], strict=True)]
+    return [
+        {"rank": int(r), "target_id": str(t), "score": float(s)}
+        for r, t, s in zip(top["rank"], top[TARGET_ID], top["score"], strict=True)
+    ]
 
 
 def _decisions(db: Engine, item_id: int) -> dict[str, int]:
@@ -148,8 +181,7 @@ def _latest_embedding(db: Engine, item_id: int) -> tuple[int, np.ndarray] | None
     return last.phase, np.frombuffer(last.vector, dtype=np.float32).copy()
 
 
-def predict_item(db: Engine, ws: Workspace, item_id: int, *, recompute: bool = False
-                 ) -> ItemState:
+def predict_item(db: Engine, ws: Workspace, item_id: int, *, recompute: bool = False) -> ItemState:
     """The item's ranking at its current phase.
 
     Phase 0: the features are serialized, encoded and aligned, and the embedding and top-k
@@ -163,20 +195,37 @@ def predict_item(db: Engine, ws: Workspace, item_id: int, *, recompute: bool = F
     fv_no = fv.version if fv else 0
     if latest is None or (recompute and latest[0] == 0):
         pred = ws.predict(raw, augmented=aug, descriptors=desc)
-        repo.save_phase0(db, item_id, feature_version=fv_no, model_version=ws.model_version,
-                         vector=pred.embedding.astype(np.float32).tobytes(),
-                         dim=int(pred.embedding.shape[0]), snapshot=_snapshot(pred))
+        repo.save_phase0(
+            db,
+            item_id,
+            feature_version=fv_no,
+            model_version=ws.model_version,
+            vector=pred.embedding.astype(np.float32).tobytes(),
+            dim=int(pred.embedding.shape[0]),
+            snapshot=_snapshot(pred),
+        )
         phase = 0
     else:
         phase, emb = latest
         pred = ws.predict(raw, augmented=aug, descriptors=desc, embedding=emb)
-    return ItemState(item=item, phase=phase, feature_version=fv_no, prediction=pred,
-                     decisions=_decisions(db, item_id))
+    return ItemState(
+        item=item,
+        phase=phase,
+        feature_version=fv_no,
+        prediction=pred,
+        decisions=_decisions(db, item_id),
+    )
 
 
-def confirm_and_refine(db: Engine, ws: Workspace, item_id: int,
-                       decisions: Sequence[tuple[str, int]], *, analyst: str = "analyst",
-                       source: str = "analyst") -> ItemState:
+def confirm_and_refine(
+    db: Engine,
+    ws: Workspace,
+    item_id: int,
+    decisions: Sequence[tuple[str, int]],
+    *,
+    analyst: str = "analyst",
+    source: str = "analyst",
+) -> ItemState:
     """Record the analyst's decisions and refine the embedding into the next phase.
 
     One transaction stores the decisions, the new embedding and its ranking snapshot.
@@ -195,15 +244,25 @@ def confirm_and_refine(db: Engine, ws: Workspace, item_id: int,
     new_emb = ws.refine(state.prediction.embedding, raw, list(merged.items()))
     pred = ws.predict(raw, augmented=aug, descriptors=desc, embedding=new_emb)
     repo.record_refinement(
-        db, item_id, phase=state.phase + 1,
+        db,
+        item_id,
+        phase=state.phase + 1,
         decisions=[{"target_id": str(t), "label": int(y)} for t, y in decisions],
-        analyst=analyst, source=source, vector=new_emb.astype(np.float32).tobytes(),
-        dim=int(new_emb.shape[0]), feature_version=state.feature_version,
-        model_version=ws.model_version, snapshot=_snapshot(pred),
+        analyst=analyst,
+        source=source,
+        vector=new_emb.astype(np.float32).tobytes(),
+        dim=int(new_emb.shape[0]),
+        feature_version=state.feature_version,
+        model_version=ws.model_version,
+        snapshot=_snapshot(pred),
     )
-    return ItemState(item=state.item, phase=state.phase + 1,
-                     feature_version=state.feature_version, prediction=pred,
-                     decisions=_decisions(db, item_id))
+    return ItemState(
+        item=state.item,
+        phase=state.phase + 1,
+        feature_version=state.feature_version,
+        prediction=pred,
+        decisions=_decisions(db, item_id),
+    )
 
 
 def top_targets_table(ws: Workspace, state: ItemState, k: int = 10) -> pd.DataFrame:

@@ -23,10 +23,15 @@ def workspace_dir(name: str, home: Path | None = None) -> Path:
     return (home / "workspaces" if home else workspaces_dir()) / name
 
 
-def build_dataset_workspace(name: str, *, config: WorkspaceConfig | None = None,
-                            data_root: Path | None = None, encoder: TextEncoder | None = None,
-                            progress: ProgressFn | None = None, home: Path | None = None,
-                            ) -> Workspace:
+def build_dataset_workspace(
+    name: str,
+    *,
+    config: WorkspaceConfig | None = None,
+    data_root: Path | None = None,
+    encoder: TextEncoder | None = None,
+    progress: ProgressFn | None = None,
+    home: Path | None = None,
+) -> Workspace:
     """Load, split, train and save the workspace of a registered dataset."""
     entry = get_dataset_entry(name)
     config = config or WorkspaceConfig(dataset=name)
@@ -47,14 +52,21 @@ def build_dataset_workspace(name: str, *, config: WorkspaceConfig | None = None,
     return ws
 
 
-def open_workspace(name: str, *, build_if_missing: bool = True, data_root: Path | None = None,
-                   encoder: TextEncoder | None = None, progress: ProgressFn | None = None,
-                   home: Path | None = None) -> Workspace:
+def open_workspace(
+    name: str,
+    *,
+    build_if_missing: bool = True,
+    data_root: Path | None = None,
+    encoder: TextEncoder | None = None,
+    progress: ProgressFn | None = None,
+    home: Path | None = None,
+) -> Workspace:
     """Load the saved workspace of ``name``; build it first when missing (if allowed)."""
     directory = workspace_dir(name, home)
     if workspace_exists(directory):
         return load_workspace(directory, encoder)
     if not build_if_missing:
         raise FileNotFoundError(f"workspace {name!r} not built yet ({directory})")
-    return build_dataset_workspace(name, data_root=data_root, encoder=encoder,
-                                   progress=progress, home=home)
+    return build_dataset_workspace(
+        name, data_root=data_root, encoder=encoder, progress=progress, home=home
+    )

@@ -22,8 +22,10 @@ def _cmd_build(args: argparse.Namespace) -> int:
     names = list(DEMO_DATASETS) if args.dataset == "demo" else [args.dataset]
     for name in names:
         ws = build_dataset_workspace(name, data_root=args.data_root, progress=_print_progress)
-        print(f"built workspace {ws.name}: {ws.meta['split']} in "
-              f"{sum(ws.meta['timings_s'].values()):.1f}s (model {ws.model_version})")
+        print(
+            f"built workspace {ws.name}: {ws.meta['split']} in "
+            f"{sum(ws.meta['timings_s'].values()):.1f}s (model {ws.model_version})"
+        )
     return 0
 
 
@@ -54,7 +56,6 @@ def _cmd_app(args: argparse.Namespace) -> int:
 
 def _cmd_data_check(args: argparse.Namespace) -> int:
     from engine.data.check import check_data, format_report
-
     from engine.data.registry import data_root
 
     print(format_report(check_data(data_root(args.data_root))))
@@ -76,8 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("build", help="train and save the workspace of a dataset")
     p.add_argument("--dataset", required=True, choices=[*DATASETS, "demo"])
-    p.add_argument("--data-root", type=Path, default=None,
-                   help="folder with movielens-1m/ and disgenet/ (default: $EMERFLOW_DATA)")
+    p.add_argument(
+        "--data-root",
+        type=Path,
+        default=None,
+        help="folder with movielens-1m/ and disgenet/ (default: $EMERFLOW_DATA)",
+    )
     p.set_defaults(func=_cmd_build)
 
     p = sub.add_parser("data", help="inspect datasets")

@@ -30,8 +30,14 @@ class ItemIndex:
     ids: list[str]
 
     @classmethod
-    def build(cls, vectors: np.ndarray, ids: list[str], kind: str = "flat",
-              hnsw_m: int = 32, ef_search: int = 64) -> ItemIndex:
+    def build(
+        cls,
+        vectors: np.ndarray,
+        ids: list[str],
+        kind: str = "flat",
+        hnsw_m: int = 32,
+        ef_search: int = 64,
+    ) -> ItemIndex:
         """Index ``vectors [N, D]``; ``kind`` is ``flat`` (exact) or ``hnsw`` (approximate)."""
         if kind not in INDEX_KINDS:
             raise ValueError(f"index kind must be one of {INDEX_KINDS}, got {kind!r}")

@@ -32,7 +32,7 @@ from engine.models.deepfm import DeepFM, FieldLayout, TargetCache
 from engine.models.fields import FieldEncoder
 from engine.models.registry import build_backbone
 from engine.models.train import pretrain_backbone
-from engine.schema import ITEM_ID, LABEL, NAME, ORDER, PHASE, TARGET_ID, FeatureSpec
+from engine.schema import ITEM_ID, LABEL, NAME, ORDER, TARGET_ID, FeatureSpec
 from engine.text.encoder import TextEncoder
 from engine.text.serialize import serialize_item
 
@@ -49,8 +49,16 @@ def workspaces_dir() -> Path:
 
 
 def _specs_to_json(specs: Sequence[FeatureSpec]) -> list[dict]:
-    return [{"name": s.name, "kind": s.kind, "descriptor": s.descriptor, "backbone": s.backbone,
-             "text": s.text} for s in specs]
+    return [
+        {
+            "name": s.name,
+            "kind": s.kind,
+            "descriptor": s.descriptor,
+            "backbone": s.backbone,
+            "text": s.text,
+        }
+        for s in specs
+    ]
 
 
 def _specs_from_json(rows: Sequence[dict]) -> list[FeatureSpec]:
@@ -101,8 +109,9 @@ class Workspace:
         self.backbone.eval()
         self.aligner.eval()
         self.target_table = self.target_fields.transform(self.dataset.targets)  # [N, S_t]
-        self.target_pos = pd.Series(np.arange(len(self.dataset.targets)),
-                                    index=self.dataset.targets[TARGET_ID].astype(str))
+        self.target_pos = pd.Series(
+            np.arange(len(self.dataset.targets)), index=self.dataset.targets[TARGET_ID].astype(str)
+        )
         self.target_cache: TargetCache = self.backbone.precompute_targets(self.target_table)
         self._items_by_id = self.dataset.items.set_index(ITEM_ID, drop=False)
         train = self.split.train
@@ -125,9 +134,12 @@ class Workspace:
         return str(self.meta.get("model_version", "untrained"))
 
     # ---- the prediction path ----------------------------------------------------------------
-    def serialize(self, features: Mapping[str, object],
-                  augmented: Mapping[str, str] | None = None,
-                  descriptors: Mapping[str, str] | None = None) -> str:
+    def serialize(
+        self,
+        features: Mapping[str, object],
+        augmented: Mapping[str, str] | None = None,
+        descriptors: Mapping[str, str] | None = None,
+    ) -> str:
         """Eq. 2 over the dataset's raw item features plus any augmented ones."""
         return serialize_item(features, self.dataset.item_features, augmented, descriptors)
 
@@ -161,8 +173,14 @@ class Workspace:
         rows = []
         for item_id, sim in hits:
             ev = [str(names.get(t, t)) for t in self.evidence.get(item_id, [])]
-            rows.append({ITEM_ID: item_id, NAME: self._items_by_id[NAME].get(item_id, item_id),
-                         "similarity": sim, "evidence": ", ".join(ev)})
+            rows.append(
+                {
+                    ITEM_ID: item_id,
+                    NAME: self._items_by_id[NAME].get(item_id, item_id),
+                    "similarity": sim,
+                    "evidence": ", ".join(ev),
+                }
+            )
         return pd.DataFrame(rows, columns=[ITEM_ID, NAME, "similarity", "evidence"])
 
     def rank(self, scores: np.ndarray) -> pd.DataFrame:
@@ -173,21 +191,34 @@ class Workspace:
         out.insert(0, "rank", np.arange(1, len(order) + 1))
         return out
 
-    def predict(self, features: Mapping[str, object], *,
-                augmented: Mapping[str, str] | None = None,
-                descriptors: Mapping[str, str] | None = None,
-                embedding: np.ndarray | None = None, n_neighbours: int = 5) -> Prediction:
+    def predict(
+        self,
+        features: Mapping[str, object],
+        *,
+        augmented: Mapping[str, str] | None = None,
+        descriptors: Mapping[str, str] | None = None,
+        embedding: np.ndarray | None = None,
+        n_neighbours: int = 5,
+    ) -> Prediction:
         """Phase-0 prediction from features, or a later phase's from a refined ``embedding``."""
         text = self.serialize(features, augmented, descriptors)
         if not text:
             raise ValueError("the item has no feature values to serialize")
         emb = self.embed_text(text) if embedding is None else np.asarray(embedding, np.float32)
         scores = self.score(emb, features)
-        return Prediction(text=text, embedding=emb, targets=self.rank(scores),
-                          neighbours=self.neighbours(emb, n_neighbours))
+        return Prediction(
+            text=text,
+            embedding=emb,
+            targets=self.rank(scores),
+            neighbours=self.neighbours(emb, n_neighbours),
+        )
 
-    def refine(self, embedding: np.ndarray, features: Mapping[str, object],
-               interactions: Sequence[tuple[str, int]]) -> np.ndarray:
+    def refine(
+        self,
+        embedding: np.ndarray,
+        features: Mapping[str, object],
+        interactions: Sequence[tuple[str, int]],
+    ) -> np.ndarray:
         """One phase update: gradient steps on the embedding from (target_id, label) pairs."""
         if not interactions:
             raise ValueError("refinement needs at least one interaction")
@@ -202,9 +233,14 @@ class Workspace:
             pairs += self.sampled_negatives(pairs)
         rows = torch.from_numpy(self.target_pos.loc[[t for t, _ in pairs]].to_numpy())
         labels = torch.tensor([float(y) for _, y in pairs])
-        out = refine_one(self.backbone, torch.as_tensor(np.asarray(embedding, np.float32)),
-                         self.item_field_row(features), self.target_table[rows], labels,
-                         self.config.refine)
+        out = refine_one(
+            self.backbone,
+            torch.as_tensor(np.asarray(embedding, np.float32)),
+            self.item_field_row(features),
+            self.target_table[rows],
+            labels,
+            self.config.refine,
+        )
         return out.numpy()
 
     def sampled_negatives(self, pairs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
@@ -241,19 +277,26 @@ class Workspace:
             "format_version": FORMAT_VERSION,
             "config": self.config.to_dict(),
             "dataset": {
-                "name": self.dataset.name, "domain": self.dataset.domain,
-                "synthetic": self.dataset.synthetic, "positives_only": self.dataset.positives_only,
+                "name": self.dataset.name,
+                "domain": self.dataset.domain,
+                "synthetic": self.dataset.synthetic,
+                "positives_only": self.dataset.positives_only,
                 "inputs": self.dataset.inputs,
                 "item_features": _specs_to_json(self.dataset.item_features),
                 "target_features": _specs_to_json(self.dataset.target_features),
             },
-            "split": {"old_items": list(self.split.old_items), "new_items": list(self.split.new_items)},
+            "split": {
+                "old_items": list(self.split.old_items),
+                "new_items": list(self.split.new_items),
+            },
             "item_fields": self.item_fields.to_dict(),
             "target_fields": self.target_fields.to_dict(),
             "index_ids": self.index.ids,
-            "backbone": {"n_items": self.backbone.item_id.num_embeddings,
-                         "target_layout": _layout_json(self.target_fields),
-                         "item_layout": _layout_json(self.item_fields)},
+            "backbone": {
+                "n_items": self.backbone.item_id.num_embeddings,
+                "target_layout": _layout_json(self.target_fields),
+                "item_layout": _layout_json(self.item_fields),
+            },
             "aligner": {"text_dim": self.aligner.text_dim, "embed_dim": self.aligner.embed_dim},
             "meta": self.meta,
         }
@@ -304,17 +347,24 @@ def load_workspace(directory: Path, encoder: TextEncoder | None = None) -> Works
     parts = {p: pd.read_parquet(directory / f"split_{p}.parquet") for p in _SPLIT_PARTS}
     empty = pd.DataFrame(columns=[ITEM_ID, TARGET_ID, LABEL, ORDER])
     dataset = Dataset(
-        name=d["name"], domain=d["domain"],
+        name=d["name"],
+        domain=d["domain"],
         items=pd.read_parquet(directory / "items.parquet"),
         targets=pd.read_parquet(directory / "targets.parquet"),
         interactions=empty,
         item_features=_specs_from_json(d["item_features"]),
         target_features=_specs_from_json(d["target_features"]),
-        inputs=d.get("inputs", {}), synthetic=d["synthetic"], positives_only=d["positives_only"],
+        inputs=d.get("inputs", {}),
+        synthetic=d["synthetic"],
+        positives_only=d["positives_only"],
     )
-    split = Split(old_items=doc["split"]["old_items"], new_items=doc["split"]["new_items"],
-                  train=parts["train"], phases={p: parts[p] for p in ("I", "II", "III")},
-                  test=parts["test"])
+    split = Split(
+        old_items=doc["split"]["old_items"],
+        new_items=doc["split"]["new_items"],
+        train=parts["train"],
+        phases={p: parts[p] for p in ("I", "II", "III")},
+        test=parts["test"],
+    )
     item_fields = FieldEncoder.from_dict(doc["item_fields"])
     target_fields = FieldEncoder.from_dict(doc["target_fields"])
     b = doc["backbone"]
@@ -333,9 +383,18 @@ def load_workspace(directory: Path, encoder: TextEncoder | None = None) -> Works
     if encoder is None:
         encoder = TextEncoder(config.encoder, cache_path=directory / "text_cache.npz")
     index = ItemIndex.load(directory / "index.faiss", doc["index_ids"])
-    return Workspace(config=config, dataset=dataset, split=split, backbone=backbone,
-                     aligner=aligner, encoder=encoder, item_fields=item_fields,
-                     target_fields=target_fields, index=index, meta=doc.get("meta", {}))
+    return Workspace(
+        config=config,
+        dataset=dataset,
+        split=split,
+        backbone=backbone,
+        aligner=aligner,
+        encoder=encoder,
+        item_fields=item_fields,
+        target_fields=target_fields,
+        index=index,
+        meta=doc.get("meta", {}),
+    )
 
 
 # ---- building ---------------------------------------------------------------------------------
@@ -359,13 +418,16 @@ class TrainingTables:
 
     def rows(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(item row, target row, label) arrays for an interaction frame."""
-        return (self.item_pos.loc[frame[ITEM_ID].astype(str)].to_numpy(),
-                self.target_pos.loc[frame[TARGET_ID].astype(str)].to_numpy(),
-                frame[LABEL].to_numpy(dtype=np.float32))
+        return (
+            self.item_pos.loc[frame[ITEM_ID].astype(str)].to_numpy(),
+            self.target_pos.loc[frame[TARGET_ID].astype(str)].to_numpy(),
+            frame[LABEL].to_numpy(dtype=np.float32),
+        )
 
 
-def make_tables(dataset: Dataset, split: Split, item_fields: FieldEncoder,
-                target_fields: FieldEncoder) -> TrainingTables:
+def make_tables(
+    dataset: Dataset, split: Split, item_fields: FieldEncoder, target_fields: FieldEncoder
+) -> TrainingTables:
     items = dataset.items[ITEM_ID].astype(str)
     targets = dataset.targets[TARGET_ID].astype(str)
     return TrainingTables(
@@ -377,8 +439,11 @@ def make_tables(dataset: Dataset, split: Split, item_fields: FieldEncoder,
     )
 
 
-def item_texts(dataset: Dataset, augmented: pd.DataFrame | None = None,
-               descriptors: Mapping[str, str] | None = None) -> list[str]:
+def item_texts(
+    dataset: Dataset,
+    augmented: pd.DataFrame | None = None,
+    descriptors: Mapping[str, str] | None = None,
+) -> list[str]:
     """Eq. 2 for every item of the dataset, in dataset order (optionally with augmentations)."""
     aug = augmented.set_index(ITEM_ID) if augmented is not None else None
     out = []
@@ -394,17 +459,30 @@ def _noop(stage: str, frac: float, message: str) -> None:
     return None
 
 
-def build_workspace(dataset: Dataset, split: Split, config: WorkspaceConfig,
-                    encoder: TextEncoder, progress: ProgressFn | None = None) -> Workspace:
+def build_workspace(
+    dataset: Dataset,
+    split: Split,
+    config: WorkspaceConfig,
+    encoder: TextEncoder,
+    progress: ProgressFn | None = None,
+) -> Workspace:
     """Pretrain the backbone on old items, meta-train the aligner, index established items."""
     progress = progress or _noop
     timings: dict[str, float] = {}
     torch.manual_seed(config.seed)
     t0 = time.perf_counter()
-    item_fields = FieldEncoder.fit(dataset.items, dataset.item_features,
-                                   config.backbone.numeric_buckets, config.backbone.max_multi)
-    target_fields = FieldEncoder.fit(dataset.targets, dataset.target_features,
-                                     config.backbone.numeric_buckets, config.backbone.max_multi)
+    item_fields = FieldEncoder.fit(
+        dataset.items,
+        dataset.item_features,
+        config.backbone.numeric_buckets,
+        config.backbone.max_multi,
+    )
+    target_fields = FieldEncoder.fit(
+        dataset.targets,
+        dataset.target_features,
+        config.backbone.numeric_buckets,
+        config.backbone.max_multi,
+    )
     tables = make_tables(dataset, split, item_fields, target_fields)
     old_ids = [str(i) for i in split.old_items]
     old_item_rows = tables.item_pos.loc[old_ids].to_numpy()
@@ -416,10 +494,17 @@ def build_workspace(dataset: Dataset, split: Split, config: WorkspaceConfig,
     timings["prepare"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    backbone = build_backbone(config.backbone, _layout(target_fields), _layout(item_fields),
-                              len(old_ids))
+    backbone = build_backbone(
+        config.backbone, _layout(target_fields), _layout(item_fields), len(old_ids)
+    )
     losses = pretrain_backbone(
-        backbone, tables.target_table, old_item_table, t_rows, o_rows, labels, config.backbone,
+        backbone,
+        tables.target_table,
+        old_item_table,
+        t_rows,
+        o_rows,
+        labels,
+        config.backbone,
         config.seed,
         lambda e, n, loss: progress("backbone", e / n, f"backbone epoch {e}/{n}: loss {loss:.4f}"),
     )
@@ -428,17 +513,27 @@ def build_workspace(dataset: Dataset, split: Split, config: WorkspaceConfig,
     t0 = time.perf_counter()
     texts = item_texts(dataset)
     progress("encode", 0.0, f"encoding {len(texts)} item texts")
-    vecs = encoder.encode(texts, lambda i, n: progress("encode", i / max(n, 1),
-                                                       f"encoded {i}/{n} texts"))
+    vecs = encoder.encode(
+        texts, lambda i, n: progress("encode", i / max(n, 1), f"encoded {i}/{n} texts")
+    )
     timings["encode"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     aligner = Aligner(encoder.dim, config.backbone.embed_dim, config.aligner)
     rows = ItemRows.from_arrays(o_rows, t_rows, labels, len(old_ids))
-    trainer = MetaTrainer(backbone, aligner, config.meta, tables.target_table, old_item_table,
-                          torch.from_numpy(vecs[old_item_rows]), rows)
-    history = trainer.fit(config.seed, lambda e, n, loss: progress(
-        "meta", e / n, f"aligner epoch {e}/{n}: loss {loss:.4f}"))
+    trainer = MetaTrainer(
+        backbone,
+        aligner,
+        config.meta,
+        tables.target_table,
+        old_item_table,
+        torch.from_numpy(vecs[old_item_rows]),
+        rows,
+    )
+    history = trainer.fit(
+        config.seed,
+        lambda e, n, loss: progress("meta", e / n, f"aligner epoch {e}/{n}: loss {loss:.4f}"),
+    )
     timings["meta"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -450,10 +545,21 @@ def build_workspace(dataset: Dataset, split: Split, config: WorkspaceConfig,
     meta = {
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "backbone_losses": losses, "meta_history": history[-1:] if history else [],
-        "split": split.summary(), "model_version": _state_digest(backbone, aligner),
+        "backbone_losses": losses,
+        "meta_history": history[-1:] if history else [],
+        "split": split.summary(),
+        "model_version": _state_digest(backbone, aligner),
         "encoder": encoder.name,
     }
-    return Workspace(config=config, dataset=dataset, split=split, backbone=backbone,
-                     aligner=aligner, encoder=encoder, item_fields=item_fields,
-                     target_fields=target_fields, index=index, meta=meta)
+    return Workspace(
+        config=config,
+        dataset=dataset,
+        split=split,
+        backbone=backbone,
+        aligner=aligner,
+        encoder=encoder,
+        item_fields=item_fields,
+        target_fields=target_fields,
+        index=index,
+        meta=meta,
+    )

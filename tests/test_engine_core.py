@@ -1,4 +1,4 @@
-"""Unit tests of the engine pieces: serialization, encoder, fields, DeepFM, aligner, meta, refine."""
+"""Unit tests of the engine: serialization, encoder, fields, DeepFM, aligner, meta, refine."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from engine.config import (
     WorkspaceConfig,
 )
 from engine.emerflow.aligner import Aligner
-from engine.emerflow.meta import MetaTrainer, TaskBatch, item_losses, meta_loss
+from engine.emerflow.meta import MetaTrainer, TaskBatch, meta_loss
 from engine.emerflow.tasks import ItemRows
 from engine.index import ItemIndex
 from engine.models.deepfm import DeepFM, FieldLayout
@@ -28,48 +28,70 @@ from engine.text.serialize import serialize_features, serialize_item
 from engine.workspace import load_workspace
 
 
-# ---- config ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("make", [
-    lambda: MetaConfig(alpha=1.5),
-    lambda: MetaConfig(inner_lr=0),
-    lambda: BackboneConfig(embed_dim=0),
-    lambda: BackboneConfig(dropout=1.0),
-    lambda: RefineConfig(steps=-1),
-    lambda: EncoderConfig(model=""),
-    lambda: WorkspaceConfig(dataset=""),
-])
+# ---- config -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: MetaConfig(alpha=1.5),
+        lambda: MetaConfig(inner_lr=0),
+        lambda: BackboneConfig(embed_dim=0),
+        lambda: BackboneConfig(dropout=1.0),
+        lambda: RefineConfig(steps=-1),
+        lambda: EncoderConfig(model=""),
+        lambda: WorkspaceConfig(dataset=""),
+    ],
+)
 def test_configs_reject_bad_values_early(make):
     with pytest.raises(ValueError):
         make()
 
 
 def test_workspace_config_round_trips_through_json_dict():
-    cfg = WorkspaceConfig(dataset="demo-movies", backbone=BackboneConfig(hidden=(32, 16)),
-                          meta=MetaConfig(alpha=0.3))
+    cfg = WorkspaceConfig(
+        dataset="demo-movies", backbone=BackboneConfig(hidden=(32, 16)), meta=MetaConfig(alpha=0.3)
+    )
     assert WorkspaceConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown keys"):
         WorkspaceConfig.from_dict({**cfg.to_dict(), "surprise": 1})
 
 
-# ---- serialization (Eq. 2) -------------------------------------------------------------------------
+# ---- serialization (Eq. 2) --------------------------------------------------------------------
 def test_serialize_descriptor_value_pairs_skipping_missing():
-    text = serialize_features([("Title", "Heat"), ("Year", 1995.0), ("Genres", "Action|Crime"),
-                               ("Director", None), ("Budget", "unknown"), ("Note", "  two  words ")])
+    text = serialize_features(
+        [
+            ("Title", "Heat"),
+            ("Year", 1995.0),
+            ("Genres", "Action|Crime"),
+            ("Director", None),
+            ("Budget", "unknown"),
+            ("Note", "  two  words "),
+        ]
+    )
     assert text == "Title: Heat; Year: 1995; Genres: Action, Crime; Note: two words"
 
 
 def test_serialize_item_appends_augmented_features_after_raw():
-    specs = [FeatureSpec("title", "text", "Title", backbone=False),
-             FeatureSpec("genres", "multi", "Genres"),
-             FeatureSpec("user_only", "categorical", "Hidden", text=False)]
-    text = serialize_item({"title": "Alien", "genres": "Horror|Sci-Fi", "user_only": "x"}, specs,
-                          {"director": "Ridley Scott"}, {"director": "Director"})
+    specs = [
+        FeatureSpec("title", "text", "Title", backbone=False),
+        FeatureSpec("genres", "multi", "Genres"),
+        FeatureSpec("user_only", "categorical", "Hidden", text=False),
+    ]
+    text = serialize_item(
+        {"title": "Alien", "genres": "Horror|Sci-Fi", "user_only": "x"},
+        specs,
+        {"director": "Ridley Scott"},
+        {"director": "Director"},
+    )
     assert text == "Title: Alien; Genres: Horror, Sci-Fi; Director: Ridley Scott"
 
 
-# ---- encoder (Eq. 3) -------------------------------------------------------------------------------
+# ---- encoder (Eq. 3) --------------------------------------------------------------------------
 def test_encoder_batches_caches_and_normalizes(encoder, monkeypatch):
-    texts = ["Title: Heat; Genres: Crime", "Disease name: cystic fibrosis", "Title: Heat; Genres: Crime"]
+    texts = [
+        "Title: Heat; Genres: Crime",
+        "Disease name: cystic fibrosis",
+        "Title: Heat; Genres: Crime",
+    ]
     vecs = encoder.encode(texts)
     assert vecs.shape == (3, encoder.dim) and vecs.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-5)
@@ -77,9 +99,13 @@ def test_encoder_batches_caches_and_normalizes(encoder, monkeypatch):
     single = encoder.encode_one("Disease name: cystic fibrosis")
     np.testing.assert_allclose(single, vecs[1], atol=1e-5)
     # related texts are closer than unrelated ones: the real model, not random weights
-    a, b, c = encoder.encode(["a space opera about a starship crew",
-                              "science fiction film set on a spaceship",
-                              "a hereditary kidney disease"])
+    a, b, c = encoder.encode(
+        [
+            "a space opera about a starship crew",
+            "science fiction film set on a spaceship",
+            "a hereditary kidney disease",
+        ]
+    )
     assert a @ b > a @ c
     calls = []
 
@@ -103,15 +129,23 @@ def test_encoder_cache_persists_to_disk(encoder, tmp_path):
     assert isinstance(TextEncoder, type)
 
 
-# ---- fields and DeepFM ---------------------------------------------------------------------------
+# ---- fields and DeepFM ------------------------------------------------------------------------
 def _frame():
-    return pd.DataFrame({"genres": ["Action|Crime", "Comedy", None], "year": [1990, 2000, None],
-                         "kind": ["a", "b", "a"]})
+    return pd.DataFrame(
+        {
+            "genres": ["Action|Crime", "Comedy", None],
+            "year": [1990, 2000, None],
+            "kind": ["a", "b", "a"],
+        }
+    )
 
 
 def test_field_encoder_handles_multi_numeric_and_unknown_values():
-    specs = [FeatureSpec("genres", "multi", "Genres"), FeatureSpec("year", "numeric", "Year"),
-             FeatureSpec("kind", "categorical", "Kind")]
+    specs = [
+        FeatureSpec("genres", "multi", "Genres"),
+        FeatureSpec("year", "numeric", "Year"),
+        FeatureSpec("kind", "categorical", "Kind"),
+    ]
     enc = FieldEncoder.fit(_frame(), specs, buckets=4, max_multi=3)
     idx = enc.transform(_frame())
     assert idx.shape == (3, 3 + 1 + 1)
@@ -124,8 +158,12 @@ def test_field_encoder_handles_multi_numeric_and_unknown_values():
 
 def _tiny_backbone(seed: int = 0) -> DeepFM:
     torch.manual_seed(seed)
-    return DeepFM(FieldLayout((11, 4), (1, 2)), FieldLayout((6,), (1,)), n_items=5,
-                  config=BackboneConfig(hidden=(8,), dropout=0.0))
+    return DeepFM(
+        FieldLayout((11, 4), (1, 2)),
+        FieldLayout((6,), (1,)),
+        n_items=5,
+        config=BackboneConfig(hidden=(8,), dropout=0.0),
+    )
 
 
 def test_deepfm_score_all_matches_forward():
@@ -142,16 +180,28 @@ def test_deepfm_score_all_matches_forward():
     torch.testing.assert_close(direct, fast, rtol=1e-5, atol=1e-5)
 
 
-# ---- aligner + meta-learning (Eq. 4-7) ---------------------------------------------------------------
+# ---- aligner + meta-learning (Eq. 4-7) --------------------------------------------------------
 def _task_batch(m: int = 4, shot: int = 6, text_dim: int = 12) -> TaskBatch:
     g = torch.Generator().manual_seed(1)
-    tgt = lambda: torch.stack([torch.randint(0, 11, (m, shot), generator=g),  # noqa: E731
-                               torch.randint(0, 4, (m, shot), generator=g),
-                               torch.randint(0, 4, (m, shot), generator=g)], -1)
-    return TaskBatch(text=torch.randn(m, text_dim, generator=g),
-                     item_idx=torch.randint(0, 6, (m, 1), generator=g),
-                     target_a=tgt(), label_a=torch.randint(0, 2, (m, shot), generator=g).float(),
-                     target_b=tgt(), label_b=torch.randint(0, 2, (m, shot), generator=g).float())
+
+    def tgt() -> torch.Tensor:
+        return torch.stack(
+            [
+                torch.randint(0, 11, (m, shot), generator=g),
+                torch.randint(0, 4, (m, shot), generator=g),
+                torch.randint(0, 4, (m, shot), generator=g),
+            ],
+            -1,
+        )
+
+    return TaskBatch(
+        text=torch.randn(m, text_dim, generator=g),
+        item_idx=torch.randint(0, 6, (m, 1), generator=g),
+        target_a=tgt(),
+        label_a=torch.randint(0, 2, (m, shot), generator=g).float(),
+        target_b=tgt(),
+        label_b=torch.randint(0, 2, (m, shot), generator=g).float(),
+    )
 
 
 def test_aligner_maps_text_space_to_embedding_space():
@@ -192,15 +242,34 @@ def test_one_meta_step_lowers_the_warm_loss_on_demo_data(movies_ws):
     old = [str(i) for i in ws.split.old_items]
     train = ws.split.train
     old_pos = {iid: i for i, iid in enumerate(old)}
-    rows = ItemRows.from_arrays(train["item_id"].map(old_pos).to_numpy(),
-                                ws.target_pos.loc[train["target_id"].astype(str)].to_numpy(),
-                                train["label"].to_numpy(np.float32), len(old))
-    texts = torch.from_numpy(ws.encoder.encode([ws.serialize(r) for r in
-                                                ws.dataset.items.set_index("item_id").loc[old].reset_index().to_dict("records")]))
+    rows = ItemRows.from_arrays(
+        train["item_id"].map(old_pos).to_numpy(),
+        ws.target_pos.loc[train["target_id"].astype(str)].to_numpy(),
+        train["label"].to_numpy(np.float32),
+        len(old),
+    )
+    texts = torch.from_numpy(
+        ws.encoder.encode(
+            [
+                ws.serialize(r)
+                for r in ws.dataset.items.set_index("item_id")
+                .loc[old]
+                .reset_index()
+                .to_dict("records")
+            ]
+        )
+    )
     aligner = Aligner(ws.encoder.dim, 16)
     cfg = MetaConfig(alpha=0.1, shot=10, tasks_per_batch=64, lr=1e-3)
-    trainer = MetaTrainer(ws.backbone, aligner, cfg, ws.target_table,
-                          tables_items[torch.tensor([item_pos[i] for i in old])], texts, rows)
+    trainer = MetaTrainer(
+        ws.backbone,
+        aligner,
+        cfg,
+        ws.target_table,
+        tables_items[torch.tensor([item_pos[i] for i in old])],
+        texts,
+        rows,
+    )
     batch = trainer.make_batch(np.arange(min(64, len(old))), np.random.default_rng(0))
     aligner.eval()
     before = meta_loss(ws.backbone, aligner, batch, cfg)[1]["warm"]
@@ -210,7 +279,7 @@ def test_one_meta_step_lowers_the_warm_loss_on_demo_data(movies_ws):
     assert after < before
 
 
-# ---- refinement ---------------------------------------------------------------------------------
+# ---- refinement -------------------------------------------------------------------------------
 def test_refinement_raises_scores_of_confirmed_positives(movies_ws):
     ws = movies_ws
     feats = ws.dataset.items.iloc[0].to_dict()
@@ -237,15 +306,16 @@ def test_refinement_raises_scores_of_confirmed_positives(movies_ws):
 
 
 def test_zero_refine_steps_leave_the_embedding_unchanged(movies_ws):
-    ws = dataclasses.replace(movies_ws, config=dataclasses.replace(
-        movies_ws.config, refine=RefineConfig(steps=0)))
+    ws = dataclasses.replace(
+        movies_ws, config=dataclasses.replace(movies_ws.config, refine=RefineConfig(steps=0))
+    )
     feats = ws.dataset.items.iloc[1].to_dict()
     pred = ws.predict(feats)
     out = ws.refine(pred.embedding, feats, [(pred.targets["target_id"].iloc[0], 1)])
     np.testing.assert_allclose(out, pred.embedding)
 
 
-# ---- workspace and index ---------------------------------------------------------------------------
+# ---- workspace and index ----------------------------------------------------------------------
 def test_saved_workspace_reloads_to_identical_predictions(movies_ws, demo_home, encoder):
     again = load_workspace(workspace_dir("demo-movies", demo_home), encoder)
     feats = movies_ws.dataset.items.iloc[5].to_dict()

@@ -30,10 +30,17 @@ def diseases(demo_home, encoder):
 
 
 def test_disease_loop_refines_and_moves_confirmed_genes_up(db, diseases):
-    item = flows.new_item(db, diseases, name="Novel skeletal dysplasia", features={
-        "disease_type": "disease", "disease_class": "Musculoskeletal Diseases",
-        "semantic_type": "Disease or Syndrome",
-        "description": "A disorder of Wnt signaling affecting bone density."})
+    item = flows.new_item(
+        db,
+        diseases,
+        name="Novel skeletal dysplasia",
+        features={
+            "disease_type": "disease",
+            "disease_class": "Musculoskeletal Diseases",
+            "semantic_type": "Disease or Syndrome",
+            "description": "A disorder of Wnt signaling affecting bone density.",
+        },
+    )
     s0 = flows.predict_item(db, diseases, item.id)
     assert s0.phase == 0 and len(s0.prediction.targets) == len(diseases.dataset.targets)
     assert "Description: A disorder of Wnt signaling" in s0.prediction.text
@@ -67,9 +74,17 @@ def test_disease_loop_refines_and_moves_confirmed_genes_up(db, diseases):
 def test_movie_loop_and_errors(db, movies):
     with pytest.raises(ValueError, match="Name is required"):
         flows.new_item(db, movies, name="  ", features={})
-    item = flows.new_item(db, movies, name="Galaxy Orbit 9000", features={
-        "title": "Galaxy Orbit 9000", "year": 1999, "genres": "Sci-Fi|Adventure",
-        "description": "A film about a starship crew stranded beyond the galaxy."})
+    item = flows.new_item(
+        db,
+        movies,
+        name="Galaxy Orbit 9000",
+        features={
+            "title": "Galaxy Orbit 9000",
+            "year": 1999,
+            "genres": "Sci-Fi|Adventure",
+            "description": "A film about a starship crew stranded beyond the galaxy.",
+        },
+    )
     with pytest.raises(flows.DuplicateItemError):
         flows.new_item(db, movies, name="galaxy orbit 9000", features={})
     s0 = flows.predict_item(db, movies, item.id)

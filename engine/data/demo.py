@@ -33,74 +33,179 @@ DEMO_DISEASES = "demo-diseases"
 DEMO_DATASETS = (DEMO_MOVIES, DEMO_DISEASES)
 
 ML_GENRES = (
-    "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
-    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
-    "War", "Western",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 )
 
 #: theme -> (genres, description phrases, title words)
 _MOVIE_THEMES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
-    "space": (("Sci-Fi", "Adventure", "Action"),
-              ("a starship crew stranded beyond the galaxy", "alien contact on a distant planet",
-               "robots rebelling on an orbital station"),
-              ("Star", "Orbit", "Nebula", "Android", "Galaxy")),
-    "family": (("Children's", "Animation", "Comedy", "Musical"),
-               ("a talking dog who helps a lonely kid", "a family road trip full of silly mishaps",
-                "singing animals saving their forest home"),
-               ("Buddy", "Puppy", "Holiday", "Magic", "Tooth")),
-    "romance": (("Romance", "Drama", "Comedy"),
-                ("two strangers falling in love in Paris", "a wedding planner torn between suitors",
-                 "letters that reunite old sweethearts"),
-                ("Love", "Heart", "Kiss", "Summer", "Wedding")),
-    "crime": (("Crime", "Thriller", "Film-Noir", "Mystery"),
-              ("a detective hunting a serial killer", "a bank heist that goes terribly wrong",
-               "mobsters fighting over the city's docks"),
-              ("Heist", "Shadow", "Gun", "Street", "Deal")),
-    "horror": (("Horror", "Thriller", "Mystery"),
-               ("a haunted house that traps its visitors", "a masked slasher stalking teenagers",
-                "a cursed tape that kills whoever watches"),
-               ("Scream", "Night", "Blood", "Grave", "Curse")),
-    "history": (("War", "Drama", "Western", "Documentary"),
-                ("soldiers surviving the beaches of Normandy",
-                 "a cowboy defending a frontier town", "the true story of a civil-rights march"),
-                ("Glory", "Battle", "Frontier", "Honor", "Valley")),
+    "space": (
+        ("Sci-Fi", "Adventure", "Action"),
+        (
+            "a starship crew stranded beyond the galaxy",
+            "alien contact on a distant planet",
+            "robots rebelling on an orbital station",
+        ),
+        ("Star", "Orbit", "Nebula", "Android", "Galaxy"),
+    ),
+    "family": (
+        ("Children's", "Animation", "Comedy", "Musical"),
+        (
+            "a talking dog who helps a lonely kid",
+            "a family road trip full of silly mishaps",
+            "singing animals saving their forest home",
+        ),
+        ("Buddy", "Puppy", "Holiday", "Magic", "Tooth"),
+    ),
+    "romance": (
+        ("Romance", "Drama", "Comedy"),
+        (
+            "two strangers falling in love in Paris",
+            "a wedding planner torn between suitors",
+            "letters that reunite old sweethearts",
+        ),
+        ("Love", "Heart", "Kiss", "Summer", "Wedding"),
+    ),
+    "crime": (
+        ("Crime", "Thriller", "Film-Noir", "Mystery"),
+        (
+            "a detective hunting a serial killer",
+            "a bank heist that goes terribly wrong",
+            "mobsters fighting over the city's docks",
+        ),
+        ("Heist", "Shadow", "Gun", "Street", "Deal"),
+    ),
+    "horror": (
+        ("Horror", "Thriller", "Mystery"),
+        (
+            "a haunted house that traps its visitors",
+            "a masked slasher stalking teenagers",
+            "a cursed tape that kills whoever watches",
+        ),
+        ("Scream", "Night", "Blood", "Grave", "Curse"),
+    ),
+    "history": (
+        ("War", "Drama", "Western", "Documentary"),
+        (
+            "soldiers surviving the beaches of Normandy",
+            "a cowboy defending a frontier town",
+            "the true story of a civil-rights march",
+        ),
+        ("Glory", "Battle", "Frontier", "Honor", "Valley"),
+    ),
 }
 _AGE_BANDS = ("Under 18", "18-24", "25-34", "35-44", "45-49", "50-55", "56+")
-_OCCUPATIONS = ("student", "engineer", "artist", "doctor", "writer", "lawyer", "retired",
-                "sales", "technician", "educator", "homemaker", "scientist")
+_OCCUPATIONS = (
+    "student",
+    "engineer",
+    "artist",
+    "doctor",
+    "writer",
+    "lawyer",
+    "retired",
+    "sales",
+    "technician",
+    "educator",
+    "homemaker",
+    "scientist",
+)
 
 #: pathway -> (organ system / MeSH-like class, phrases, name words)
 _PATHWAYS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
-    "Wnt signaling": ("Musculoskeletal Diseases", ("bone density", "skeletal growth"),
-                      ("osteo", "skeletal dysplasia")),
-    "ion channel conduction": ("Nervous System Diseases", ("seizures", "neuronal excitability"),
-                               ("epileptic encephalopathy", "channelopathy")),
-    "lipid metabolism": ("Nutritional and Metabolic Diseases", ("cholesterol", "fatty liver"),
-                         ("hyperlipidemia", "lipodystrophy")),
-    "DNA repair": ("Neoplasms", ("tumour predisposition", "genome instability"),
-                   ("carcinoma", "cancer syndrome")),
-    "immune signaling": ("Immune System Diseases", ("autoimmunity", "inflammation"),
-                         ("immunodeficiency", "autoinflammatory syndrome")),
-    "cardiac sarcomere": ("Cardiovascular Diseases", ("heart muscle", "arrhythmia"),
-                          ("cardiomyopathy", "heart failure")),
-    "cilia assembly": ("Congenital Abnormalities", ("kidney cysts", "retinal degeneration"),
-                       ("ciliopathy", "polycystic kidney disease")),
-    "mitochondrial respiration": ("Nervous System Diseases", ("muscle weakness", "lactic acidosis"),
-                                  ("mitochondrial myopathy", "encephalomyopathy")),
-    "hemoglobin synthesis": ("Hemic and Lymphatic Diseases", ("anemia", "red blood cells"),
-                             ("thalassemia", "anemia")),
-    "insulin signaling": ("Endocrine System Diseases", ("blood glucose", "insulin resistance"),
-                          ("diabetes", "hyperinsulinism")),
+    "Wnt signaling": (
+        "Musculoskeletal Diseases",
+        ("bone density", "skeletal growth"),
+        ("osteo", "skeletal dysplasia"),
+    ),
+    "ion channel conduction": (
+        "Nervous System Diseases",
+        ("seizures", "neuronal excitability"),
+        ("epileptic encephalopathy", "channelopathy"),
+    ),
+    "lipid metabolism": (
+        "Nutritional and Metabolic Diseases",
+        ("cholesterol", "fatty liver"),
+        ("hyperlipidemia", "lipodystrophy"),
+    ),
+    "DNA repair": (
+        "Neoplasms",
+        ("tumour predisposition", "genome instability"),
+        ("carcinoma", "cancer syndrome"),
+    ),
+    "immune signaling": (
+        "Immune System Diseases",
+        ("autoimmunity", "inflammation"),
+        ("immunodeficiency", "autoinflammatory syndrome"),
+    ),
+    "cardiac sarcomere": (
+        "Cardiovascular Diseases",
+        ("heart muscle", "arrhythmia"),
+        ("cardiomyopathy", "heart failure"),
+    ),
+    "cilia assembly": (
+        "Congenital Abnormalities",
+        ("kidney cysts", "retinal degeneration"),
+        ("ciliopathy", "polycystic kidney disease"),
+    ),
+    "mitochondrial respiration": (
+        "Nervous System Diseases",
+        ("muscle weakness", "lactic acidosis"),
+        ("mitochondrial myopathy", "encephalomyopathy"),
+    ),
+    "hemoglobin synthesis": (
+        "Hemic and Lymphatic Diseases",
+        ("anemia", "red blood cells"),
+        ("thalassemia", "anemia"),
+    ),
+    "insulin signaling": (
+        "Endocrine System Diseases",
+        ("blood glucose", "insulin resistance"),
+        ("diabetes", "hyperinsulinism"),
+    ),
 }
-_PROTEIN_CLASSES = ("Enzymes", "Transporters", "Transcription factors", "Membrane proteins",
-                    "Kinases", "Receptors", "Structural proteins", "Secreted proteins")
+_PROTEIN_CLASSES = (
+    "Enzymes",
+    "Transporters",
+    "Transcription factors",
+    "Membrane proteins",
+    "Kinases",
+    "Receptors",
+    "Structural proteins",
+    "Secreted proteins",
+)
 _DISEASE_TYPES = ("disease", "phenotype", "group")
-_SEMANTIC = ("Disease or Syndrome", "Neoplastic Process", "Congenital Abnormality",
-             "Finding", "Pathologic Function")
+_SEMANTIC = (
+    "Disease or Syndrome",
+    "Neoplastic Process",
+    "Congenital Abnormality",
+    "Finding",
+    "Pathologic Function",
+)
 
 
-def _counts(rng: np.random.Generator, n: int, old_share: float, new_range: tuple[int, int],
-            old_range: tuple[int, int]) -> np.ndarray:
+def _counts(
+    rng: np.random.Generator,
+    n: int,
+    old_share: float,
+    new_range: tuple[int, int],
+    old_range: tuple[int, int],
+) -> np.ndarray:
     """Interaction counts: ~old_share above the old threshold, most others in the new band."""
     kind = rng.random(n)
     old = rng.integers(old_range[0], old_range[1] + 1, n)
@@ -120,34 +225,48 @@ def demo_movies(seed: int = 0, n_users: int = 1000, n_movies: int = 600) -> Data
     occ = rng.integers(0, len(_OCCUPATIONS), n_users)
     group_pref = rng.normal(0, 1.0, (len(_AGE_BANDS), 2, k))
     occ_pref = rng.normal(0, 0.5, (len(_OCCUPATIONS), k))
-    taste = group_pref[age, (gender == "M").astype(int)] + occ_pref[occ] + rng.normal(0, 0.7, (n_users, k))
+    taste = (
+        group_pref[age, (gender == "M").astype(int)]
+        + occ_pref[occ]
+        + rng.normal(0, 0.7, (n_users, k))
+    )
     activity = rng.lognormal(0, 0.6, n_users)
-    users = pd.DataFrame({
-        TARGET_ID: [str(u + 1) for u in range(n_users)],
-        NAME: [f"user {u + 1}" for u in range(n_users)],
-        "user_key": [str(u + 1) for u in range(n_users)],
-        "gender": gender,
-        "age": [_AGE_BANDS[a] for a in age],
-        "occupation": [_OCCUPATIONS[o] for o in occ],
-    })
+    users = pd.DataFrame(
+        {
+            TARGET_ID: [str(u + 1) for u in range(n_users)],
+            NAME: [f"user {u + 1}" for u in range(n_users)],
+            "user_key": [str(u + 1) for u in range(n_users)],
+            "gender": gender,
+            "age": [_AGE_BANDS[a] for a in age],
+            "occupation": [_OCCUPATIONS[o] for o in occ],
+        }
+    )
     # movies ---------------------------------------------------------------------------------
     primary = rng.integers(0, k, n_movies)
     secondary = rng.integers(0, k, n_movies)
-    latent = np.eye(k)[primary] * 1.2 + np.eye(k)[secondary] * 0.5 + rng.normal(0, 0.25, (n_movies, k))
+    latent = (
+        np.eye(k)[primary] * 1.2 + np.eye(k)[secondary] * 0.5 + rng.normal(0, 0.25, (n_movies, k))
+    )
     quality = rng.normal(0, 0.6, n_movies)
     rows = []
     for m in range(n_movies):
         t1, t2 = themes[primary[m]], themes[secondary[m]]
         g1, d1, w1 = _MOVIE_THEMES[t1]
         g2, _, w2 = _MOVIE_THEMES[t2]
-        genres = sorted({*rng.choice(g1, size=min(2, len(g1)), replace=False), g2[rng.integers(len(g2))]})
+        genres = sorted(
+            {*rng.choice(g1, size=min(2, len(g1)), replace=False), g2[rng.integers(len(g2))]}
+        )
         title = f"{w1[rng.integers(len(w1))]} {w2[rng.integers(len(w2))]} {m + 1}"
-        rows.append({
-            ITEM_ID: f"M{m + 1:04d}", NAME: title, "title": title,
-            "year": int(rng.integers(1960, 2001)),
-            "genres": MULTI_SEP.join(genres),
-            DESCRIPTION: f"A film about {d1[rng.integers(len(d1))]}.",
-        })
+        rows.append(
+            {
+                ITEM_ID: f"M{m + 1:04d}",
+                NAME: title,
+                "title": title,
+                "year": int(rng.integers(1960, 2001)),
+                "genres": MULTI_SEP.join(genres),
+                DESCRIPTION: f"A film about {d1[rng.integers(len(d1))]}.",
+            }
+        )
     movies = pd.DataFrame(rows)
     # clicks ---------------------------------------------------------------------------------
     counts = _counts(rng, n_movies, 0.42, (25, 60), (61, 260))
@@ -158,11 +277,23 @@ def demo_movies(seed: int = 0, n_users: int = 1000, n_movies: int = 600) -> Data
         logit = 2.5 * (taste[us] @ latent[m]) / np.sqrt(k) + quality[m] - 0.1
         lab = (rng.random(len(us)) < 1 / (1 + np.exp(-logit))).astype(int)
         ts = np.sort(rng.integers(9.5e8, 9.9e8, len(us)))
-        inter.append(pd.DataFrame({ITEM_ID: movies[ITEM_ID][m], TARGET_ID: users[TARGET_ID].to_numpy()[us],
-                                   LABEL: lab, ORDER: ts}))
+        inter.append(
+            pd.DataFrame(
+                {
+                    ITEM_ID: movies[ITEM_ID][m],
+                    TARGET_ID: users[TARGET_ID].to_numpy()[us],
+                    LABEL: lab,
+                    ORDER: ts,
+                }
+            )
+        )
     interactions = pd.concat(inter, ignore_index=True)
     return Dataset(
-        name=DEMO_MOVIES, domain=MOVIE, items=movies, targets=users, interactions=interactions,
+        name=DEMO_MOVIES,
+        domain=MOVIE,
+        items=movies,
+        targets=users,
+        interactions=interactions,
         item_features=[
             FeatureSpec("title", "text", "Title", backbone=False),
             FeatureSpec("year", "numeric", "Year"),
@@ -187,8 +318,11 @@ def demo_diseases(seed: int = 0, n_genes: int = 2000, n_diseases: int = 600) -> 
     gene_pw = rng.integers(0, n_pw, n_genes)
     gene_pw2 = np.where(rng.random(n_genes) < 0.15, rng.integers(0, n_pw, n_genes), gene_pw)
     pw_class = rng.integers(0, len(_PROTEIN_CLASSES), (n_pw, 2))
-    gene_class = np.where(rng.random(n_genes) < 0.7, pw_class[gene_pw, rng.integers(0, 2, n_genes)],
-                          rng.integers(0, len(_PROTEIN_CLASSES), n_genes))
+    gene_class = np.where(
+        rng.random(n_genes) < 0.7,
+        pw_class[gene_pw, rng.integers(0, 2, n_genes)],
+        rng.integers(0, len(_PROTEIN_CLASSES), n_genes),
+    )
     letters = np.array(list("ABCDEFGHIKLMNPRSTVWXYZ"))
     symbols = []
     seen: set[str] = set()
@@ -198,13 +332,15 @@ def demo_diseases(seed: int = 0, n_genes: int = 2000, n_diseases: int = 600) -> 
             seen.add(s)
             symbols.append(s)
     popularity = rng.lognormal(0, 0.8, n_genes)
-    genes = pd.DataFrame({
-        TARGET_ID: [str(100000 + g) for g in range(n_genes)],
-        NAME: symbols,
-        "symbol": symbols,
-        "gene_key": [str(100000 + g) for g in range(n_genes)],
-        "protein_class": [_PROTEIN_CLASSES[c] for c in gene_class],
-    })
+    genes = pd.DataFrame(
+        {
+            TARGET_ID: [str(100000 + g) for g in range(n_genes)],
+            NAME: symbols,
+            "symbol": symbols,
+            "gene_key": [str(100000 + g) for g in range(n_genes)],
+            "protein_class": [_PROTEIN_CLASSES[c] for c in gene_class],
+        }
+    )
     members = [np.flatnonzero((gene_pw == p) | (gene_pw2 == p)) for p in range(n_pw)]
     primary = rng.integers(0, n_pw, n_diseases)
     secondary = np.where(rng.random(n_diseases) < 0.3, rng.integers(0, n_pw, n_diseases), primary)
@@ -216,15 +352,24 @@ def demo_diseases(seed: int = 0, n_genes: int = 2000, n_diseases: int = 600) -> 
         classes = {system}
         if secondary[d] != primary[d]:
             classes.add(_PATHWAYS[pathways[secondary[d]]][0])
-        rows.append({
-            ITEM_ID: f"D{d + 1:04d}", NAME: name,
-            "disease_type": _DISEASE_TYPES[rng.integers(len(_DISEASE_TYPES))],
-            "disease_class": MULTI_SEP.join(sorted(classes)),
-            "semantic_type": _SEMANTIC[rng.integers(len(_SEMANTIC))],
-            DESCRIPTION: (f"A disorder of {pw} affecting {phrases[rng.integers(len(phrases))]}"
-                          + (f", with features of {pathways[secondary[d]]}" if secondary[d] != primary[d] else "")
-                          + "."),
-        })
+        rows.append(
+            {
+                ITEM_ID: f"D{d + 1:04d}",
+                NAME: name,
+                "disease_type": _DISEASE_TYPES[rng.integers(len(_DISEASE_TYPES))],
+                "disease_class": MULTI_SEP.join(sorted(classes)),
+                "semantic_type": _SEMANTIC[rng.integers(len(_SEMANTIC))],
+                DESCRIPTION: (
+                    f"A disorder of {pw} affecting {phrases[rng.integers(len(phrases))]}"
+                    + (
+                        f", with features of {pathways[secondary[d]]}"
+                        if secondary[d] != primary[d]
+                        else ""
+                    )
+                    + "."
+                ),
+            }
+        )
     diseases = pd.DataFrame(rows)
     counts = _counts(rng, n_diseases, 0.4, (12, 30), (31, 90))
     inter = []
@@ -238,11 +383,23 @@ def demo_diseases(seed: int = 0, n_genes: int = 2000, n_diseases: int = 600) -> 
         extra = rng.choice(rest, size=counts[d] - len(chosen), replace=False, p=w2)
         gs = rng.permutation(np.concatenate([chosen, extra]))
         years = np.sort(rng.integers(1990, 2021, len(gs)))
-        inter.append(pd.DataFrame({ITEM_ID: diseases[ITEM_ID][d], TARGET_ID: genes[TARGET_ID].to_numpy()[gs],
-                                   LABEL: 1, ORDER: years}))
+        inter.append(
+            pd.DataFrame(
+                {
+                    ITEM_ID: diseases[ITEM_ID][d],
+                    TARGET_ID: genes[TARGET_ID].to_numpy()[gs],
+                    LABEL: 1,
+                    ORDER: years,
+                }
+            )
+        )
     interactions = pd.concat(inter, ignore_index=True)
     return Dataset(
-        name=DEMO_DISEASES, domain=DISEASE, items=diseases, targets=genes, interactions=interactions,
+        name=DEMO_DISEASES,
+        domain=DISEASE,
+        items=diseases,
+        targets=genes,
+        interactions=interactions,
         item_features=[
             FeatureSpec(NAME, "text", "Disease name", backbone=False),
             FeatureSpec("disease_type", "categorical", "Disease type"),

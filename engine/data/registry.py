@@ -18,8 +18,9 @@ from engine.schema import DISEASE, MOVIE
 
 #: Demo thresholds: the spec's protocol scaled to the demo catalogs' interaction counts.
 DEMO_MOVIES_PROTOCOL = ProtocolConfig(old_min_exclusive=60, new_min=25, new_max=60, k=5)
-DEMO_DISEASES_PROTOCOL = ProtocolConfig(old_min_exclusive=30, new_min=12, new_max=30, k=3,
-                                        min_test_positives=3)
+DEMO_DISEASES_PROTOCOL = ProtocolConfig(
+    old_min_exclusive=30, new_min=12, new_max=30, k=3, min_test_positives=3
+)
 
 
 @dataclass(frozen=True)
@@ -59,12 +60,19 @@ def _disgenet(root: Path | None) -> Dataset:
 
 
 DATASETS: dict[str, DatasetEntry] = {
-    DEMO_MOVIES: DatasetEntry(DEMO_MOVIES, MOVIE, DEMO_MOVIES_PROTOCOL,
-                              lambda _root: demo_movies(), synthetic=True),
-    DEMO_DISEASES: DatasetEntry(DEMO_DISEASES, DISEASE, DEMO_DISEASES_PROTOCOL,
-                                lambda _root: demo_diseases(), synthetic=True),
-    "movielens-1m-partial": DatasetEntry("movielens-1m-partial", MOVIE, MOVIELENS_PROTOCOL,
-                                         _movielens),
+    DEMO_MOVIES: DatasetEntry(
+        DEMO_MOVIES, MOVIE, DEMO_MOVIES_PROTOCOL, lambda _root: demo_movies(), synthetic=True
+    ),
+    DEMO_DISEASES: DatasetEntry(
+        DEMO_DISEASES,
+        DISEASE,
+        DEMO_DISEASES_PROTOCOL,
+        lambda _root: demo_diseases(),
+        synthetic=True,
+    ),
+    "movielens-1m-partial": DatasetEntry(
+        "movielens-1m-partial", MOVIE, MOVIELENS_PROTOCOL, _movielens
+    ),
     "disgenet-curated": DatasetEntry("disgenet-curated", DISEASE, DISGENET_PROTOCOL, _disgenet),
 }
 

@@ -37,9 +37,17 @@ class TaskBatch:
     label_b: torch.Tensor  # [M, shot]
 
 
-def item_losses(backbone: DeepFM, target_idx: torch.Tensor, item_idx: torch.Tensor,
-                emb: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-    """Mean BCE per item ``[M]`` for targets ``[M, n, S_t]``, fields ``[M, S_i]``, emb ``[M, D]``."""
+def item_losses(
+    backbone: DeepFM,
+    target_idx: torch.Tensor,
+    item_idx: torch.Tensor,
+    emb: torch.Tensor,
+    label: torch.Tensor,
+) -> torch.Tensor:
+    """Mean BCE per item ``[M]``.
+
+    Shapes: targets ``[M, n, S_t]``, item fields ``[M, S_i]``, embeddings ``[M, D]``.
+    """
     m, n, s = target_idx.shape
     logits = backbone(
         target_idx.reshape(m * n, s),
@@ -49,21 +57,35 @@ def item_losses(backbone: DeepFM, target_idx: torch.Tensor, item_idx: torch.Tens
     return F.binary_cross_entropy_with_logits(logits, label, reduction="none").mean(1)
 
 
-def inner_step(backbone: DeepFM, batch_target: torch.Tensor, item_idx: torch.Tensor,
-               emb: torch.Tensor, label: torch.Tensor, lr: float, create_graph: bool
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+def inner_step(
+    backbone: DeepFM,
+    batch_target: torch.Tensor,
+    item_idx: torch.Tensor,
+    emb: torch.Tensor,
+    label: torch.Tensor,
+    lr: float,
+    create_graph: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 6: ``e' = e - lr * dL_a/de`` per item. Returns (per-item cold losses, e')."""
     losses = item_losses(backbone, batch_target, item_idx, emb, label)
     (grad,) = torch.autograd.grad(losses.sum(), emb, create_graph=create_graph)
     return losses, emb - lr * grad
 
 
-def meta_loss(backbone: DeepFM, aligner: Aligner, batch: TaskBatch, config: MetaConfig
-              ) -> tuple[torch.Tensor, dict[str, float]]:
+def meta_loss(
+    backbone: DeepFM, aligner: Aligner, batch: TaskBatch, config: MetaConfig
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Eq. 7: ``alpha * L_cold + (1 - alpha) * L_warm`` for one meta-batch."""
     emb = aligner(batch.text)  # [M, D]  Eq. 4
-    cold, warm_emb = inner_step(backbone, batch.target_a, batch.item_idx, emb, batch.label_a,
-                                config.inner_lr, create_graph=True)  # Eq. 5-6
+    cold, warm_emb = inner_step(
+        backbone,
+        batch.target_a,
+        batch.item_idx,
+        emb,
+        batch.label_a,
+        config.inner_lr,
+        create_graph=True,
+    )  # Eq. 5-6
     warm = item_losses(backbone, batch.target_b, batch.item_idx, warm_emb, batch.label_b)
     l_cold, l_warm = cold.mean(), warm.mean()
     total = config.alpha * l_cold + (1.0 - config.alpha) * l_warm
@@ -83,9 +105,16 @@ class MetaTrainer:
         rows: their interactions grouped per item.
     """
 
-    def __init__(self, backbone: DeepFM, aligner: Aligner, config: MetaConfig,
-                 target_table: torch.Tensor, item_table: torch.Tensor, text: torch.Tensor,
-                 rows: ItemRows):
+    def __init__(
+        self,
+        backbone: DeepFM,
+        aligner: Aligner,
+        config: MetaConfig,
+        target_table: torch.Tensor,
+        item_table: torch.Tensor,
+        text: torch.Tensor,
+        rows: ItemRows,
+    ):
         self.backbone = backbone
         for p in backbone.parameters():
             p.requires_grad_(False)
@@ -95,15 +124,21 @@ class MetaTrainer:
         self.item_table = item_table
         self.text = text
         self.rows = rows
-        self.optimizer = torch.optim.Adam(aligner.parameters(), lr=config.lr,
-                                          weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.Adam(
+            aligner.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
 
     def make_batch(self, items: np.ndarray, rng: np.random.Generator) -> TaskBatch:
         (ta, la), (tb, lb) = self.rows.split_two(items, self.config.shot, rng)
         idx = torch.from_numpy(items)
-        return TaskBatch(text=self.text[idx], item_idx=self.item_table[idx],
-                         target_a=self.target_table[ta], label_a=la,
-                         target_b=self.target_table[tb], label_b=lb)
+        return TaskBatch(
+            text=self.text[idx],
+            item_idx=self.item_table[idx],
+            target_a=self.target_table[ta],
+            label_a=la,
+            target_b=self.target_table[tb],
+            label_b=lb,
+        )
 
     def step(self, batch: TaskBatch) -> dict[str, float]:
         self.aligner.train()
@@ -125,7 +160,9 @@ class MetaTrainer:
             sums: dict[str, float] = {}
             nb = 0
             for start in range(0, n, self.config.tasks_per_batch):
-                parts = self.step(self.make_batch(order[start : start + self.config.tasks_per_batch], rng))
+                parts = self.step(
+                    self.make_batch(order[start : start + self.config.tasks_per_batch], rng)
+                )
                 for k, v in parts.items():
                     sums[k] = sums.get(k, 0.0) + v
                 nb += 1

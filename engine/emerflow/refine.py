@@ -13,9 +13,15 @@ from engine.config import RefineConfig
 from engine.models.deepfm import DeepFM
 
 
-def refine_embeddings(backbone: DeepFM, emb: torch.Tensor, item_idx: torch.Tensor,
-                      target_idx: torch.Tensor, label: torch.Tensor, mask: torch.Tensor,
-                      config: RefineConfig) -> torch.Tensor:
+def refine_embeddings(
+    backbone: DeepFM,
+    emb: torch.Tensor,
+    item_idx: torch.Tensor,
+    target_idx: torch.Tensor,
+    label: torch.Tensor,
+    mask: torch.Tensor,
+    config: RefineConfig,
+) -> torch.Tensor:
     """Refine ``[M, D]`` embeddings with ``config.steps`` SGD steps on each item's rows.
 
     Args:
@@ -58,11 +64,22 @@ def refine_embeddings(backbone: DeepFM, emb: torch.Tensor, item_idx: torch.Tenso
     return e.detach()
 
 
-def refine_one(backbone: DeepFM, emb: torch.Tensor, item_idx: torch.Tensor,
-               target_idx: torch.Tensor, label: torch.Tensor, config: RefineConfig
-               ) -> torch.Tensor:
+def refine_one(
+    backbone: DeepFM,
+    emb: torch.Tensor,
+    item_idx: torch.Tensor,
+    target_idx: torch.Tensor,
+    label: torch.Tensor,
+    config: RefineConfig,
+) -> torch.Tensor:
     """Refine one embedding ``[D]`` from its interactions ``target_idx [n, S_t]``, ``label [n]``."""
-    out = refine_embeddings(backbone, emb.unsqueeze(0), item_idx.reshape(1, -1),
-                            target_idx.unsqueeze(0), label.reshape(1, -1),
-                            torch.ones(1, len(label)), config)
+    out = refine_embeddings(
+        backbone,
+        emb.unsqueeze(0),
+        item_idx.reshape(1, -1),
+        target_idx.unsqueeze(0),
+        label.reshape(1, -1),
+        torch.ones(1, len(label)),
+        config,
+    )
     return out[0]

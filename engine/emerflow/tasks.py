@@ -24,26 +24,32 @@ class ItemRows:
     count: np.ndarray
 
     @classmethod
-    def from_arrays(cls, item_pos: np.ndarray, target_row: np.ndarray, label: np.ndarray,
-                    n_items: int) -> ItemRows:
+    def from_arrays(
+        cls, item_pos: np.ndarray, target_row: np.ndarray, label: np.ndarray, n_items: int
+    ) -> ItemRows:
         """Group rows by ``item_pos`` (0..n_items-1), keeping each item's row order."""
         order = np.argsort(item_pos, kind="stable")
         counts = np.bincount(item_pos, minlength=n_items)
         start = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        return cls(target_row=target_row[order].astype(np.int64),
-                   label=label[order].astype(np.float32), start=start.astype(np.int64),
-                   count=counts.astype(np.int64))
+        return cls(
+            target_row=target_row[order].astype(np.int64),
+            label=label[order].astype(np.float32),
+            start=start.astype(np.int64),
+            count=counts.astype(np.int64),
+        )
 
-    def sample(self, items: np.ndarray, shot: int, rng: np.random.Generator
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(
+        self, items: np.ndarray, shot: int, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``shot`` rows per item (with replacement) -> target rows, labels, both ``[M, shot]``."""
         counts = self.count[items]
         offs = (rng.random((len(items), shot)) * counts[:, None]).astype(np.int64)
         rows = self.start[items][:, None] + offs
         return torch.from_numpy(self.target_row[rows]), torch.from_numpy(self.label[rows])
 
-    def split_two(self, items: np.ndarray, shot: int, rng: np.random.Generator
-                  ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    def split_two(
+        self, items: np.ndarray, shot: int, rng: np.random.Generator
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         """Two disjoint-where-possible batches a and b of ``shot`` rows per item."""
         counts = self.count[items]
         keys = rng.random((len(items), 2 * shot))

@@ -45,7 +45,9 @@ class FieldEmbeddings(nn.Module):
         self.layout = layout
         total = sum(layout.vocab_sizes)
         row_off = torch.tensor([0, *layout.vocab_sizes[:-1]]).cumsum(0)
-        slot_field = torch.repeat_interleave(torch.arange(layout.n_fields), torch.tensor(layout.slots))
+        slot_field = torch.repeat_interleave(
+            torch.arange(layout.n_fields), torch.tensor(layout.slots)
+        )
         self.register_buffer("slot_offset", row_off[slot_field], persistent=False)  # [S]
         pool = torch.zeros(len(slot_field), layout.n_fields)
         pool[torch.arange(len(slot_field)), slot_field] = 1.0
@@ -87,7 +89,10 @@ class DeepFM(nn.Module):
     """
 
     def __init__(
-        self, target_layout: FieldLayout, item_layout: FieldLayout, n_items: int,
+        self,
+        target_layout: FieldLayout,
+        item_layout: FieldLayout,
+        n_items: int,
         config: BackboneConfig,
     ):
         super().__init__()
@@ -113,7 +118,10 @@ class DeepFM(nn.Module):
     def forward(
         self, target_idx: torch.Tensor, item_idx: torch.Tensor, item_vec: torch.Tensor
     ) -> torch.Tensor:
-        """Logits ``[B]`` for targets ``[B, S_t]``, item fields ``[B, S_i]``, item-ID vecs ``[B, D]``."""
+        """Logits ``[B]``.
+
+        Shapes: targets ``[B, S_t]``, item fields ``[B, S_i]``, item-ID vectors ``[B, D]``.
+        """
         t, t_lin = self.targets(target_idx)  # [B, F_t, D]
         i, i_lin = self.item_fields(item_idx)  # [B, F_i, D]
         x = torch.cat([t, i, item_vec.unsqueeze(1)], dim=1)  # [B, F, D]

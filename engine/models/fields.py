@@ -45,9 +45,11 @@ class FieldEncoder:
             col = frame[s.name]
             if s.kind == "numeric":
                 vals = pd.to_numeric(col, errors="coerce").dropna().to_numpy(dtype=float)
-                qs = np.unique(np.quantile(vals, np.linspace(0, 1, buckets + 1)[1:-1])) if len(
-                    vals
-                ) else np.array([])
+                qs = (
+                    np.unique(np.quantile(vals, np.linspace(0, 1, buckets + 1)[1:-1]))
+                    if len(vals)
+                    else np.array([])
+                )
                 edges[s.name] = qs.tolist()
                 vocabs[s.name] = {str(i): i + 1 for i in range(len(qs) + 1)}
             elif s.kind == "multi":
@@ -107,10 +109,16 @@ class FieldEncoder:
 
     @classmethod
     def from_dict(cls, data: dict) -> FieldEncoder:
-        specs = [FeatureSpec(name=s["name"], kind=s["kind"], descriptor=s["descriptor"])
-                 for s in data["specs"]]
-        return cls(specs=specs, vocabs=data["vocabs"], edges=data["edges"],
-                   max_multi=int(data["max_multi"]))
+        specs = [
+            FeatureSpec(name=s["name"], kind=s["kind"], descriptor=s["descriptor"])
+            for s in data["specs"]
+        ]
+        return cls(
+            specs=specs,
+            vocabs=data["vocabs"],
+            edges=data["edges"],
+            max_multi=int(data["max_multi"]),
+        )
 
 
 def _split_multi(cell: object) -> list[str]:

@@ -107,8 +107,10 @@ class TextEncoder:
         Missing texts are sorted by length before batching so each batch pads little.
         """
         keys = [text_key(t) for t in texts]
-        todo = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in self._cache}.items(),
-                      key=lambda kv: len(kv[1]))
+        todo = sorted(
+            {k: t for k, t in zip(keys, texts, strict=True) if k not in self._cache}.items(),
+            key=lambda kv: len(kv[1]),
+        )
         bs = self.config.batch_size
         for start in range(0, len(todo), bs):
             chunk = todo[start : start + bs]

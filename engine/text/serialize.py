@@ -60,9 +60,7 @@ def serialize_item(
         augmented_descriptors: descriptor per augmented feature name (defaults to a
             title-cased name).
     """
-    pairs: list[tuple[str, object]] = [
-        (s.descriptor, item.get(s.name)) for s in specs if s.text
-    ]
+    pairs: list[tuple[str, object]] = [(s.descriptor, item.get(s.name)) for s in specs if s.text]
     for name, value in (augmented or {}).items():
         desc = (augmented_descriptors or {}).get(name) or name.replace("_", " ").capitalize()
         pairs.append((desc, value))
