@@ -465,3 +465,53 @@ def test_augment_items_argument_errors() -> None:
         augment_items(NoneProvider(), MOVIE, _items(1), ["a"], concurrency=0)
     out = augment_items(NoneProvider(), MOVIE, _items(2), ["a"])
     assert out["a"].tolist() == ["", ""] and (out[AUGMENT_ERROR] == "").all()
+
+
+# CLI -----------------------------------------------------------------------------------------
+
+
+def test_cli_register_augment_and_prepare(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from engine.augment.cli import register
+    from engine.data import Dataset
+
+    monkeypatch.setenv("EMERFLOW_HOME", str(tmp_path))
+    items = _items(3)
+    ds = Dataset(
+        name="tiny",
+        domain=MOVIE,
+        items=items,
+        targets=pd.DataFrame({"target_id": ["u1"], NAME: ["u"]}),
+        interactions=pd.DataFrame(
+            {ITEM_ID: ["i0"], "target_id": ["u1"], "label": [1], "order": [0]}
+        ),
+        item_features=[FeatureSpec("genres", "multi", "Genres")],
+        target_features=[],
+    )
+    parser = argparse.ArgumentParser(prog="emerflow")
+    register(parser.add_subparsers(dest="command", required=True), lambda name: ds)
+    args = parser.parse_args(
+        [
+            "augment",
+            "--dataset",
+            "tiny",
+            "--provider",
+            "none",
+            "--features",
+            "director,themes",
+            "--limit",
+            "2",
+        ]
+    )
+    assert args.func(args) == 0
+    out = pd.read_csv(tmp_path / "augment" / "tiny.csv", keep_default_na=False)
+    assert out[ITEM_ID].tolist() == ["i0", "i1"] and list(out.columns[1:3]) == [
+        "director",
+        "themes",
+    ]
+    assert 'api_key"' not in capsys.readouterr().out
+    args = parser.parse_args(["llm", "prepare", "--dest", str(tmp_path / "m")])
+    assert callable(args.func)

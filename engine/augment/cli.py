@@ -185,4 +185,7 @@ def _run_augment(args: argparse.Namespace, load_dataset: DatasetLoader) -> int:
         "llm": settings.public_dict(),
     }
     print(json.dumps(summary))
+    if failed:
+        first = frame.loc[frame[AUGMENT_ERROR] != "", AUGMENT_ERROR].iloc[0]
+        print(f"{failed} item(s) failed; first error: {first}", file=sys.stderr)
     return 0 if failed < len(frame) or len(frame) == 0 else 2
