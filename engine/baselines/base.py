@@ -1,0 +1,275 @@
+"""The common interface of every benchmarked method and the context they are fitted in.
+
+A benchmark run (``engine.bench``) builds one :class:`BenchContext` per seed: the dataset, its
+split, the shared pretrained and frozen backbone of that seed, the index tables and (lazily)
+the item text vectors. Each method then
+
+1. ``fit(ctx)``: trains whatever it needs on OLD items only (``ctx.split.train``);
+2. ``start()``: returns its phase-0 state for the M new items (``ctx.new_items``);
+3. ``update(state, batch, seen)``: takes the newest phase batch (and every batch seen so far)
+   and returns the next state;
+4. ``score(state, rows)``: scores rows given as (new-item position, target row) only; labels
+   are never passed to ``score``, so a method cannot read the test labels.
+
+Embedding methods (:class:`EmbeddingMethod`) keep an ``[M, D]`` matrix of new-item ID
+embeddings as state, fed to the frozen backbone; counting baselines keep their own state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from engine.config import RefineConfig, WorkspaceConfig
+from engine.data.base import Dataset
+from engine.data.protocol import Split
+from engine.emerflow.refine import refine_embeddings
+from engine.emerflow.tasks import ItemRows
+from engine.models.deepfm import DeepFM
+from engine.workspace import TrainingTables
+
+
+class MethodNotAvailable(RuntimeError):
+    """Raised by ``fit`` when a method cannot run here (e.g. no LLM augmentations): the
+    benchmark reports it as "not run" with this message as the reason."""
+
+
+@dataclass
+class Rows:
+    """Interaction rows of the new items: position in ``ctx.new_items``, target row, label.
+
+    ``label`` is ``None`` for rows handed to :meth:`Method.score` (test rows).
+    """
+
+    item: np.ndarray
+    target: np.ndarray
+    label: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.item)
+
+    @classmethod
+    def empty(cls) -> Rows:
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
+
+    def concat(self, other: Rows) -> Rows:
+        if self.label is None or other.label is None:
+            raise ValueError("Rows.concat needs labelled rows")
+        return Rows(np.concatenate([self.item, other.item]),
+                    np.concatenate([self.target, other.target]),
+                    np.concatenate([self.label, other.label]).astype(np.float32))
+
+    def unlabelled(self) -> Rows:
+        return Rows(self.item, self.target, None)
+
+    def padded(self, n_items: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(target rows ``[M, n]``, labels ``[M, n]``, mask ``[M, n]``), n = most rows per item."""
+        if self.label is None:
+            raise ValueError("Rows.padded needs labelled rows")
+        counts = np.bincount(self.item, minlength=n_items)
+        n = int(counts.max()) if len(self.item) else 0
+        order = np.argsort(self.item, kind="stable")
+        item = self.item[order]
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        col = np.arange(len(item)) - starts[item]
+        target = np.zeros((n_items, n), np.int64)
+        label = np.zeros((n_items, n), np.float32)
+        mask = np.zeros((n_items, n), np.float32)
+        target[item, col] = self.target[order]
+        label[item, col] = self.label[order]
+        mask[item, col] = 1.0
+        return torch.from_numpy(target), torch.from_numpy(label), torch.from_numpy(mask)
+
+
+@dataclass
+class BenchContext:
+    """Everything one seed's methods share. Built by ``engine.bench.build_context``.
+
+    Attributes:
+        dataset, split: the data and its protocol split (new items = ``split.new_items``).
+        config: workspace settings of the shared backbone (and EmerFlow's defaults).
+        seed: the run's seed.
+        tables: index tensors of targets and items (``engine.workspace.make_tables``).
+        backbone: pretrained on old items, frozen (eval mode, no grads).
+        text_vectors: ``variant -> [N_items, T]`` float32 vectors of every item's serialized
+            text (variants ``raw``, ``raw+aug``, ``aug``); raises MethodNotAvailable for
+            augmented variants when no augmentation exists.
+        llm: provider/model/prompt_version of the augmentation, or None.
+    """
+
+    dataset: Dataset
+    split: Split
+    config: WorkspaceConfig
+    seed: int
+    tables: TrainingTables
+    backbone: DeepFM
+    text_vectors: Callable[[str], np.ndarray]
+    llm: dict | None = None
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.old_items = [str(i) for i in self.split.old_items]
+        self.new_items = [str(i) for i in self.split.new_items]
+        self.old_item_rows = self.tables.item_pos.loc[self.old_items].to_numpy().copy()
+        self.new_item_rows = self.tables.item_pos.loc[self.new_items].to_numpy().copy()
+        self.old_item_table = self.tables.item_table[torch.from_numpy(self.old_item_rows)]
+        self.new_item_table = self.tables.item_table[torch.from_numpy(self.new_item_rows)]
+        train = self.split.train
+        self.train_target = self.tables.target_pos.loc[train["target_id"].astype(str)].to_numpy()
+        self.train_old = self.tables.old_pos.loc[train["item_id"].astype(str)].to_numpy()
+        self.train_label = train["label"].to_numpy(dtype=np.float32)
+        self.new_pos = {item: k for k, item in enumerate(self.new_items)}
+
+    @property
+    def n_new(self) -> int:
+        return len(self.new_items)
+
+    @property
+    def embed_dim(self) -> int:
+        return self.backbone.embed_dim
+
+    def old_rows(self) -> ItemRows:
+        """Old items' training rows grouped per old item (for meta-training tasks)."""
+        if "old_rows" not in self._cache:
+            self._cache["old_rows"] = ItemRows.from_arrays(
+                self.train_old, self.train_target, self.train_label, len(self.old_items))
+        return self._cache["old_rows"]
+
+    def old_id_embeddings(self) -> torch.Tensor:
+        """The backbone's trained ID embeddings of old items ``[K, D]``."""
+        return self.backbone.item_id.weight.detach()
+
+    def item_field_vectors(self, item_table: torch.Tensor) -> torch.Tensor:
+        """Frozen backbone embeddings of items' non-ID fields, flattened ``[M, F_i * D]``."""
+        with torch.no_grad():
+            fields, _ = self.backbone.item_fields(item_table)
+        return fields.flatten(1)
+
+    def target_vectors(self) -> torch.Tensor:
+        """Sum of each target's field embeddings in the backbone ``[N_targets, D]``."""
+        if "target_vec" not in self._cache:
+            with torch.no_grad():
+                t, _ = self.backbone.targets(self.tables.target_table)
+            self._cache["target_vec"] = t.sum(1)
+        return self._cache["target_vec"]
+
+    def rows(self, frame) -> Rows:
+        """Rows of a frame of new-item interactions (phase batch or test set)."""
+        item = frame["item_id"].astype(str).map(self.new_pos).to_numpy(dtype=np.int64)
+        target = self.tables.target_pos.loc[frame["target_id"].astype(str)].to_numpy()
+        return Rows(item, target.astype(np.int64), frame["label"].to_numpy(dtype=np.float32))
+
+    @torch.no_grad()
+    def backbone_logits(self, emb: torch.Tensor, rows: Rows, chunk: int = 65536) -> np.ndarray:
+        """Backbone logits of ``rows`` with new-item ID embeddings ``emb [M, D]``."""
+        out = []
+        item = torch.from_numpy(rows.item)
+        target = torch.from_numpy(rows.target)
+        for s in range(0, len(rows), chunk):
+            i, t = item[s : s + chunk], target[s : s + chunk]
+            out.append(self.backbone(self.tables.target_table[t], self.new_item_table[i], emb[i]))
+        if not out:
+            return np.zeros(0, np.float32)
+        return torch.cat(out).numpy()
+
+
+class Method:
+    """Base class of every benchmarked method (see the module docstring for the protocol).
+
+    Class attributes:
+        name: registry key.
+        uses_llm: whether the method needs LLM-augmented features.
+        defaults: the method's tunable settings (merged with user overrides into ``config``).
+    """
+
+    name: ClassVar[str] = ""
+    uses_llm: ClassVar[bool] = False
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **overrides: Any):
+        unknown = set(overrides) - set(self.defaults)
+        if unknown:
+            raise ValueError(f"{self.name}: unknown settings {sorted(unknown)}")
+        self.config: dict[str, Any] = {**self.defaults, **overrides}
+        self.ctx: BenchContext | None = None
+
+    def fit(self, ctx: BenchContext) -> None:
+        self.ctx = ctx
+
+    def start(self) -> Any:
+        raise NotImplementedError
+
+    def update(self, state: Any, batch: Rows, seen: Rows) -> Any:
+        raise NotImplementedError
+
+    def score(self, state: Any, rows: Rows) -> np.ndarray:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able config recorded in the result file."""
+        return dict(self.config)
+
+
+class EmbeddingMethod(Method):
+    """A method whose state is the new items' ``[M, D]`` ID embeddings for the frozen backbone.
+
+    Subclasses implement :meth:`init_embeddings`; refinement by default is
+    ``engine.emerflow.refine.refine_embeddings`` with ``refine_steps``/``refine_lr`` on every
+    row seen so far (``refine_all_seen``) or on the newest batch only.
+    """
+
+    defaults: ClassVar[dict[str, Any]] = {"refine_steps": 10, "refine_lr": 0.5,
+                                          "refine_all_seen": True}
+
+    def init_embeddings(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def start(self) -> torch.Tensor:
+        return self.init_embeddings().detach()
+
+    def refine(self, emb: torch.Tensor, rows: Rows) -> torch.Tensor:
+        ctx = self.ctx
+        assert ctx is not None
+        target, label, mask = rows.padded(ctx.n_new)
+        cfg = RefineConfig(steps=int(self.config["refine_steps"]), lr=float(self.config["refine_lr"]),
+                           use_all_seen=bool(self.config["refine_all_seen"]))
+        return refine_embeddings(ctx.backbone, emb, ctx.new_item_table,
+                                 ctx.tables.target_table[target], label, mask, cfg)
+
+    def update(self, state: torch.Tensor, batch: Rows, seen: Rows) -> torch.Tensor:
+        return self.refine(state, seen if self.config["refine_all_seen"] else batch)
+
+    def score(self, state: torch.Tensor, rows: Rows) -> np.ndarray:
+        assert self.ctx is not None
+        return torch.sigmoid(torch.from_numpy(self.ctx.backbone_logits(state, rows))).numpy()
+
+
+def refine_through(ctx: BenchContext, base: torch.Tensor,
+                   transform: Callable[[torch.Tensor], torch.Tensor], rows: Rows, steps: int,
+                   lr: float) -> torch.Tensor:
+    """SGD on base embeddings ``[M, D]`` whose backbone input is ``transform(base)``.
+
+    Like ``refine_embeddings`` (per-item mean BCE, backbone frozen) for methods that feed the
+    backbone a transformed embedding (CVAR's warm-up, MWUF's scaling and shifting); the
+    transform's own parameters are not updated.
+    """
+    target, label, mask = rows.padded(ctx.n_new)
+    m, n = label.shape
+    if n == 0 or steps == 0:
+        return base.detach().clone()
+    flat_t = ctx.tables.target_table[target].reshape(m * n, -1)
+    flat_i = ctx.new_item_table.repeat_interleave(n, dim=0)
+    denom = mask.sum(1).clamp(min=1.0)
+    e = base.detach().clone().requires_grad_(True)
+    for _ in range(steps):
+        logits = ctx.backbone(flat_t, flat_i, transform(e).repeat_interleave(n, dim=0))
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits.reshape(m, n), label, reduction="none")
+        (grad,) = torch.autograd.grad(((loss * mask).sum(1) / denom).sum(), e)
+        with torch.no_grad():
+            e -= lr * grad
+    return e.detach()

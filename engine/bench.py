@@ -1,0 +1,463 @@
+"""The benchmark of protocol.md: every method of ``engine.baselines.METHODS`` on one split.
+
+Per seed, one backbone is pretrained on the old items and frozen (cached on disk as a
+``state_dict`` + JSON and reloaded with ``weights_only=True``); every method starts from it.
+Phase 0 scores each new item's test rows; then the phase-I batch updates the item
+representation and the test rows are scored again; then II; then III. Metrics are pooled AUC,
+F1 at the mean-probability threshold and mean per-item AUC (``engine.metrics.evaluate``),
+mean and std over seeds, written to ``results/<dataset>/<method>.json``.
+
+Resumable: backbone checkpoints, text encodings and finished (method, seed) results are cached
+under ``cache_dir`` (default ``$EMERFLOW_HOME/bench-cache``) keyed by a hash of everything
+they depend on; a rerun reuses them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import resource
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from engine.baselines import METHODS, BenchContext, Method, MethodNotAvailable, Rows
+from engine.config import BackboneConfig, EncoderConfig, WorkspaceConfig, emerflow_home
+from engine.data.base import Dataset
+from engine.data.protocol import ProtocolConfig, Split, split_dataset, validation_split
+from engine.data.registry import get_dataset_entry
+from engine.metrics import METRIC_KEYS, evaluate
+from engine.models.deepfm import DeepFM
+from engine.models.fields import FieldEncoder
+from engine.models.registry import build_backbone
+from engine.models.train import pretrain_backbone
+from engine.schema import DISEASE, ITEM_ID, NAME, PHASES, FeatureSpec
+from engine.workspace import _layout, item_texts, make_tables
+
+Progress = Callable[[str], None]
+CACHE_VERSION = 1
+
+#: Settings for the real datasets, chosen on the OLD-item validation split
+#: (``emerflow bench tune``, see results/README.md); the demo catalogs use engine defaults.
+#: ``backbone``: BackboneConfig overrides; ``methods``: per-method setting overrides.
+DATASET_SETTINGS: dict[str, dict[str, Any]] = {
+    "movielens-1m-partial": {"backbone": {}, "methods": {}},
+    "disgenet-curated": {"backbone": {}, "methods": {}},
+}
+
+
+def _print(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def default_cache_dir() -> Path:
+    return emerflow_home() / "bench-cache"
+
+
+def default_augment_path(dataset: str) -> Path:
+    """Where ``emerflow augment`` writes a dataset's batch output."""
+    return emerflow_home() / "augment" / f"{dataset}.csv"
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def machine_description() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=5).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except (OSError, subprocess.SubprocessError):
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (f"{model}, {cores} cores, torch {torch.__version__} ({torch.get_num_threads()} "
+            f"threads), {platform.system()} {platform.release()}")
+
+
+def peak_memory_mb() -> float:
+    """Peak resident set size of this process so far (``getrusage`` maxrss, Linux KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# ---- text variants ------------------------------------------------------------------------------
+def text_dataset(dataset: Dataset) -> Dataset:
+    """The dataset as the text serializer should see its raw features.
+
+    For real disease catalogs whose feature specs omit the disease name, the name (a raw
+    feature) is serialized first, and MeSH class codes are written as their names.
+    """
+    specs = list(dataset.item_features)
+    items = dataset.items
+    if dataset.domain == DISEASE and not any(s.name == NAME for s in specs):
+        specs = [FeatureSpec(NAME, "text", "Disease name", backbone=False), *specs]
+        if "disease_class" in items.columns:
+            from engine.data.disgenet import MESH_CLASS_NAMES
+
+            items = items.copy()
+            items["disease_class"] = items["disease_class"].map(
+                lambda v: "|".join(MESH_CLASS_NAMES.get(c, c) for c in str(v).split("|") if c)
+                if isinstance(v, str) else v)
+    return replace(dataset, items=items, item_features=specs)
+
+
+def load_augmentations(path: Path | None) -> tuple[pd.DataFrame | None, dict | None, str]:
+    """(augmentation frame item_id -> features, llm info, reason when absent)."""
+    if path is None or not path.is_file():
+        return None, None, f"no LLM augmentations found at {path}"
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if ITEM_ID not in frame.columns:
+        return None, None, f"{path}: no {ITEM_ID} column"
+    if "augment_error" in frame.columns:
+        frame = frame[frame["augment_error"] == ""]
+    frame = frame.drop(columns=[c for c in ("augment_error", "augment_cached") if c in frame])
+    if frame.empty or len(frame.columns) < 2:
+        return None, None, f"{path}: no successfully augmented items"
+    meta_path = path.with_suffix(".json")
+    llm: dict = {"provider": None, "model": None, "prompt_version": None, "source": str(path)}
+    if meta_path.is_file():
+        doc = json.loads(meta_path.read_text())
+        info = doc.get("llm", doc)
+        llm.update({k: info.get(k) for k in ("provider", "model", "prompt_version") if k in info})
+    if llm["prompt_version"] is None:
+        try:
+            from engine.augment import PROMPT_VERSION
+
+            llm["prompt_version"] = PROMPT_VERSION
+        except ImportError:
+            pass
+    return frame, llm, ""
+
+
+class TextVectors:
+    """Lazily encoded text vectors per variant (``raw``, ``raw+aug``, ``aug``), cached on disk."""
+
+    def __init__(self, dataset: Dataset, needed_rows: np.ndarray, cache_dir: Path | None,
+                 encoder_config: EncoderConfig, augmented: pd.DataFrame | None,
+                 missing_reason: str, progress: Progress, encoder: Any = None):
+        self.dataset = text_dataset(dataset)
+        self.needed = np.asarray(needed_rows)
+        self.cache_dir = cache_dir
+        self.encoder_config = encoder_config
+        self.augmented = augmented
+        self.missing_reason = missing_reason
+        self.progress = progress
+        self._encoder = encoder
+        self._vectors: dict[str, np.ndarray] = {}
+        self.seconds = 0.0
+
+    def encoder(self) -> Any:
+        if self._encoder is None:
+            from engine.text.encoder import TextEncoder
+
+            name = _digest(self.encoder_config.__dict__)
+            path = self.cache_dir / f"text-{name}.npz" if self.cache_dir else None
+            self._encoder = TextEncoder(self.encoder_config, cache_path=path)
+        return self._encoder
+
+    def texts(self, variant: str) -> list[str]:
+        if variant == "raw":
+            return item_texts(self.dataset)
+        if self.augmented is None:
+            raise MethodNotAvailable(self.missing_reason)
+        base = self.dataset if variant == "raw+aug" else replace(self.dataset, item_features=[])
+        return item_texts(base, self.augmented)
+
+    def __call__(self, variant: str) -> np.ndarray:
+        if variant not in self._vectors:
+            t0 = time.perf_counter()
+            texts = self.texts(variant)
+            enc = self.encoder()
+            self.progress(f"  encoding {len(self.needed)} item texts ({variant})")
+            vecs = enc.encode([texts[i] for i in self.needed])
+            if self.cache_dir is not None and getattr(enc, "cache_path", None) is not None:
+                self.cache_dir.mkdir(parents=True, exist_ok=True)
+                enc.save_cache()
+            full = np.zeros((len(texts), vecs.shape[1]), np.float32)
+            full[self.needed] = vecs
+            self._vectors[variant] = full
+            self.seconds += time.perf_counter() - t0
+        return self._vectors[variant]
+
+
+# ---- backbone -----------------------------------------------------------------------------------
+def _backbone_key(dataset: Dataset, split: Split, config: BackboneConfig, seed: int) -> str:
+    return _digest({"v": CACHE_VERSION, "dataset": dataset.name, "inputs": dataset.inputs,
+                    "split": split.summary(), "split_name": split.dataset,
+                    "old": _digest(list(split.old_items)), "backbone": config.__dict__,
+                    "seed": seed})
+
+
+def pretrained_backbone(dataset: Dataset, split: Split, config: WorkspaceConfig, tables: Any,
+                        item_fields: FieldEncoder, target_fields: FieldEncoder,
+                        cache_dir: Path | None, progress: Progress) -> tuple[DeepFM, bool]:
+    """The seed's backbone pretrained on old items, frozen; (model, loaded_from_cache)."""
+    old_ids = [str(i) for i in split.old_items]
+    model = build_backbone(config.backbone, _layout(target_fields), _layout(item_fields),
+                           len(old_ids))
+    key = _backbone_key(dataset, split, config.backbone, config.seed)
+    path = cache_dir / f"backbone-{key}.pt" if cache_dir else None
+    if path is not None and path.is_file() and path.with_suffix(".json").is_file():
+        model.load_state_dict(torch.load(path, weights_only=True))
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        progress(f"  backbone: reused cached checkpoint {path.name}")
+        return model, True
+    torch.manual_seed(config.seed)
+    model = build_backbone(config.backbone, _layout(target_fields), _layout(item_fields),
+                           len(old_ids))
+    old_rows = tables.item_pos.loc[old_ids].to_numpy().copy()
+    train = split.train
+    losses = pretrain_backbone(
+        model, tables.target_table, tables.item_table[torch.from_numpy(old_rows)],
+        tables.target_pos.loc[train["target_id"].astype(str)].to_numpy(),
+        tables.old_pos.loc[train["item_id"].astype(str)].to_numpy(),
+        train["label"].to_numpy(dtype=np.float32), config.backbone, config.seed,
+        lambda e, n, loss: progress(f"  backbone epoch {e}/{n}: loss {loss:.4f}"))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(model.state_dict(), tmp)
+        tmp.replace(path)
+        path.with_suffix(".json").write_text(json.dumps(
+            {"dataset": dataset.name, "seed": config.seed, "backbone": config.backbone.__dict__,
+             "split": split.summary(), "losses": losses,
+             "created_at": datetime.now(UTC).isoformat(timespec="seconds")}, indent=1))
+    return model, False
+
+
+# ---- one method through the phases ----------------------------------------------------------
+def run_phases(method: Method, ctx: BenchContext) -> dict[str, dict[str, float]]:
+    """Phase 0, then each update phase: update with that batch only, evaluate on the test set.
+
+    Test rows reach the method only through ``score`` and without labels.
+    """
+    test = ctx.rows(ctx.split.test)
+    test_x = test.unlabelled()
+    assert test.label is not None
+    out: dict[str, dict[str, float]] = {}
+    state = method.start()
+    out["0"] = evaluate(test.label, method.score(state, test_x), test.item)
+    seen = Rows.empty()
+    for phase in PHASES[1:]:
+        if phase not in ctx.split.phases:
+            break
+        batch = ctx.rows(ctx.split.phases[phase])
+        seen = seen.concat(batch)
+        state = method.update(state, batch, seen)
+        out[phase] = evaluate(test.label, method.score(state, test_x), test.item)
+    return out
+
+
+# ---- settings -----------------------------------------------------------------------------------
+@dataclass
+class BenchSettings:
+    """What a benchmark run uses besides the methods' names."""
+
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def for_dataset(cls, name: str) -> BenchSettings:
+        s = DATASET_SETTINGS.get(name, {})
+        bb = dict(s.get("backbone", {}))
+        if "hidden" in bb:
+            bb["hidden"] = tuple(bb["hidden"])
+        return cls(backbone=BackboneConfig(**bb),
+                   method_overrides={k: dict(v) for k, v in s.get("methods", {}).items()})
+
+
+def make_method(name: str, settings: BenchSettings) -> Method:
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; registered: {', '.join(METHODS)}")
+    return METHODS[name](**settings.method_overrides.get(name, {}))
+
+
+def parse_methods(spec: str) -> list[str]:
+    names = list(METHODS) if spec.strip() == "all" else [m.strip() for m in spec.split(",")
+                                                         if m.strip()]
+    unknown = [m for m in names if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; registered: {', '.join(METHODS)}")
+    return names
+
+
+def _summary(values: Sequence[float]) -> dict[str, Any]:
+    vals = [float(v) for v in values]
+    arr = np.asarray(vals, dtype=np.float64)
+    ok = arr[np.isfinite(arr)] if arr.size else arr
+    return {"mean": float(ok.mean()) if ok.size else None,
+            "std": float(ok.std(ddof=0)) if ok.size else None,
+            "per_seed": [v if np.isfinite(v) else None for v in vals]}
+
+
+@dataclass
+class SeedResult:
+    phases: dict[str, dict[str, float]]
+    timing_s: dict[str, float]
+    config: dict[str, Any]
+
+
+def run_bench(dataset: Dataset, protocol: ProtocolConfig, methods: Sequence[str],
+              seeds: Sequence[int], *, out_dir: Path | None = None, cache_dir: Path | None = None,
+              settings: BenchSettings | None = None, augment_path: Path | None = None,
+              validation: bool = False, progress: Progress = _print, encoder: Any = None,
+              split: Split | None = None) -> dict[str, dict]:
+    """Run ``methods`` over ``seeds`` on ``dataset``; returns (and writes) one document per method.
+
+    Args:
+        validation: evaluate on the OLD-item validation split (for tuning) instead of the
+            new items; result documents then carry ``"split_kind": "validation"`` and are not
+            written to ``out_dir``.
+        split: a precomputed split (default: ``split_dataset(dataset, protocol)``).
+        encoder: an already loaded ``TextEncoder`` (tests); default loads one lazily.
+    """
+    settings = settings or BenchSettings()
+    t_start = time.perf_counter()
+    if split is None:
+        split = split_dataset(dataset, protocol)
+    if validation:
+        split = validation_split(split, protocol)
+    load_s = time.perf_counter() - t_start
+    progress(f"{dataset.name}: {split.summary()}")
+    augmented, llm, reason = load_augmentations(augment_path)
+    item_fields = FieldEncoder.fit(dataset.items, dataset.item_features,
+                                   settings.backbone.numeric_buckets, settings.backbone.max_multi)
+    target_fields = FieldEncoder.fit(dataset.targets, dataset.target_features,
+                                     settings.backbone.numeric_buckets, settings.backbone.max_multi)
+    tables = make_tables(dataset, split, item_fields, target_fields)
+    needed = np.concatenate([tables.item_pos.loc[[str(i) for i in split.old_items]].to_numpy(),
+                             tables.item_pos.loc[[str(i) for i in split.new_items]].to_numpy()])
+    texts = TextVectors(dataset, needed, cache_dir, settings.encoder, augmented, reason,
+                        progress, encoder)
+    run_key = _digest({"v": CACHE_VERSION, "dataset": dataset.name, "inputs": dataset.inputs,
+                       "split": split.summary(), "validation": validation,
+                       "backbone": settings.backbone.__dict__, "aug": _digest(
+                           augmented.to_dict("list")) if augmented is not None else None})
+    per_method: dict[str, list[SeedResult]] = {m: [] for m in methods}
+    not_run: dict[str, str] = {}
+    shared_timing: dict[str, float] = {"load_split": load_s, "backbone": 0.0}
+    for seed in seeds:
+        config = WorkspaceConfig(dataset=dataset.name, seed=int(seed), encoder=settings.encoder,
+                                 backbone=settings.backbone)
+        progress(f"seed {seed}:")
+        ctx: BenchContext | None = None
+        for name in methods:
+            if name in not_run:
+                continue
+            method = make_method(name, settings)
+            key = _digest({"run": run_key, "method": name, "config": method.describe(),
+                           "seed": int(seed)})
+            done = cache_dir / "runs" / f"{dataset.name}-{name}-{key}.json" if cache_dir else None
+            if done is not None and done.is_file():
+                doc = json.loads(done.read_text())
+                per_method[name].append(SeedResult(doc["phases"], doc["timing_s"], doc["config"]))
+                progress(f"  {name}: reused cached result (seed {seed})")
+                continue
+            if ctx is None:
+                t0 = time.perf_counter()
+                backbone, _ = pretrained_backbone(dataset, split, config, tables, item_fields,
+                                                  target_fields, cache_dir, progress)
+                shared_timing["backbone"] += time.perf_counter() - t0
+                ctx = BenchContext(dataset=dataset, split=split, config=config, seed=int(seed),
+                                   tables=tables, backbone=backbone, text_vectors=texts, llm=llm)
+            t0 = time.perf_counter()
+            enc0 = texts.seconds
+            try:
+                method.fit(ctx)
+            except MethodNotAvailable as exc:
+                not_run[name] = str(exc)
+                progress(f"  {name}: not run ({exc})")
+                continue
+            t1 = time.perf_counter()
+            phases = run_phases(method, ctx)
+            t2 = time.perf_counter()
+            enc = texts.seconds - enc0
+            timing = {"encode": enc, "fit": t1 - t0 - enc, "phases": t2 - t1}
+            result = SeedResult(phases, timing, method.describe())
+            per_method[name].append(result)
+            progress(f"  {name}: " + "  ".join(
+                f"{p}: auc {m['auc']:.4f}" for p, m in phases.items())
+                + f"  ({t2 - t0:.1f}s)")
+            if done is not None:
+                done.parent.mkdir(parents=True, exist_ok=True)
+                done.write_text(json.dumps({"phases": phases, "timing_s": timing,
+                                            "config": result.config}))
+    docs: dict[str, dict] = {}
+    created = datetime.now(UTC).isoformat(timespec="seconds")
+    split_info = split.summary()
+    split_info["split_seed"] = int(protocol.seed)
+    for name in methods:
+        base_config = {"method": make_method(name, settings).describe(),
+                       "backbone": settings.backbone.__dict__ | {"hidden": list(
+                           settings.backbone.hidden)},
+                       "encoder": settings.encoder.__dict__, "protocol": protocol.__dict__}
+        doc: dict[str, Any] = {
+            "dataset": dataset.name, "method": name, "seeds": [int(s) for s in seeds],
+            "phases": {}, "split": split_info, "inputs": dict(dataset.inputs), "timing_s": {},
+            "llm": llm if METHODS[name].uses_llm else None, "config": base_config,
+            "machine": machine_description(), "created_at": created,
+        }
+        if validation:
+            doc["split_kind"] = "validation"
+        results = per_method[name]
+        if name in not_run or not results:
+            doc["status"] = "not run"
+            doc["reason"] = not_run.get(name, "no seed finished")
+            doc["llm"] = None
+            doc["phases"] = {p: {k: _summary([]) for k in METRIC_KEYS} for p in PHASES}
+        else:
+            doc["status"] = "ok"
+            doc["phases"] = {p: {k: _summary([r.phases[p][k] for r in results])
+                                 for k in METRIC_KEYS}
+                             for p in PHASES if p in results[0].phases}
+            stages = sorted({s for r in results for s in r.timing_s})
+            doc["timing_s"] = {f"{s}_per_seed": float(np.mean([r.timing_s.get(s, 0.0)
+                                                             for r in results]))
+                               for s in stages}
+            doc["timing_s"].update({"shared_" + k: v / max(len(seeds), 1)
+                                    for k, v in shared_timing.items()})
+            doc["timing_s"]["peak_rss_mb"] = peak_memory_mb()
+        docs[name] = doc
+        if out_dir is not None and not validation:
+            target = out_dir / dataset.name / f"{name}.json"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(json.dumps(doc, indent=1) + "\n")
+    progress(f"done in {time.perf_counter() - t_start:.1f}s, peak RSS {peak_memory_mb():.0f} MB")
+    return docs
+
+
+def run_registered(name: str, methods: Sequence[str], seeds: Sequence[int], *,
+                   data_root: Path | None = None, **kwargs: Any) -> dict[str, dict]:
+    """:func:`run_bench` on a registered dataset with its tuned settings."""
+    entry = get_dataset_entry(name)
+    dataset = entry.load(data_root)
+    kwargs.setdefault("settings", BenchSettings.for_dataset(name))
+    kwargs.setdefault("augment_path", default_augment_path(name))
+    return run_bench(dataset, entry.protocol, methods, seeds, **kwargs)
+
+
+def phase_table(docs: Mapping[str, dict]) -> list[dict[str, Any]]:
+    """Flat rows (method, phase, metric mean/std) of result documents."""
+    rows = []
+    for name, doc in docs.items():
+        for phase, metrics in (doc.get("phases") or {}).items():
+            for metric, s in metrics.items():
+                rows.append({"method": name, "phase": phase, "metric": metric,
+                             "mean": s.get("mean"), "std": s.get("std")})
+    return rows

@@ -1,0 +1,236 @@
+"""Benchmarked methods (engine.baselines): every method through all phases on tiny data,
+counting baselines against hand-computed values, and no method reading test rows."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from engine.baselines import METHODS, BenchContext, Rows
+from engine.bench import BenchSettings, TextVectors, pretrained_backbone, run_phases
+from engine.config import BackboneConfig, WorkspaceConfig
+from engine.data.base import Dataset
+from engine.data.demo import demo_diseases, demo_movies
+from engine.data.protocol import ProtocolConfig, Split, split_dataset
+from engine.models.fields import FieldEncoder
+from engine.schema import FeatureSpec
+from engine.workspace import make_tables
+
+TINY_MOVIES = ProtocolConfig(old_min_exclusive=60, new_min=25, new_max=60, k=5)
+TINY_DISEASES = ProtocolConfig(old_min_exclusive=30, new_min=12, new_max=30, k=3,
+                               min_test_positives=3)
+TINY_BACKBONE = BackboneConfig(epochs=1, hidden=(16,), batch_size=512)
+#: Few steps/epochs so that every method runs in well under a second on tiny data.
+FAST = {"meta_epochs": 2, "tasks_per_batch": 16, "shot": 5}
+FAST_OVERRIDES = {
+    "metaemb": FAST, "emerflow-nollm": FAST, "emerflow-nowarm": FAST, "emerflow": FAST,
+    "emerflow-augonly": FAST,
+    "cvar": {"epochs": 2, "tasks_per_batch": 16, "shot": 5},
+    "mwuf": {"epochs": 2, "tasks_per_batch": 16, "shot": 5},
+}
+
+
+class HashEncoder:
+    """A deterministic stand-in for the text encoder: bag of hashed words, L2-normalized."""
+
+    dim = 32
+    cache_path = None
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def encode(self, texts, progress=None):
+        self.calls.append(list(texts))
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for r, text in enumerate(texts):
+            for word in text.lower().split():
+                h = int(hashlib.md5(word.encode()).hexdigest()[:8], 16)
+                out[r, h % self.dim] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-6)
+
+    def save_cache(self, path=None):
+        return None
+
+
+def make_context(dataset: Dataset, protocol: ProtocolConfig, seed: int = 0,
+                 split: Split | None = None, augmented: pd.DataFrame | None = None
+                 ) -> BenchContext:
+    split = split or split_dataset(dataset, protocol)
+    settings = BenchSettings(backbone=TINY_BACKBONE)
+    item_fields = FieldEncoder.fit(dataset.items, dataset.item_features, 10, 8)
+    target_fields = FieldEncoder.fit(dataset.targets, dataset.target_features, 10, 8)
+    tables = make_tables(dataset, split, item_fields, target_fields)
+    config = WorkspaceConfig(dataset=dataset.name, seed=seed, backbone=settings.backbone)
+    backbone, _ = pretrained_backbone(dataset, split, config, tables, item_fields, target_fields,
+                                      None, lambda _m: None)
+    needed = np.arange(len(dataset.items))
+    texts = TextVectors(dataset, needed, None, settings.encoder, augmented,
+                        "no augmentations in this test", lambda _m: None, HashEncoder())
+    return BenchContext(dataset=dataset, split=split, config=config, seed=seed, tables=tables,
+                        backbone=backbone, text_vectors=texts)
+
+
+@pytest.fixture(scope="module")
+def movies():
+    return demo_movies(n_users=300, n_movies=120)
+
+
+@pytest.fixture(scope="module")
+def movie_ctx(movies):
+    return make_context(movies, TINY_MOVIES)
+
+
+@pytest.fixture(scope="module")
+def disease_ctx():
+    return make_context(demo_diseases(n_genes=400, n_diseases=120), TINY_DISEASES)
+
+
+def _method(name: str):
+    return METHODS[name](**FAST_OVERRIDES.get(name, {}))
+
+
+RUNNABLE = [n for n, cls in METHODS.items() if not cls.uses_llm]
+
+
+@pytest.mark.parametrize("name", RUNNABLE)
+@pytest.mark.parametrize("ctx_name", ["movie_ctx", "disease_ctx"])
+def test_every_method_runs_all_phases(name, ctx_name, request):
+    ctx = request.getfixturevalue(ctx_name)
+    method = _method(name)
+    method.fit(ctx)
+    result = run_phases(method, ctx)
+    assert list(result) == ["0", "I", "II", "III"]
+    for metrics in result.values():
+        assert set(metrics) == {"auc", "f1", "item_auc"}
+        assert 0.0 <= metrics["auc"] <= 1.0 and np.isfinite(metrics["auc"])
+
+
+def test_llm_methods_need_augmentations(movie_ctx):
+    from engine.baselines import MethodNotAvailable
+
+    for name in ("emerflow", "emerflow-augonly"):
+        with pytest.raises(MethodNotAvailable, match="no augmentations"):
+            _method(name).fit(movie_ctx)
+
+
+def test_llm_methods_run_with_augmentations(movies):
+    aug = pd.DataFrame({"item_id": movies.items["item_id"],
+                        "mood": ["dark" if i % 2 else "light" for i in range(len(movies.items))]})
+    ctx = make_context(movies, TINY_MOVIES, augmented=aug)
+    raw = ctx.text_vectors("raw")
+    both = ctx.text_vectors("raw+aug")
+    assert not np.allclose(raw, both)
+    assert "Mood: dark" in ctx.text_vectors.texts("aug")[1]
+    for name in ("emerflow", "emerflow-augonly"):
+        method = _method(name)
+        method.fit(ctx)
+        assert set(run_phases(method, ctx)) == {"0", "I", "II", "III"}
+
+
+# ---- counting baselines on a hand-made example ------------------------------------------------
+def _hand_dataset(positives_only: bool) -> Dataset:
+    items = pd.DataFrame({"item_id": ["o1", "o2", "n1"], "name": ["o1", "o2", "n1"],
+                          "kind": ["a", "b", "a"]})
+    targets = pd.DataFrame({"target_id": ["u1", "u2", "u3"], "name": ["u1", "u2", "u3"],
+                            "grp": ["x", "y", "x"]})
+    return Dataset(name="hand", domain="disease" if positives_only else "movie", items=items,
+                   targets=targets,
+                   interactions=pd.DataFrame(columns=["item_id", "target_id", "label", "order"]),
+                   item_features=[FeatureSpec("kind", "categorical", "Kind")],
+                   target_features=[FeatureSpec("grp", "categorical", "Group")],
+                   positives_only=positives_only)
+
+
+def _frame(rows, phase):
+    return pd.DataFrame([{"item_id": i, "target_id": t, "label": y, "order": k, "rank": k,
+                          "phase": phase} for k, (i, t, y) in enumerate(rows)])
+
+
+def test_counting_baselines_by_hand_rated():
+    ds = _hand_dataset(False)
+    train = _frame([("o1", "u1", 1), ("o1", "u2", 0), ("o2", "u1", 1), ("o2", "u3", 0)], "train")
+    phase_i = _frame([("n1", "u1", 1), ("n1", "u2", 1)], "I")
+    test = _frame([("n1", "u1", 1), ("n1", "u2", 0), ("n1", "u3", 1)], "test")
+    split = Split(old_items=["o1", "o2"], new_items=["n1"], train=train, phases={"I": phase_i},
+                  test=test)
+    ctx = make_context(ds, TINY_MOVIES, split=split)
+    pop = METHODS["popularity"](prior_strength=2.0)
+    pop.fit(ctx)
+    g = 0.5  # global positive rate of the train rows
+    prior = {"u1": (2 + 2 * g) / (2 + 2), "u2": (0 + 2 * g) / (1 + 2), "u3": (0 + 2 * g) / (1 + 2)}
+    rows = ctx.rows(test).unlabelled()
+    expected = np.array([prior["u1"], prior["u2"], prior["u3"]])
+    np.testing.assert_allclose(pop.score(pop.start(), rows), expected)
+    im = METHODS["item-mean"](prior_strength=2.0)
+    im.fit(ctx)
+    np.testing.assert_allclose(im.score(im.start(), rows), expected)  # phase 0 = popularity
+    batch = ctx.rows(phase_i)
+    state = im.update(im.start(), batch, batch)
+    item_rate = (2 + 2 * g) / (2 + 2)
+    np.testing.assert_allclose(im.score(state, rows), expected + item_rate - g)
+    # popularity does not move with phases
+    np.testing.assert_allclose(pop.score(pop.update(pop.start(), batch, batch), rows), expected)
+
+
+def test_counting_baselines_by_hand_positives_only():
+    ds = _hand_dataset(True)
+    # old disease o1: genes u1, u2; o2: u1, u3 (positives; negatives as sampled rows)
+    train = _frame([("o1", "u1", 1), ("o1", "u3", 0), ("o1", "u2", 1), ("o2", "u1", 1),
+                    ("o2", "u3", 1), ("o2", "u2", 0)], "train")
+    phase_i = _frame([("n1", "u2", 1), ("n1", "u3", 0)], "I")
+    test = _frame([("n1", "u1", 1), ("n1", "u3", 0)], "test")
+    split = Split(old_items=["o1", "o2"], new_items=["n1"], train=train, phases={"I": phase_i},
+                  test=test)
+    ctx = make_context(ds, TINY_DISEASES, split=split)
+    pop = METHODS["popularity"]()
+    pop.fit(ctx)
+    rows = ctx.rows(test).unlabelled()
+    np.testing.assert_allclose(pop.score(pop.start(), rows), [2.0, 1.0])  # old associations
+    im = METHODS["item-mean"]()
+    im.fit(ctx)
+    batch = ctx.rows(phase_i)
+    state = im.update(im.start(), batch, batch)
+    # seen gene u2 shares old disease o1 with u1 (co = 1) and none with u3 (co = 0)
+    np.testing.assert_allclose(im.score(state, rows), [np.log1p(2) + np.log1p(1), np.log1p(1)])
+
+
+# ---- no method reads test rows --------------------------------------------------------------
+@pytest.mark.parametrize("name", RUNNABLE)
+def test_test_labels_never_change_updates_or_scores(name, movies, movie_ctx):
+    split = movie_ctx.split
+    poisoned = split.test.copy()
+    poisoned["label"] = 1 - poisoned["label"]
+    bad = Split(old_items=split.old_items, new_items=split.new_items, train=split.train,
+                phases=split.phases, test=poisoned, config=split.config)
+    ctx_bad = replace(movie_ctx, split=bad, _cache={})
+    scores = []
+    for ctx in (movie_ctx, ctx_bad):
+        method = _method(name)
+        method.fit(ctx)
+        test = ctx.rows(ctx.split.test).unlabelled()
+        state = method.start()
+        per_phase = [method.score(state, test)]
+        seen = Rows.empty()
+        for phase in ("I", "II", "III"):
+            batch = ctx.rows(ctx.split.phases[phase])
+            seen = seen.concat(batch)
+            state = method.update(state, batch, seen)
+            per_phase.append(method.score(state, test))
+        scores.append(per_phase)
+    for a, b in zip(*scores, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_rows_padded_layout():
+    rows = Rows(np.array([1, 0, 1]), np.array([5, 6, 7]), np.array([1.0, 0.0, 0.0], np.float32))
+    target, label, mask = rows.padded(3)
+    assert target.shape == (3, 2)
+    assert target[1].tolist() == [5, 7] and target[0].tolist() == [6, 0]
+    assert mask.sum(1).tolist() == [1.0, 2.0, 0.0]
+    assert torch.equal(label[1], torch.tensor([1.0, 0.0]))

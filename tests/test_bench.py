@@ -1,0 +1,138 @@
+"""``engine.bench``: result files follow protocol.md, runs resume from the cache, the report
+renders, and the CLI is wired."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from engine.baselines import METHODS
+from engine.bench import BenchSettings, parse_methods, run_bench
+from engine.bench_report import auc_chart, load_results, markdown_table, write_report
+from engine.data.demo import demo_movies
+from test_baselines import FAST_OVERRIDES, TINY_BACKBONE, TINY_MOVIES, HashEncoder
+
+PROTOCOL_KEYS = {"dataset", "method", "seeds", "phases", "split", "inputs", "timing_s", "llm",
+                 "config", "machine", "created_at"}
+
+
+@pytest.fixture(scope="module")
+def movies():
+    return demo_movies(n_users=300, n_movies=120)
+
+
+def _settings() -> BenchSettings:
+    return BenchSettings(backbone=TINY_BACKBONE, method_overrides=FAST_OVERRIDES)
+
+
+def test_all_methods_write_protocol_json(movies, tmp_path):
+    logs: list[str] = []
+    docs = run_bench(movies, TINY_MOVIES, list(METHODS), [0, 1], out_dir=tmp_path / "results",
+                     cache_dir=tmp_path / "cache", settings=_settings(), encoder=HashEncoder(),
+                     augment_path=tmp_path / "missing.csv", progress=logs.append)
+    assert set(docs) == set(METHODS)
+    for name in METHODS:
+        path = tmp_path / "results" / movies.name / f"{name}.json"
+        doc = json.loads(path.read_text())
+        assert PROTOCOL_KEYS <= set(doc)
+        assert doc["dataset"] == movies.name and doc["method"] == name
+        assert doc["seeds"] == [0, 1]
+        assert set(doc["split"]) >= {"old_items", "new_items", "train_rows", "test_rows"}
+        assert set(doc["phases"]) == {"0", "I", "II", "III"}
+        for phase in doc["phases"].values():
+            assert set(phase) == {"auc", "f1", "item_auc"}
+            for stat in phase.values():
+                assert set(stat) == {"mean", "std", "per_seed"}
+        if METHODS[name].uses_llm:
+            assert doc["status"] == "not run" and "no LLM augmentations" in doc["reason"]
+            assert doc["llm"] is None
+        else:
+            assert doc["status"] == "ok"
+            assert len(doc["phases"]["III"]["auc"]["per_seed"]) == 2
+            assert 0 < doc["phases"]["0"]["auc"]["mean"] < 1
+            assert doc["timing_s"]["peak_rss_mb"] > 0
+    table = markdown_table(load_results(tmp_path / "results" / movies.name))
+    assert "| emerflow-nollm |" in table and "not run" in table
+    assert table.count("\n") == len(METHODS) + 1
+
+
+def test_resume_reuses_checkpoint_and_results(movies, tmp_path):
+    cache = tmp_path / "cache"
+    kwargs = dict(cache_dir=cache, settings=_settings(), encoder=HashEncoder(),
+                  augment_path=None)
+    first: list[str] = []
+    docs1 = run_bench(movies, TINY_MOVIES, ["backbone"], [0], progress=first.append, **kwargs)
+    assert len(list(cache.glob("backbone-*.pt"))) == 1
+    assert any("backbone epoch" in m for m in first)
+    # a new method on the same seed: the backbone checkpoint is loaded, not retrained
+    second: list[str] = []
+    run_bench(movies, TINY_MOVIES, ["backbone", "metaemb"], [0], progress=second.append,
+              **kwargs)
+    assert any("reused cached checkpoint" in m for m in second)
+    assert not any("backbone epoch" in m for m in second)
+    assert any("backbone: reused cached result" in m for m in second)
+    third: list[str] = []
+    docs3 = run_bench(movies, TINY_MOVIES, ["backbone"], [0], progress=third.append, **kwargs)
+    assert docs3["backbone"]["phases"] == docs1["backbone"]["phases"]
+
+
+def test_cached_checkpoint_gives_same_numbers_as_fresh(movies, tmp_path):
+    kwargs = dict(settings=_settings(), encoder=HashEncoder(), augment_path=None,
+                  progress=lambda _m: None)
+    fresh = run_bench(movies, TINY_MOVIES, ["backbone"], [0], cache_dir=None, **kwargs)
+    run_bench(movies, TINY_MOVIES, ["popularity"], [0], cache_dir=tmp_path, **kwargs)
+    cached = run_bench(movies, TINY_MOVIES, ["backbone"], [0], cache_dir=tmp_path, **kwargs)
+    assert cached["backbone"]["phases"] == fresh["backbone"]["phases"]
+
+
+def test_report_renders_table_and_chart(tmp_path):
+    directory = tmp_path / "ds"
+    directory.mkdir()
+    for name, auc in (("popularity", [0.6, 0.6, 0.6, 0.6]), ("emerflow-nollm", [0.7, 0.75, 0.78,
+                                                                                0.8])):
+        phases = {p: {m: {"mean": a, "std": 0.01, "per_seed": [a]} for m in
+                      ("auc", "f1", "item_auc")} for p, a in zip(("0", "I", "II", "III"), auc)}
+        (directory / f"{name}.json").write_text(json.dumps(
+            {"dataset": "ds", "method": name, "phases": phases, "status": "ok"}))
+    table, chart = write_report(directory)
+    assert chart is not None and chart.is_file()
+    lines = table.splitlines()
+    assert lines[2].startswith("| popularity | 0.6000 ± 0.0100")
+    spec = auc_chart(load_results(directory)).to_dict()
+    assert spec["title"].startswith("AUC by phase")
+
+
+def test_parse_methods_and_cli_registration():
+    assert parse_methods("all") == list(METHODS)
+    assert parse_methods("popularity, cvar") == ["popularity", "cvar"]
+    with pytest.raises(ValueError, match="unknown methods"):
+        parse_methods("popularity,nope")
+    import argparse
+
+    from engine import bench_cli
+
+    parser = argparse.ArgumentParser()
+    bench_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["bench", "--dataset", "movielens-1m-partial", "--methods",
+                              "popularity", "--seeds", "1", "--cache-dir", "/tmp/x"])
+    assert args.seeds == 1 and args.cache_dir == Path("/tmp/x")
+    args = parser.parse_args(["bench", "report", "--out", "res"])
+    assert args.func is bench_cli._cmd_report
+
+
+@pytest.mark.slow
+@pytest.mark.needs_data
+def test_real_movielens_smoke(shared_data, tmp_path):
+    """emerflow-nollm and popularity on the real partial MovieLens file, one seed (minutes)."""
+    from engine.bench import run_registered
+
+    docs = run_registered("movielens-1m-partial", ["popularity", "emerflow-nollm"], [0],
+                          data_root=shared_data, out_dir=tmp_path, cache_dir=tmp_path / "c")
+    pop, ef = docs["popularity"], docs["emerflow-nollm"]
+    for phase in ("0", "I", "II", "III"):
+        assert ef["phases"][phase]["auc"]["mean"] > pop["phases"][phase]["auc"]["mean"]
+    assert isinstance(pd.read_json(tmp_path / "movielens-1m-partial" / "emerflow-nollm.json",
+                                   typ="series"), pd.Series)
