@@ -175,7 +175,7 @@ def source_label(f: Mapping[str, Any]) -> str:
     if src == "analyst":
         who = f.get("analyst") or "analyst"
         when = f.get("edited_at") or ""
-        return f"analyst {who}" + (f" @ {when}" if when else "")
+        return f"analyst: {who}" + (f" @ {when}" if when else "")
     return str(src or "")
 
 

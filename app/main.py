@@ -10,17 +10,18 @@ from app.state import ANALYST_KEY, ITEM_KEY, WORKSPACE_KEY
 
 PAGES = Path(__file__).resolve().parent / "pages"
 
-st.set_page_config(page_title="EmerFlow Studio", page_icon="🧬", layout="wide")
+st.set_page_config(page_title="EmerFlow Studio", page_icon=":material/genetics:", layout="wide")
 
 navigation = st.navigation(
     [
-        st.Page(PAGES / "workspace.py", title="Workspace", icon="🗂️", default=True),
-        st.Page(PAGES / "new_item.py", title="New item", icon="➕"),
-        st.Page(PAGES / "features.py", title="Features", icon="🧾"),
-        st.Page(PAGES / "predictions.py", title="Predictions", icon="🎯"),
-        st.Page(PAGES / "feedback.py", title="Feedback", icon="✅"),
-        st.Page(PAGES / "benchmark.py", title="Benchmark", icon="📊"),
-        st.Page(PAGES / "settings.py", title="Settings", icon="⚙️"),
+        st.Page(PAGES / "workspace.py", title="Workspace", icon=":material/folder_open:",
+                default=True),
+        st.Page(PAGES / "new_item.py", title="New item", icon=":material/add_circle:"),
+        st.Page(PAGES / "features.py", title="Features", icon=":material/tune:"),
+        st.Page(PAGES / "predictions.py", title="Predictions", icon=":material/target:"),
+        st.Page(PAGES / "feedback.py", title="Feedback", icon=":material/fact_check:"),
+        st.Page(PAGES / "benchmark.py", title="Benchmark", icon=":material/monitoring:"),
+        st.Page(PAGES / "settings.py", title="Settings", icon=":material/settings:"),
     ]
 )
 with st.sidebar:

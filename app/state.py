@@ -159,7 +159,7 @@ def current_item(db: Engine, ws: Workspace) -> repo.ItemRecord | None:
             pass
         st.session_state.pop(ITEM_KEY, None)
     st.info("No item open: create one or reopen an existing one on the **New item** page.")
-    page_link("new_item", "Go to New item", icon="➕")
+    page_link("new_item", "Go to New item", icon=":material/add_circle:")
     return None
 
 

@@ -24,14 +24,16 @@ from pathlib import Path
 
 import pytest
 
+import app as app_pkg
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(app_pkg.__file__).resolve().parents[1]
 ARTIFACTS = REPO / "artifacts"
 SHOTS = ARTIFACTS / "browser"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-TIMEOUT_MS = 120_000
+TIMEOUT_MS = int(os.environ.get("EMERFLOW_BROWSER_TIMEOUT_MS", "120000"))
 
 
 def _chromium() -> str:
@@ -132,7 +134,7 @@ def shot(pg, name: str) -> None:
 
 
 def select(pg, label: str, option: str) -> None:
-    pg.get_by_label(label, exact=False).first.click()
+    pg.get_by_role("combobox", name=label, exact=True).first.click()
     pg.get_by_role("option", name=option, exact=True).first.click()
     idle(pg)
 
@@ -143,14 +145,14 @@ def fill(pg, label: str, value: str) -> None:
 
 
 def click(pg, name: str) -> None:
-    pg.get_by_role("button", name=name).first.click()
+    pg.get_by_role("button", name=name, exact=True).first.click()
     idle(pg)
 
 
 def confirm_three_and_refine(pg, noun: str) -> list[tuple[int, int]]:
     """Pick three targets in the 'Confirm …' multiselect, refine, return (before, after)."""
     for _ in range(3):
-        pg.get_by_label(f"Confirm {noun}s").first.click()
+        pg.get_by_role("combobox", name=f"Confirm {noun}s", exact=True).first.click()
         pg.get_by_role("option").nth(4).click()
         pg.keyboard.press("Escape")
         idle(pg)
@@ -203,7 +205,10 @@ def run_item(pg, domain: str, timings: dict) -> None:
     assert any(a != b for a, b in moved), f"refinement left the ranks unchanged: {moved}"
     timings[f"{domain}_rank_moves"] = moved
     see(pg, "Phase history")
-    pg.get_by_text("Phase history").first.scroll_into_view_if_needed()
+    chart = pg.locator('[data-testid="stVegaLiteChart"]').first
+    chart.scroll_into_view_if_needed()
+    chart.wait_for(state="visible")
+    pg.wait_for_timeout(1000)
     shot(pg, f"{domain}_5_feedback")
 
 
@@ -212,8 +217,12 @@ def test_disease_and_movie_end_to_end(page):
     pg.get_by_role("heading", name="Workspaces").first.wait_for(state="visible")
     idle(pg)
     timings: dict = {}
-    run_item(pg, "disease", timings)
-    run_item(pg, "movie", timings)
+    try:
+        run_item(pg, "disease", timings)
+        run_item(pg, "movie", timings)
+    except Exception:
+        pg.screenshot(path=str(SHOTS / "failure.png"), full_page=True)
+        raise
 
     # warm page switches (every page once already loaded in this server process)
     switches = []

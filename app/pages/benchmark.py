@@ -26,7 +26,7 @@ cols = st.columns(len(metrics) or 1)
 for col, metric in zip(cols, metrics, strict=False):
     d = t[t["metric"] == metric].assign(lo=lambda x: x["mean"] - x["std"],
                                         hi=lambda x: x["mean"] + x["std"])
-    enc_x = alt.X("phase:O", sort=list(PHASES), title="phase")
+    enc_x = alt.X("phase:O", sort=list(PHASES), title="phase", axis=alt.Axis(labelAngle=0))
     line = alt.Chart(d).mark_line(point=True).encode(
         x=enc_x, y=alt.Y("mean:Q", title=metric.upper(), scale=alt.Scale(zero=False)),
         color=alt.Color("method:N"),

@@ -143,4 +143,4 @@ except ValueError as exc:
     st.error(str(exc))
 with st.expander("Feature versions"):
     st.dataframe(feats.version_history(db, item.id), hide_index=True, width="stretch")
-page_link("predictions", "Next: see the predictions", icon="🎯")
+page_link("predictions", "Next: see the predictions", icon=":material/target:")

@@ -127,7 +127,7 @@ if hist.empty:
 else:
     hist["target"] = hist[NAME] + " (" + hist[TARGET_ID] + ")"
     base = alt.Chart(hist).encode(
-        x=alt.X("phase_label:O", title="phase", sort=list(PHASES)),
+        x=alt.X("phase_label:O", title="phase", sort=list(PHASES), axis=alt.Axis(labelAngle=0)),
         color=alt.Color("target:N", title=noun),
         tooltip=["target", "phase_label", "rank", alt.Tooltip("score:Q", format=".4f"),
                  "decided_in"])
@@ -141,7 +141,8 @@ if len(drift) > 1:
     long = drift.melt(id_vars=["phase_label"], value_vars=["cosine_to_phase0", "l2_to_phase0"],
                       var_name="measure", value_name="value")
     st.altair_chart(alt.Chart(long).mark_line(point=True).encode(
-        x=alt.X("phase_label:O", title="phase", sort=list(PHASES)), y="value:Q",
+        x=alt.X("phase_label:O", title="phase", sort=list(PHASES),
+                axis=alt.Axis(labelAngle=0)), y="value:Q",
         color="measure:N", tooltip=["phase_label", "measure", alt.Tooltip("value:Q",
                                                                           format=".4f")],
     ).properties(title="How far the embedding travelled from Phase 0", height=220))
@@ -155,7 +156,10 @@ if phases:
     past = history.ranking_at_phase(db, ws, item.id, chosen)
     past_state = flows.ItemState(item=item, phase=chosen, feature_version=state.feature_version,
                                  prediction=past, decisions=state.decisions)
-    c2.dataframe(preds.ranked_targets(ws, past_state, top_n=20), hide_index=True,
-                 width="stretch", height=300)
+    past_table = preds.ranked_targets(ws, past_state, top_n=20)
+    c2.dataframe(past_table.drop(columns=[c for c in ("NCBI Gene", "HGNC")
+                                          if c in past_table.columns]),
+                 hide_index=True, width="stretch", height=300,
+                 column_config={"score": st.column_config.NumberColumn(format="%.4f")})
 with st.expander("Decision history"):
     st.dataframe(history.decision_log(db, item.id), hide_index=True, width="stretch")

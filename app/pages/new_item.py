@@ -111,7 +111,7 @@ if pending:
         st.rerun()
 
 if st.session_state.get(ITEM_KEY) and not pending:
-    page_link("features", "Next: review the features", icon="🧾")
+    page_link("features", "Next: review the features", icon=":material/tune:")
 
 # ---- existing items ----------------------------------------------------------------------------
 st.divider()

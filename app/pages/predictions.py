@@ -25,7 +25,7 @@ try:
     state = flows.predict_item(db, ws, item.id)
 except ValueError as exc:
     st.error(f"Cannot predict yet: {exc}. Add feature values on the Features page.")
-    page_link("features", "Go to Features", icon="🧾")
+    page_link("features", "Go to Features", icon=":material/tune:")
     st.stop()
 elapsed = time.perf_counter() - t0
 header(ws, item, state.phase)
@@ -80,4 +80,4 @@ for col, fmt in zip(cols, exports.FORMATS, strict=True):
 with st.expander("Aligned embedding"):
     st.code(", ".join(f"{v:.4f}" for v in state.prediction.embedding), language=None,
             wrap_lines=True)
-page_link("feedback", "Next: confirm or reject and refine", icon="✅")
+page_link("feedback", "Next: confirm or reject and refine", icon=":material/fact_check:")
