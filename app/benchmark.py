@@ -54,7 +54,11 @@ def load_results(root: Path | None = None) -> BenchmarkResults:
     for path in sorted(root.glob("*/*.json")) if root.is_dir() else []:
         try:
             doc = json.loads(path.read_text())
-            if not isinstance(doc, dict) or not isinstance(doc.get("phases"), dict):
+            if not isinstance(doc, dict):
+                raise ValueError("not a JSON object")
+            if doc.get("status") == "not run":
+                doc["phases"] = {}
+            if not isinstance(doc.get("phases"), dict):
                 raise ValueError("no 'phases' object")
         except (OSError, ValueError) as exc:
             problems.append(f"{path.relative_to(root)}: {exc}")
@@ -64,8 +68,10 @@ def load_results(root: Path | None = None) -> BenchmarkResults:
         seeds = doc.get("seeds") or []
         cfg = doc.get("config") if isinstance(doc.get("config"), dict) else {}
         command = doc.get("command") or cfg.get("command") or (
-            f"emerflow bench --dataset {dataset} --method {method}")
+            f"emerflow bench --dataset {dataset} --methods {method} --seeds {len(seeds) or 3}")
         runs.append({"dataset": dataset, "method": method,
+                     "status": str(doc.get("status") or "ok")
+                     + (f": {doc['reason']}" if doc.get("reason") else ""),
                      "seeds": ", ".join(map(str, seeds)) if isinstance(seeds, list) else seeds,
                      "created_at": doc.get("created_at", ""), "command": command,
                      "machine": json.dumps(doc.get("machine", ""))[:200],

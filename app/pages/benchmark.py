@@ -36,6 +36,15 @@ for col, metric in zip(cols, metrics, strict=False):
     col.altair_chart((band + line).properties(title=f"{metric.upper()} by phase", height=300))
     col.dataframe(wide_table(res.table, dataset, metric), hide_index=True, width="stretch")
 
+try:  # the engine's own report table, when the bench package provides it
+    from engine.bench_report import load_results as load_docs
+    from engine.bench_report import markdown_table
+
+    with st.expander("Report table (engine.bench_report)"):
+        st.markdown(markdown_table(load_docs(root / dataset)))
+except Exception:  # noqa: BLE001 - optional helper; the charts above do not need it
+    pass
+
 st.subheader("Runs")
 runs = [r for r in res.runs if r["dataset"] == dataset]
 st.dataframe(runs, hide_index=True, width="stretch")
