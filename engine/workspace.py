@@ -114,6 +114,15 @@ class Workspace:
         )
         self.target_cache: TargetCache = self.backbone.precompute_targets(self.target_table)
         self._items_by_id = self.dataset.items.set_index(ITEM_ID, drop=False)
+        # plain dicts/arrays for the per-call hot paths (neighbours, refine): no pandas there
+        self._item_names = dict(
+            zip(self.dataset.items[ITEM_ID], self.dataset.items[NAME], strict=True)
+        )
+        self._target_names = dict(
+            zip(self.dataset.targets[TARGET_ID], self.dataset.targets[NAME], strict=True)
+        )
+        self._target_ids = np.array(list(self.target_pos.index))
+        self._field_rows: dict[tuple, torch.Tensor] = {}
         train = self.split.train
         pos = train[train[LABEL] == 1].sort_values([ITEM_ID, ORDER])
         self.evidence: dict[str, list[str]] = (
@@ -153,8 +162,15 @@ class Workspace:
         return self.align(self.encoder.encode([text]))[0]
 
     def item_field_row(self, features: Mapping[str, object]) -> torch.Tensor:
-        """Backbone non-ID field indices of one item ``[S_i]``."""
-        return self.item_fields.transform([dict(features)])[0]
+        """Backbone non-ID field indices of one item ``[S_i]`` (memoized per field values)."""
+        key = tuple(repr(features.get(s.name)) for s in self.item_fields.specs)
+        row = self._field_rows.get(key)
+        if row is None:
+            row = self.item_fields.transform([dict(features)])[0]
+            if len(self._field_rows) >= 4096:
+                self._field_rows.clear()
+            self._field_rows[key] = row
+        return row.clone()
 
     @torch.no_grad()
     def score(self, embedding: np.ndarray, features: Mapping[str, object]) -> np.ndarray:
@@ -169,14 +185,14 @@ class Workspace:
     def neighbours(self, embedding: np.ndarray, k: int = 5) -> pd.DataFrame:
         """The k nearest established items by cosine similarity of aligned embeddings."""
         hits = self.index.search(np.asarray(embedding, dtype=np.float32), k)[0]
-        names = self.dataset.targets.set_index(TARGET_ID)[NAME]
+        names = self._target_names
         rows = []
         for item_id, sim in hits:
             ev = [str(names.get(t, t)) for t in self.evidence.get(item_id, [])]
             rows.append(
                 {
                     ITEM_ID: item_id,
-                    NAME: self._items_by_id[NAME].get(item_id, item_id),
+                    NAME: self._item_names.get(item_id, item_id),
                     "similarity": sim,
                     "evidence": ", ".join(ev),
                 }
@@ -257,7 +273,7 @@ class Workspace:
         seen = {t for t, _ in pairs}
         key = "|".join(sorted(f"{t}:{y}" for t, y in pairs)).encode()
         rng = np.random.default_rng(int(hashlib.sha256(key).hexdigest()[:16], 16))
-        pool = np.array([t for t in self.target_pos.index if t not in seen])
+        pool = self._target_ids[~np.isin(self._target_ids, list(seen))]
         picked = rng.choice(pool, size=min(need, len(pool)), replace=False)
         return [(str(t), 0) for t in picked]
 
