@@ -51,8 +51,27 @@ CACHE_VERSION = 1
 #: (``emerflow bench tune``, see results/README.md); the demo catalogs use engine defaults.
 #: ``backbone``: BackboneConfig overrides; ``methods``: per-method setting overrides.
 DATASET_SETTINGS: dict[str, dict[str, Any]] = {
-    "movielens-1m-partial": {"backbone": {}, "methods": {}},
-    "disgenet-curated": {"backbone": {}, "methods": {}},
+    # `emerflow bench tune --dataset movielens-1m-partial` (results/movielens-1m-partial/tuning.json)
+    "movielens-1m-partial": {"backbone": {}, "methods": {
+        "backbone": {"refine_steps": 20, "refine_lr": 0.05},
+        "metaemb": {"meta_epochs": 10, "refine_steps": 5, "refine_lr": 0.2},
+        "cvar": {"refine_steps": 10, "refine_lr": 0.05},
+        "mwuf": {"refine_steps": 20, "refine_lr": 0.05},
+        **{name: {"aligner_hidden": 64, "aligner_dropout": 0.3, "meta_weight_decay": 1e-3,
+                  "refine_steps": 5, "refine_lr": 0.2}
+           for name in ("emerflow-nollm", "emerflow-nowarm", "emerflow", "emerflow-augonly")},
+    }},
+    # `emerflow bench tune --dataset disgenet-curated` (results/disgenet-curated/tuning.json)
+    "disgenet-curated": {"backbone": {}, "methods": {
+        "backbone": {"refine_steps": 20, "refine_lr": 0.2},
+        "metaemb": {"refine_steps": 10, "refine_lr": 0.2},
+        "cvar": {"refine_steps": 5, "refine_lr": 0.05},
+        "mwuf": {"refine_steps": 20, "refine_lr": 0.5},
+        "emerflow-nollm": {"refine_steps": 5, "refine_lr": 0.05},
+        "emerflow-nowarm": {"refine_steps": 5, "refine_lr": 0.05},
+        "emerflow": {"refine_steps": 5, "refine_lr": 0.05},
+        "emerflow-augonly": {"refine_steps": 5, "refine_lr": 0.05},
+    }},
 }
 
 
@@ -86,6 +105,12 @@ def machine_description() -> str:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return (f"{model}, {cores} cores, torch {torch.__version__} ({torch.get_num_threads()} "
             f"threads), {platform.system()} {platform.release()}")
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far (all threads)."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
 
 
 def peak_memory_mb() -> float:
@@ -371,12 +396,16 @@ def run_bench(dataset: Dataset, protocol: ProtocolConfig, methods: Sequence[str]
                 continue
             if ctx is None:
                 t0 = time.perf_counter()
+                cpu0 = cpu_seconds()
                 backbone, _ = pretrained_backbone(dataset, split, config, tables, item_fields,
                                                   target_fields, cache_dir, progress)
                 shared_timing["backbone"] += time.perf_counter() - t0
+                shared_timing["backbone_cpu"] = shared_timing.get("backbone_cpu", 0.0) + (
+                    cpu_seconds() - cpu0)
                 ctx = BenchContext(dataset=dataset, split=split, config=config, seed=int(seed),
                                    tables=tables, backbone=backbone, text_vectors=texts, llm=llm)
             t0 = time.perf_counter()
+            cpu0 = cpu_seconds()
             enc0 = texts.seconds
             try:
                 method.fit(ctx)
@@ -388,7 +417,8 @@ def run_bench(dataset: Dataset, protocol: ProtocolConfig, methods: Sequence[str]
             phases = run_phases(method, ctx)
             t2 = time.perf_counter()
             enc = texts.seconds - enc0
-            timing = {"encode": enc, "fit": t1 - t0 - enc, "phases": t2 - t1}
+            timing = {"encode": enc, "fit": t1 - t0 - enc, "phases": t2 - t1,
+                      "cpu": cpu_seconds() - cpu0}
             result = SeedResult(phases, timing, method.describe())
             per_method[name].append(result)
             progress(f"  {name}: " + "  ".join(
@@ -461,3 +491,64 @@ def phase_table(docs: Mapping[str, dict]) -> list[dict[str, Any]]:
                 rows.append({"method": name, "phase": phase, "metric": metric,
                              "mean": s.get("mean"), "std": s.get("std")})
     return rows
+
+
+# ---- tuning on the old-item validation split -------------------------------------------------
+#: Refinement grid searched per method on the validation split.
+REFINE_GRID: tuple[tuple[int, float], ...] = tuple(
+    (steps, lr) for steps in (5, 10, 20) for lr in (0.05, 0.2, 0.5, 1.0))
+
+
+def tune_refinement(dataset: Dataset, protocol: ProtocolConfig, methods: Sequence[str], *,
+                    seed: int = 0, settings: BenchSettings | None = None,
+                    cache_dir: Path | None = None, grid: Sequence[tuple[int, float]] = REFINE_GRID,
+                    fit_variants: Mapping[str, Sequence[dict[str, Any]]] | None = None,
+                    progress: Progress = _print, encoder: Any = None) -> dict[str, Any]:
+    """Choose each method's refinement (steps, lr) — and optionally fit settings — on the
+    OLD-item validation split (``validation_split``): held-out old items play the new items,
+    the backbone is pretrained on the remaining old items only. New items are never touched.
+
+    Criterion: mean pooled AUC over the update phases I..III (ties: phase-0 AUC).
+    Returns ``{method: {"best": {...settings}, "trials": [...]}}``.
+    """
+    settings = settings or BenchSettings()
+    split = validation_split(split_dataset(dataset, protocol), protocol)
+    progress(f"{dataset.name} validation split: {split.summary()}")
+    item_fields = FieldEncoder.fit(dataset.items, dataset.item_features,
+                                   settings.backbone.numeric_buckets, settings.backbone.max_multi)
+    target_fields = FieldEncoder.fit(dataset.targets, dataset.target_features,
+                                     settings.backbone.numeric_buckets, settings.backbone.max_multi)
+    tables = make_tables(dataset, split, item_fields, target_fields)
+    needed = np.concatenate([tables.item_pos.loc[[str(i) for i in split.old_items]].to_numpy(),
+                             tables.item_pos.loc[[str(i) for i in split.new_items]].to_numpy()])
+    texts = TextVectors(dataset, needed, cache_dir, settings.encoder, None, "not used in tuning",
+                        progress, encoder)
+    config = WorkspaceConfig(dataset=dataset.name, seed=seed, encoder=settings.encoder,
+                             backbone=settings.backbone)
+    backbone, _ = pretrained_backbone(dataset, split, config, tables, item_fields, target_fields,
+                                      cache_dir, progress)
+    ctx = BenchContext(dataset=dataset, split=split, config=config, seed=seed, tables=tables,
+                       backbone=backbone, text_vectors=texts)
+    out: dict[str, Any] = {}
+    for name in methods:
+        trials = []
+        variants = list((fit_variants or {}).get(name, [{}]))
+        for variant in variants:
+            method = METHODS[name](**{**settings.method_overrides.get(name, {}), **variant})
+            method.fit(ctx)
+            refine_grid = grid if "refine_steps" in method.config else [(None, None)]
+            for steps, lr in refine_grid:
+                if steps is not None:
+                    method.config.update(refine_steps=steps, refine_lr=lr)
+                phases = run_phases(method, ctx)
+                warm = float(np.mean([phases[p]["auc"] for p in phases if p != "0"]))
+                trial = {"settings": {**variant, **({"refine_steps": steps, "refine_lr": lr}
+                                                    if steps is not None else {})},
+                         "val_auc": {p: m["auc"] for p, m in phases.items()},
+                         "score": warm}
+                trials.append(trial)
+        best = max(trials, key=lambda t: (t["score"], t["val_auc"]["0"]))
+        progress(f"  {name}: best {best['settings']} val AUC "
+                 + " ".join(f"{p}:{a:.4f}" for p, a in best["val_auc"].items()))
+        out[name] = {"best": best["settings"], "trials": trials}
+    return out

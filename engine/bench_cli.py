@@ -49,6 +49,37 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Fit settings tried per method during tuning (besides the refinement grid).
+TUNE_FIT_VARIANTS = {
+    "emerflow-nollm": [{}, {"meta_epochs": 10},
+                       {"aligner_hidden": 64, "aligner_dropout": 0.3, "meta_weight_decay": 1e-3}],
+    "metaemb": [{}, {"meta_epochs": 10}],
+}
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    import json
+
+    from engine.bench import BenchSettings, default_cache_dir, parse_methods, tune_refinement
+    from engine.data.registry import get_dataset_entry
+
+    entry = get_dataset_entry(args.dataset)
+    dataset = entry.load(args.data_root)
+    methods = [m for m in parse_methods(args.methods)]
+    result = tune_refinement(dataset, entry.protocol, methods,
+                             settings=BenchSettings.for_dataset(args.dataset),
+                             cache_dir=args.cache_dir or default_cache_dir(),
+                             fit_variants=TUNE_FIT_VARIANTS)
+    out = args.out / args.dataset / "tuning.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"dataset": args.dataset, "split": "validation (old items only)",
+                               "criterion": "mean pooled AUC over phases I-III",
+                               "methods": result}, indent=1) + "\n")
+    print(json.dumps({m: r["best"] for m, r in result.items()}, indent=1))
+    print(f"wrote {out}")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("bench", help="benchmark methods on a dataset (protocol.md)")
     p.add_argument("--dataset", choices=list(DATASETS), default=None)
@@ -70,3 +101,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--dataset", default=None)
     r.add_argument("--out", type=Path, default=Path("results"))
     r.set_defaults(func=_cmd_report)
+    t = sub.add_parser("tune", help="choose refinement settings on the OLD-item validation split")
+    t.add_argument("--dataset", choices=list(DATASETS), required=True)
+    t.add_argument("--methods", default="backbone,metaemb,cvar,mwuf,emerflow-nollm,emerflow-nowarm")
+    t.add_argument("--data-root", type=Path, default=None)
+    t.add_argument("--out", type=Path, default=Path("results"))
+    t.add_argument("--cache-dir", type=Path, default=None)
+    t.set_defaults(func=_cmd_tune)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m engine.bench_cli bench ...``: the same commands without the full CLI."""
+    parser = argparse.ArgumentParser(prog="emerflow")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
