@@ -40,6 +40,8 @@ from engine.text.serialize import serialize_item
 ProgressFn = Callable[[str, float, str], None]
 
 FORMAT_VERSION = 1
+#: Candidate targets per ``DeepFM.score_all`` call in :meth:`Workspace.score`.
+SCORE_CHUNK = 65_536
 _SPLIT_PARTS = ("train", "I", "II", "III", "test")
 
 
@@ -174,12 +176,18 @@ class Workspace:
 
     @torch.no_grad()
     def score(self, embedding: np.ndarray, features: Mapping[str, object]) -> np.ndarray:
-        """Probability for every target ``[N]``, one tensor op over all candidates."""
-        logits = self.backbone.score_all(
-            self.target_cache,
-            self.item_field_row(features).unsqueeze(0),
-            torch.as_tensor(np.asarray(embedding, dtype=np.float32)).unsqueeze(0),
-        )[0]
+        """Probability for every target ``[N]``, one tensor op per ``SCORE_CHUNK`` candidates."""
+        item_idx = self.item_field_row(features).unsqueeze(0)
+        vec = torch.as_tensor(np.asarray(embedding, dtype=np.float32)).unsqueeze(0)
+        cache, n = self.target_cache, len(self.target_cache.linear)
+        if n <= SCORE_CHUNK:
+            logits = self.backbone.score_all(cache, item_idx, vec)[0]
+        else:  # bounds the [N, hidden] intermediates (about 1.2 GB at 1M targets)
+            parts = [
+                self.backbone.score_all(_cache_slice(cache, s, s + SCORE_CHUNK), item_idx, vec)
+                for s in range(0, n, SCORE_CHUNK)
+            ]
+            logits = torch.cat(parts, dim=1)[0]
         return torch.sigmoid(logits).numpy()
 
     def neighbours(self, embedding: np.ndarray, k: int = 5) -> pd.DataFrame:
@@ -319,6 +327,15 @@ class Workspace:
         tmp = directory / "workspace.json.tmp"
         tmp.write_text(json.dumps(doc, indent=1))
         tmp.replace(directory / "workspace.json")
+
+
+def _cache_slice(cache: TargetCache, start: int, stop: int) -> TargetCache:
+    return TargetCache(
+        cache.emb_sum[start:stop],
+        cache.emb_sq[start:stop],
+        cache.linear[start:stop],
+        cache.hidden[start:stop],
+    )
 
 
 def _layout_json(enc: FieldEncoder) -> dict:
