@@ -33,6 +33,7 @@ from engine.augment.local_model import (
 )
 from engine.augment.providers import PROVIDERS, AugmentationError, LLMSettings, make_provider
 from engine.augment.service import suggest_features
+from engine.schema import ITEM_ID
 
 #: ``load_dataset(name) -> engine.data.Dataset``, supplied by the engine CLI.
 DatasetLoader = Callable[[str], Any]
@@ -72,6 +73,11 @@ def register(subparsers: Any, load_dataset: DatasetLoader) -> None:
         "--base-url", default=None, help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1"
     )
     aug.add_argument("--limit", type=int, default=None, help="augment only the first N items")
+    aug.add_argument(
+        "--all-items",
+        action="store_true",
+        help="augment every item of the dataset, not only the old and new items of its split",
+    )
     aug.add_argument("--concurrency", type=int, default=4, help="parallel requests (HTTP)")
     aug.add_argument(
         "--features",
@@ -121,6 +127,22 @@ def _run_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def benchmark_items(dataset: Any) -> Any:
+    """The items a benchmark split needs: old (established) and new (emerging) items.
+
+    Datasets without a registered protocol are returned whole.
+    """
+    from engine.data.protocol import split_dataset
+    from engine.data.registry import DATASETS
+
+    entry = DATASETS.get(dataset.name)
+    if entry is None:
+        return dataset.items
+    split = split_dataset(dataset, entry.protocol)
+    wanted = {str(i) for i in (*split.old_items, *split.new_items)}
+    return dataset.items[dataset.items[ITEM_ID].astype(str).isin(wanted)]
+
+
 def _run_augment(args: argparse.Namespace, load_dataset: DatasetLoader) -> int:
     if args.limit is not None and args.limit < 1:
         return _err("--limit must be >= 1")
@@ -140,7 +162,9 @@ def _run_augment(args: argparse.Namespace, load_dataset: DatasetLoader) -> int:
     except (KeyError, ValueError, FileNotFoundError) as exc:
         return _err(f"could not load dataset {args.dataset!r}: {exc}")
     cache = JsonlCache(args.cache or default_cache_path())
-    items = dataset.items if args.limit is None else dataset.items.head(args.limit)
+    items = dataset.items if args.all_items else benchmark_items(dataset)
+    if args.limit is not None:
+        items = items.head(args.limit)
     try:
         if args.features:
             features: list[Any] = [f.strip() for f in args.features.split(",") if f.strip()]
