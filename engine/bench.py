@@ -57,8 +57,9 @@ DATASET_SETTINGS: dict[str, dict[str, Any]] = {
         "metaemb": {"meta_epochs": 10, "refine_steps": 5, "refine_lr": 0.2},
         "cvar": {"refine_steps": 10, "refine_lr": 0.05},
         "mwuf": {"refine_steps": 20, "refine_lr": 0.05},
+        # second round (tuning_emerflow_extra.json): inner_lr 0.2 with 20 x 0.05 refinement
         **{name: {"aligner_hidden": 64, "aligner_dropout": 0.3, "meta_weight_decay": 1e-3,
-                  "refine_steps": 5, "refine_lr": 0.2}
+                  "inner_lr": 0.2, "refine_steps": 20, "refine_lr": 0.05}
            for name in ("emerflow-nollm", "emerflow-nowarm", "emerflow", "emerflow-augonly")},
     }},
     # `emerflow bench tune --dataset disgenet-curated` (results/disgenet-curated/tuning.json)
