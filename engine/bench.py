@@ -51,7 +51,8 @@ CACHE_VERSION = 1
 #: (``emerflow bench tune``, see results/README.md); the demo catalogs use engine defaults.
 #: ``backbone``: BackboneConfig overrides; ``methods``: per-method setting overrides.
 DATASET_SETTINGS: dict[str, dict[str, Any]] = {
-    # `emerflow bench tune --dataset movielens-1m-partial` (results/movielens-1m-partial/tuning.json)
+    # `emerflow bench tune --dataset movielens-1m-partial`
+    # (results/movielens-1m-partial/tuning.json)
     "movielens-1m-partial": {"backbone": {}, "methods": {
         "backbone": {"refine_steps": 20, "refine_lr": 0.05},
         "metaemb": {"meta_epochs": 10, "refine_steps": 5, "refine_lr": 0.2},

@@ -90,7 +90,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="folder with movielens-1m/ and disgenet/ (default: $EMERFLOW_DATA)")
     p.add_argument("--out", type=Path, default=Path("results"))
     p.add_argument("--cache-dir", type=Path, default=None,
-                   help="checkpoints, encodings, finished runs (default $EMERFLOW_HOME/bench-cache)")
+                   help="checkpoints, encodings, finished runs "
+                   "(default $EMERFLOW_HOME/bench-cache)")
     p.add_argument("--augmented", type=Path, default=None,
                    help="LLM augmentation CSV (default $EMERFLOW_HOME/augment/<dataset>.csv)")
     p.add_argument("--validation", action="store_true",
@@ -103,7 +104,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.set_defaults(func=_cmd_report)
     t = sub.add_parser("tune", help="choose refinement settings on the OLD-item validation split")
     t.add_argument("--dataset", choices=list(DATASETS), required=True)
-    t.add_argument("--methods", default="backbone,metaemb,cvar,mwuf,emerflow-nollm,emerflow-nowarm")
+    t.add_argument("--methods",
+                   default="backbone,metaemb,cvar,mwuf,emerflow-nollm,emerflow-nowarm")
     t.add_argument("--data-root", type=Path, default=None)
     t.add_argument("--out", type=Path, default=Path("results"))
     t.add_argument("--cache-dir", type=Path, default=None)

@@ -76,6 +76,17 @@ def make_context(dataset: Dataset, protocol: ProtocolConfig, seed: int = 0,
                         backbone=backbone, text_vectors=texts)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny tensors: one thread avoids OpenMP spin-waiting on a shared 2-core CI machine."""
+    import torch as _torch
+
+    before = _torch.get_num_threads()
+    _torch.set_num_threads(1)
+    yield
+    _torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def movies():
     return demo_movies(n_users=300, n_movies=120)

@@ -8,15 +8,26 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_baselines import FAST_OVERRIDES, TINY_BACKBONE, TINY_MOVIES, HashEncoder
 
 from engine.baselines import METHODS
 from engine.bench import BenchSettings, parse_methods, run_bench
 from engine.bench_report import auc_chart, load_results, markdown_table, write_report
 from engine.data.demo import demo_movies
-from test_baselines import FAST_OVERRIDES, TINY_BACKBONE, TINY_MOVIES, HashEncoder
 
 PROTOCOL_KEYS = {"dataset", "method", "seeds", "phases", "split", "inputs", "timing_s", "llm",
                  "config", "machine", "created_at"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny tensors: one thread avoids OpenMP spin-waiting on a shared 2-core CI machine."""
+    import torch as _torch
+
+    before = _torch.get_num_threads()
+    _torch.set_num_threads(1)
+    yield
+    _torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -91,10 +102,11 @@ def test_cached_checkpoint_gives_same_numbers_as_fresh(movies, tmp_path):
 def test_report_renders_table_and_chart(tmp_path):
     directory = tmp_path / "ds"
     directory.mkdir()
-    for name, auc in (("popularity", [0.6, 0.6, 0.6, 0.6]), ("emerflow-nollm", [0.7, 0.75, 0.78,
-                                                                                0.8])):
-        phases = {p: {m: {"mean": a, "std": 0.01, "per_seed": [a]} for m in
-                      ("auc", "f1", "item_auc")} for p, a in zip(("0", "I", "II", "III"), auc)}
+    runs = (("popularity", [0.6, 0.6, 0.6, 0.6]), ("emerflow-nollm", [0.7, 0.75, 0.78, 0.8]))
+    for name, auc in runs:
+        phases = {p: {m: {"mean": a, "std": 0.01, "per_seed": [a]}
+                      for m in ("auc", "f1", "item_auc")}
+                  for p, a in zip(("0", "I", "II", "III"), auc, strict=True)}
         (directory / f"{name}.json").write_text(json.dumps(
             {"dataset": "ds", "method": name, "phases": phases, "status": "ok"}))
     table, chart = write_report(directory)

@@ -235,7 +235,8 @@ class EmbeddingMethod(Method):
         ctx = self.ctx
         assert ctx is not None
         target, label, mask = rows.padded(ctx.n_new)
-        cfg = RefineConfig(steps=int(self.config["refine_steps"]), lr=float(self.config["refine_lr"]),
+        cfg = RefineConfig(steps=int(self.config["refine_steps"]),
+                           lr=float(self.config["refine_lr"]),
                            use_all_seen=bool(self.config["refine_all_seen"]))
         return refine_embeddings(ctx.backbone, emb, ctx.new_item_table,
                                  ctx.tables.target_table[target], label, mask, cfg)

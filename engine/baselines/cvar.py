@@ -68,7 +68,8 @@ class CVAR(EmbeddingMethod):
         self.net = CVARNet(old_feat.shape[1], ctx.embed_dim, int(self.config["latent_dim"]))
         opt = torch.optim.Adam(self.net.parameters(), lr=float(self.config["lr"]))
         rows = ctx.old_rows()
-        k, shot, bs = len(ctx.old_items), int(self.config["shot"]), int(self.config["tasks_per_batch"])
+        k, shot = len(ctx.old_items), int(self.config["shot"])
+        bs = int(self.config["tasks_per_batch"])
         for _ in range(int(self.config["epochs"])):
             order = rng.permutation(k)
             for s in range(0, k, bs):

@@ -104,7 +104,8 @@ class MetaEmb(_MetaGenerated):
     name: ClassVar[str] = "metaemb"
 
     def inputs(self, ctx: BenchContext) -> tuple[torch.Tensor, torch.Tensor]:
-        return ctx.item_field_vectors(ctx.old_item_table), ctx.item_field_vectors(ctx.new_item_table)
+        return (ctx.item_field_vectors(ctx.old_item_table),
+                ctx.item_field_vectors(ctx.new_item_table))
 
     def make_generator(self, ctx: BenchContext, in_dim: int) -> nn.Module:
         scale = float(ctx.old_id_embeddings().abs().max()) or 1.0

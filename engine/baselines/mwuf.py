@@ -58,7 +58,8 @@ class MWUF(EmbeddingMethod):
         self.net = MWUFNet(old_feat.shape[1], ctx.embed_dim)
         opt = torch.optim.Adam(self.net.parameters(), lr=float(self.config["lr"]))
         rows = ctx.old_rows()
-        k, shot, bs = len(ctx.old_items), int(self.config["shot"]), int(self.config["tasks_per_batch"])
+        k, shot = len(ctx.old_items), int(self.config["shot"])
+        bs = int(self.config["tasks_per_batch"])
         inner = float(self.config["inner_lr"])
         for _ in range(int(self.config["epochs"])):
             order = rng.permutation(k)
