@@ -135,10 +135,10 @@ def test_parse_methods_and_cli_registration():
     assert args.func is bench_cli._cmd_report
 
 
-@pytest.mark.slow
 @pytest.mark.needs_data
 def test_real_movielens_smoke(shared_data, tmp_path):
-    """emerflow-nollm and popularity on the real partial MovieLens file, one seed (minutes)."""
+    """emerflow-nollm and popularity on the real partial MovieLens file, one seed: about 1 min
+    on 2 idle cores (backbone pretraining and text encoding included)."""
     from engine.bench import run_registered
 
     docs = run_registered("movielens-1m-partial", ["popularity", "emerflow-nollm"], [0],
