@@ -133,10 +133,36 @@ def new_item(
     repo.save_feature_version(
         db,
         item.id,
-        [*dataset_features(ws, raw), *(dict(f) for f in extra_features)],
+        [
+            *dataset_features(ws, raw),
+            *entered_features(ws, raw, analyst),
+            *(dict(f) for f in extra_features),
+        ],
         created_by=analyst,
     )
     return item
+
+
+def entered_features(ws: Workspace, values: Mapping[str, object], analyst: str) -> list[dict]:
+    """Form values the dataset has no feature for (e.g. a free-text description of a
+    disease in DisGeNET, which lists none): kept as analyst-sourced features, so they are
+    serialized after the dataset's features instead of being dropped."""
+    known = {s.name for s in ws.dataset.item_features} | {NAME}
+    out = []
+    for key, value in values.items():
+        if key in known or value is None or not str(value).strip():
+            continue
+        out.append(
+            {
+                "name": key,
+                "descriptor": key.replace("_", " ").capitalize(),
+                "value": _as_text(value),
+                "source": "analyst",
+                "analyst": analyst,
+                "keep": True,
+            }
+        )
+    return out
 
 
 def engine_inputs(

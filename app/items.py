@@ -19,6 +19,7 @@ from app import flows
 from db import repository as repo
 from db.repository import ItemRecord
 from engine.data.demo import ML_GENRES
+from engine.data.disgenet import MESH_CLASS_NAMES, mesh_class_names
 from engine.schema import DESCRIPTION, DISEASE, MOVIE, MULTI_SEP, NAME
 from engine.workspace import Workspace
 
@@ -70,6 +71,20 @@ def synonyms_feature(synonyms: str, analyst: str) -> list[dict]:
              "edited_at": datetime.now(UTC).isoformat(timespec="seconds")}]
 
 
+def mesh_label(value: str) -> str:
+    """``C04`` -> ``C04 · Neoplasms`` for the form; names are shown as they are."""
+    name = MESH_CLASS_NAMES.get(value)
+    return f"{value} · {name}" if name else value
+
+
+def _mesh_names(classes: Sequence[str]) -> str:
+    """Readable names for MeSH class codes (``C04`` -> ``Neoplasms``); empty when the
+    workspace already uses names (the demo)."""
+    if not any(c in MESH_CLASS_NAMES for c in classes):
+        return ""
+    return mesh_class_names(MULTI_SEP.join(classes))
+
+
 def disease_input(*, name: str, cui: str = "", disease_type: str = "",
                   mesh_classes: Sequence[str] | str = (), semantic_type: str = "",
                   description: str = "", synonyms: str = "",
@@ -86,6 +101,7 @@ def disease_input(*, name: str, cui: str = "", disease_type: str = "",
         NAME: name,
         "disease_type": (disease_type or "").strip(),
         "disease_class": MULTI_SEP.join(_clean_list(mesh_classes)),
+        "disease_class_name": _mesh_names(_clean_list(mesh_classes)),
         "semantic_type": (semantic_type or "").strip(),
         DESCRIPTION: (description or "").strip(),
     }

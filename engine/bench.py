@@ -41,7 +41,7 @@ from engine.models.deepfm import DeepFM
 from engine.models.fields import FieldEncoder
 from engine.models.registry import build_backbone
 from engine.models.train import pretrain_backbone
-from engine.schema import DISEASE, ITEM_ID, NAME, PHASES, FeatureSpec
+from engine.schema import ITEM_ID, PHASES
 from engine.workspace import _layout, item_texts, make_tables
 
 Progress = Callable[[str], None]
@@ -120,27 +120,6 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-# ---- text variants ------------------------------------------------------------------------------
-def text_dataset(dataset: Dataset) -> Dataset:
-    """The dataset as the text serializer should see its raw features.
-
-    For real disease catalogs whose feature specs omit the disease name, the name (a raw
-    feature) is serialized first, and MeSH class codes are written as their names.
-    """
-    specs = list(dataset.item_features)
-    items = dataset.items
-    if dataset.domain == DISEASE and not any(s.name == NAME for s in specs):
-        specs = [FeatureSpec(NAME, "text", "Disease name", backbone=False), *specs]
-        if "disease_class" in items.columns:
-            from engine.data.disgenet import MESH_CLASS_NAMES
-
-            items = items.copy()
-            items["disease_class"] = items["disease_class"].map(
-                lambda v: "|".join(MESH_CLASS_NAMES.get(c, c) for c in str(v).split("|") if c)
-                if isinstance(v, str) else v)
-    return replace(dataset, items=items, item_features=specs)
-
-
 def load_augmentations(path: Path | None) -> tuple[pd.DataFrame | None, dict | None, str]:
     """(augmentation frame item_id -> features, llm info, reason when absent)."""
     if path is None or not path.is_file():
@@ -175,7 +154,7 @@ class TextVectors:
     def __init__(self, dataset: Dataset, needed_rows: np.ndarray, cache_dir: Path | None,
                  encoder_config: EncoderConfig, augmented: pd.DataFrame | None,
                  missing_reason: str, progress: Progress, encoder: Any = None):
-        self.dataset = text_dataset(dataset)
+        self.dataset = dataset
         self.needed = np.asarray(needed_rows)
         self.cache_dir = cache_dir
         self.encoder_config = encoder_config

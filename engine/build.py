@@ -34,7 +34,7 @@ def build_dataset_workspace(
 ) -> Workspace:
     """Load, split, train and save the workspace of a registered dataset."""
     entry = get_dataset_entry(name)
-    config = config or WorkspaceConfig(dataset=name)
+    config = config or entry.workspace_config()
     if config.dataset != name:
         raise ValueError(f"config is for dataset {config.dataset!r}, not {name!r}")
     if progress:

@@ -58,7 +58,8 @@ with st.form("new_item_form"):
         sem = c4.selectbox("Semantic type", ["", *items.domain_vocab(ws, "semantic_type")],
                            key="nd_semantic")
         mesh = st.multiselect("MeSH disease classes", items.domain_vocab(ws, "disease_class"),
-                              key="nd_mesh", accept_new_options=True)
+                              key="nd_mesh", accept_new_options=True,
+                              format_func=items.mesh_label)
         desc = st.text_area("Description", key="nd_desc", height=90,
                             placeholder="What is known: mechanism, organ system, phenotype…")
         syn = st.text_input("Synonyms (comma separated)", key="nd_syn")

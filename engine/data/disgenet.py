@@ -61,9 +61,13 @@ DROPPED_PROTEIN_CLASSES: frozenset[str] = frozenset(
 )
 
 #: Item (disease) features.
+#: The disease name is serialized first; MeSH class codes feed the backbone and their names
+#: (``disease_class_name``) the text.
 ITEM_FEATURES: list[FeatureSpec] = [
+    FeatureSpec(NAME, "text", "Disease name", backbone=False),
     FeatureSpec("disease_type", "categorical", "Disease type"),
-    FeatureSpec("disease_class", "multi", "MeSH disease class"),
+    FeatureSpec("disease_class", "multi", "MeSH disease class code", text=False),
+    FeatureSpec("disease_class_name", "text", "MeSH disease class", backbone=False),
     FeatureSpec("semantic_type", "categorical", "Semantic type"),
 ]
 
@@ -84,6 +88,15 @@ MESH_CLASS_NAMES: dict[str, str] = {
     "F01": "Behavior and Behavior Mechanisms", "F02": "Psychological Phenomena",
     "F03": "Mental Disorders",
 }  # fmt: skip
+
+
+
+def mesh_class_names(codes: object) -> str:
+    """``"C04|C17"`` -> ``"Neoplasms|Skin and Connective Tissue Diseases"`` (unknown kept)."""
+    if not isinstance(codes, str):
+        return ""
+    return MULTI_SEP.join(MESH_CLASS_NAMES.get(c, c) for c in codes.split(MULTI_SEP) if c)
+
 
 _GDA_WHAT = "DisGeNET v7 gene-disease associations (tab-separated, 16 columns with header)"
 _GENE_INFO_WHAT = "NCBI Homo_sapiens.gene_info (tab-separated, header starting with #tax_id)"
@@ -282,6 +295,7 @@ def load_disgenet(
         .sort_values(ITEM_ID)
         .reset_index(drop=True)
     )
+    items["disease_class_name"] = items["disease_class"].map(mesh_class_names)
     genes = gda.drop_duplicates(TARGET_ID).sort_values("gene_int")
     targets = pd.DataFrame(
         {
@@ -364,6 +378,7 @@ __all__ = [
     "DataFormatError",
     "DisgenetFiles",
     "MESH_CLASS_NAMES",
+    "mesh_class_names",
     "find_disgenet_files",
     "load_disgenet",
     "load_disgenet_dir",
