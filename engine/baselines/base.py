@@ -27,6 +27,7 @@ import torch
 from engine.config import RefineConfig, WorkspaceConfig
 from engine.data.base import Dataset
 from engine.data.protocol import Split
+from engine.emerflow.meta import item_losses
 from engine.emerflow.refine import refine_embeddings
 from engine.emerflow.tasks import ItemRows
 from engine.models.deepfm import DeepFM
@@ -274,3 +275,11 @@ def refine_through(ctx: BenchContext, base: torch.Tensor,
         with torch.no_grad():
             e -= lr * grad
     return e.detach()
+
+
+def task_losses(ctx: BenchContext, idx: torch.Tensor, t_rows: torch.Tensor, y: torch.Tensor,
+                emb: torch.Tensor) -> torch.Tensor:
+    """Mean BCE per old item ``[M]`` (Eq. 5's loss) for target rows ``[M, n]``, labels
+    ``[M, n]`` and candidate embeddings ``[M, D]`` of old items ``idx``."""
+    return item_losses(ctx.backbone, ctx.tables.target_table[t_rows], ctx.old_item_table[idx],
+                       emb, y)

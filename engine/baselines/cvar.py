@@ -25,10 +25,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from engine.baselines.base import BenchContext, EmbeddingMethod, Rows, refine_through
+from engine.baselines.base import (
+    BenchContext,
+    EmbeddingMethod,
+    Rows,
+    refine_through,
+    task_losses,
+)
 
 
 class CVARNet(nn.Module):
@@ -82,7 +87,8 @@ class CVAR(EmbeddingMethod):
                 zq = mq + 1e-4 * torch.exp(0.5 * lq) * torch.randn_like(mq)
                 zp = mp + 1e-4 * torch.exp(0.5 * lp) * torch.randn_like(mp)
                 eq, ep = self.net.decoder(zq), self.net.decoder(zp)
-                loss = (self._bce(ctx, idx, t_rows, y, eq) + self._bce(ctx, idx, t_rows, y, ep)
+                loss = (task_losses(ctx, idx, t_rows, y, eq).mean()
+                        + task_losses(ctx, idx, t_rows, y, ep).mean()
                         + float(self.config["recon_w"]) * (eq - e).pow(2).sum(-1).mean()
                         + float(self.config["reg_w"]) * _w2(mq, lq, mp, lp))
                 opt.zero_grad(set_to_none=True)
@@ -92,14 +98,6 @@ class CVAR(EmbeddingMethod):
         for p in self.net.parameters():
             p.requires_grad_(False)
 
-    @staticmethod
-    def _bce(ctx: BenchContext, idx: torch.Tensor, t_rows: torch.Tensor, y: torch.Tensor,
-             emb: torch.Tensor) -> torch.Tensor:
-        m, n = t_rows.shape
-        logits = ctx.backbone(ctx.tables.target_table[t_rows.reshape(-1)],
-                              ctx.old_item_table[idx].repeat_interleave(n, dim=0),
-                              emb.repeat_interleave(n, dim=0))
-        return F.binary_cross_entropy_with_logits(logits, y.reshape(-1))
 
     def start(self) -> dict[str, torch.Tensor]:
         with torch.no_grad():

@@ -23,10 +23,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from engine.baselines.base import BenchContext, EmbeddingMethod, Rows, refine_through
+from engine.baselines.base import (
+    BenchContext,
+    EmbeddingMethod,
+    Rows,
+    refine_through,
+    task_losses,
+)
 
 
 class MWUFNet(nn.Module):
@@ -70,10 +75,10 @@ class MWUF(EmbeddingMethod):
                 feat = old_feat[idx]
                 users_a = tvec[ta].mean(1)
                 base = self.mean_emb.expand(len(items), -1).clone().requires_grad_(True)
-                loss_a = self._losses(ctx, idx, ta, ya, self.net(base, feat, users_a))
+                loss_a = task_losses(ctx, idx, ta, ya, self.net(base, feat, users_a))
                 (g,) = torch.autograd.grad(loss_a.sum(), base, create_graph=True)
                 warm = self.net(base - inner * g, feat, users_a)
-                loss = self._losses(ctx, idx, tb, yb, warm).mean()
+                loss = task_losses(ctx, idx, tb, yb, warm).mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -81,14 +86,6 @@ class MWUF(EmbeddingMethod):
         for p in self.net.parameters():
             p.requires_grad_(False)
 
-    @staticmethod
-    def _losses(ctx: BenchContext, idx: torch.Tensor, t_rows: torch.Tensor, y: torch.Tensor,
-                emb: torch.Tensor) -> torch.Tensor:
-        m, n = t_rows.shape
-        logits = ctx.backbone(ctx.tables.target_table[t_rows.reshape(-1)],
-                              ctx.old_item_table[idx].repeat_interleave(n, dim=0),
-                              emb.repeat_interleave(n, dim=0)).reshape(m, n)
-        return F.binary_cross_entropy_with_logits(logits, y, reduction="none").mean(1)
 
     def _users(self, seen: Rows) -> torch.Tensor:
         ctx = self.ctx
