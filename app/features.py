@@ -9,11 +9,8 @@ Feature dicts follow ``db.repository.save_feature_version``: ``name``, ``descrip
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -23,6 +20,7 @@ from app import flows
 from db import repository as repo
 from db.repository import FeatureVersionRecord
 from engine.augment import (
+    PROMPT_VERSION,
     AugmentationError,
     LLMProvider,
     ResponseCache,
@@ -31,37 +29,30 @@ from engine.augment import (
     normalize_feature_name,
     suggest_features,
 )
-from engine.config import emerflow_home
 from engine.workspace import Workspace
 
 REVIEW_COLUMNS = ["name", "descriptor", "value", "source", "llm original", "keep"]
 ProgressFn = Callable[[float, str], None]
 
 
-# ---- suggested features, stored once per domain ------------------------------------------------
-def schema_path(domain: str, home: Path | None = None) -> Path:
-    """``$EMERFLOW_HOME/augment/<domain>_features.json``."""
-    return (home or emerflow_home()) / "augment" / f"{domain}_features.json"
-
-
-def load_suggested(domain: str, home: Path | None = None) -> list[dict[str, str]]:
-    """The stored feature list of ``domain`` (``[]`` when none yet or unreadable)."""
-    path = schema_path(domain, home)
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
+# ---- suggested features, stored once per domain (table domain_feature_set) ---------------------
+def load_suggested(db: Engine, domain: str) -> list[dict[str, str]]:
+    """The stored feature list of ``domain`` (``[]`` when none yet)."""
+    stored = repo.get_domain_features(db, domain)
+    if stored is None:
         return []
-    feats = doc.get("features", []) if isinstance(doc, dict) else []
-    return [f for f in feats if isinstance(f, dict) and f.get("name")]
+    return [f for f in stored.features if isinstance(f, dict) and f.get("name")]
 
 
-def save_suggested(domain: str, features: Sequence[Mapping[str, Any]], *,
-                   home: Path | None = None, provenance: Mapping[str, str] | None = None
+def save_suggested(db: Engine, domain: str, features: Sequence[Mapping[str, Any]], *,
+                   updated_by: str = "analyst", provenance: Mapping[str, Any] | None = None
                    ) -> list[dict[str, str]]:
-    """Validate (snake_case names, unique, descriptor defaults) and store atomically.
+    """Validate (snake_case names, unique, descriptor defaults) and store in one transaction.
 
     Raises:
-        ValueError: a row without a usable name or descriptor (message names the row).
+        ValueError: a row without a usable name or descriptor (message names the row); the
+            database's ``ValidationError`` (also a ``ValueError``) for anything it refuses,
+            credentials in the provenance included.
     """
     clean: list[dict[str, str]] = []
     seen: set[str] = set()
@@ -79,32 +70,30 @@ def save_suggested(domain: str, features: Sequence[Mapping[str, Any]], *,
         seen.add(name)
         clean.append({"name": name, "descriptor": desc or name.replace("_", " ").capitalize(),
                       "why": str(f.get("why") or "").strip()})
-    path = schema_path(domain, home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    doc = {"domain": domain, "features": clean, "provenance": dict(provenance or {}),
-           "saved_at": datetime.now(UTC).isoformat(timespec="seconds")}
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, path)
-    return clean
+    stored = repo.save_domain_features(db, domain=domain, features=clean,
+                                       provenance=dict(provenance or {}),
+                                       updated_by=(updated_by or "").strip() or "analyst")
+    return stored.features
 
 
-def suggest_for_domain(provider: LLMProvider, ws: Workspace, cache: ResponseCache,
-                       n: int = 8) -> list[dict[str, str]]:
+def suggest_for_domain(db: Engine, provider: LLMProvider, ws: Workspace,
+                       cache: ResponseCache | None, n: int = 8, *, analyst: str = "analyst"
+                       ) -> list[dict[str, str]]:
     """Ask the LLM for new features of the workspace's domain and store them (merged with the
     stored list). With provider ``none`` nothing is asked and the stored list is returned.
 
     Raises:
         AugmentationError: the LLM failed (readable message).
     """
-    stored = load_suggested(ws.domain)
+    stored = load_suggested(db, ws.domain)
     if not provider.enabled:
         return stored
     got: list[SuggestedFeature] = suggest_features(
         provider, ws.domain, [*ws.dataset.item_features, *[(f["name"], f["descriptor"])
                                                            for f in stored]], cache, n=n)
     merged = [*stored, *[f.model_dump() for f in got]]
-    return save_suggested(ws.domain, merged, provenance=provider.describe())
+    return save_suggested(db, ws.domain, merged, updated_by=analyst,
+                          provenance={**provider.describe(), "prompt_version": PROMPT_VERSION})
 
 
 # ---- per-item values ----------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from db.errors import (
 )
 from db.repository import (
     BenchmarkRunRecord,
+    DomainFeatureSetRecord,
     EmbeddingRecord,
     FeatureVersionRecord,
     InteractionEventRecord,
@@ -45,6 +46,7 @@ from db.repository import (
 __all__ = [
     "BenchmarkRunRecord",
     "DBError",
+    "DomainFeatureSetRecord",
     "DuplicateError",
     "EmbeddingRecord",
     "FeatureVersionRecord",

@@ -14,6 +14,8 @@ Design notes:
   (the decision history), so nothing an analyst decided is ever lost.
 * ``embedding_version`` holds one vector per (item, phase); the item's current phase is the
   highest phase that has an embedding (0 when none).
+* ``domain_feature_set`` holds one row per domain: the LLM-suggested (analyst-editable) feature
+  list shared by every workspace of that domain.
 * Constraints carry explicit names so that Alembic batch operations on SQLite are stable.
 
 No model stores credentials: the repository refuses anything that looks like one.
@@ -49,6 +51,8 @@ ENUM_LEN = 32  #: domain, status, source
 ITEM_STATUSES: tuple[str, ...] = ("emerging", "established")
 FEATURE_SOURCES: tuple[str, ...] = ("dataset", "llm", "analyst")
 INTERACTION_SOURCES: tuple[str, ...] = ("dataset", "analyst", "upload")
+#: Domains that have a suggested feature list (mirrors ``engine.schema.DOMAINS``).
+FEATURE_SET_DOMAINS: tuple[str, ...] = ("movie", "disease")
 MIN_PHASE = 0
 MAX_PHASE = 3
 
@@ -63,6 +67,7 @@ TABLE_NAMES: tuple[str, ...] = (
     "prediction_snapshot",
     "llm_cache",
     "benchmark_run",
+    "domain_feature_set",
 )
 
 
@@ -285,3 +290,22 @@ class BenchmarkRun(SQLModel, table=True):
     config: dict = _json()
     result: dict = _json()
     created_at: datetime = _ts()
+
+
+class DomainFeatureSet(SQLModel, table=True):
+    """The suggested feature list of one domain (asked of the LLM once, edited by analysts)."""
+
+    __tablename__ = "domain_feature_set"
+    __table_args__ = (
+        UniqueConstraint("domain", name="uq_domain_feature_set_domain"),
+        CheckConstraint("domain IN ('movie', 'disease')", name="ck_domain_feature_set_domain"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    domain: str = Field(sa_column=Column(String(ENUM_LEN), nullable=False))
+    #: list of {name, descriptor, why}
+    features: list = _json()
+    #: who suggested the list: {provider, model, prompt_version} (never credentials)
+    provenance: dict = _json()
+    updated_by: str = Field(sa_column=Column(String(SHORT_LEN), nullable=False))
+    updated_at: datetime = _ts()

@@ -21,6 +21,8 @@ Guarantees:
 * **Atomic refinement.** :func:`record_refinement` writes decisions, the phase embedding and
   the prediction snapshot in one transaction: if anything fails, the previous phase stays
   intact and visible.
+* **Suggested features.** Each domain has at most one stored feature list
+  (:func:`save_domain_features` upserts it); entries are ``{name, descriptor, why}`` only.
 * **Phases.** The current phase of an item is the highest phase with an embedding (0 if none).
   Each (item, phase) has one embedding and one snapshot; re-running the *current* phase
   replaces them, earlier phases are never modified (:class:`db.errors.PhaseError`).
@@ -61,6 +63,7 @@ from db.errors import (
     ValidationError,
 )
 from db.models import (
+    FEATURE_SET_DOMAINS,
     FEATURE_SOURCES,
     ID_LEN,
     INTERACTION_SOURCES,
@@ -71,6 +74,7 @@ from db.models import (
     NAME_LEN,
     SHORT_LEN,
     BenchmarkRun,
+    DomainFeatureSet,
     EmbeddingVersion,
     FeatureVersion,
     Interaction,
@@ -261,6 +265,19 @@ class BenchmarkRunRecord:
     config: dict[str, Any]
     result: dict[str, Any]
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class DomainFeatureSetRecord:
+    """The suggested feature list of one domain: ``features`` is ``[{name, descriptor, why}]``,
+    ``provenance`` e.g. ``{provider, model, prompt_version}``."""
+
+    id: int
+    domain: str
+    features: list[dict[str, str]]
+    provenance: dict[str, Any]
+    updated_by: str
+    updated_at: datetime
 
 
 @dataclass(frozen=True)
@@ -513,6 +530,37 @@ def _check_features(field: str, features: Any) -> list[dict[str, Any]]:
     size = len(json.dumps(out))
     if size > MAX_JSON_CHARS:
         raise ValidationError(field, f"too large ({size} > {MAX_JSON_CHARS} characters)")
+    return out
+
+
+#: Keys of one suggested-feature dict (see :func:`save_domain_features`).
+SUGGESTED_FEATURE_KEYS: tuple[str, ...] = ("name", "descriptor", "why")
+
+
+def _check_suggested_features(field: str, features: Any) -> list[dict[str, str]]:
+    """Validate a suggested feature list: ``[{name, descriptor, why}]``, unique names."""
+    if not isinstance(features, (list, tuple)):
+        raise ValidationError(field, f"must be a list, got {type(features).__name__}")
+    if len(features) > MAX_FEATURES:
+        raise ValidationError(field, f"too many features ({len(features)} > {MAX_FEATURES})")
+    out: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for i, feature in enumerate(features):
+        sub = f"{field}[{i}]"
+        if not isinstance(feature, Mapping):
+            raise ValidationError(sub, f"must be a dict, got {type(feature).__name__}")
+        unknown = set(feature) - set(SUGGESTED_FEATURE_KEYS)
+        if unknown:
+            raise ValidationError(sub, f"unknown keys {sorted(map(str, unknown))}")
+        name = _req_str(f"{sub}.name", feature.get("name"), MAX_SHORT_LEN)
+        if _is_secret_key(name):
+            raise SecretRefusedError(f"{sub}.name", "credential-like feature names are refused")
+        if name in seen:
+            raise ValidationError(f"{sub}.name", f"duplicate feature name {name!r}")
+        seen.add(name)
+        descriptor = _req_str(f"{sub}.descriptor", feature.get("descriptor"), MAX_SHORT_LEN)
+        why = _check_str(f"{sub}.why", feature.get("why", ""), MAX_TEXT_LEN, required=False)
+        out.append({"name": name, "descriptor": descriptor, "why": why or ""})
     return out
 
 
@@ -860,6 +908,18 @@ def _snapshot_record(row: PredictionSnapshot) -> SnapshotRecord:
         phase=row.phase,
         created_at=_utc(row.created_at),
         topk=[dict(e) for e in row.topk],
+    )
+
+
+def _feature_set_record(row: DomainFeatureSet) -> DomainFeatureSetRecord:
+    assert row.id is not None
+    return DomainFeatureSetRecord(
+        id=row.id,
+        domain=row.domain,
+        features=[dict(f) for f in row.features],
+        provenance=dict(row.provenance),
+        updated_by=row.updated_by,
+        updated_at=_utc(row.updated_at),
     )
 
 
@@ -1374,6 +1434,51 @@ def benchmark_runs(
             )
             for r in session.exec(query.order_by(BenchmarkRun.id))
         ]
+
+
+# Suggested features per domain ------------------------------------------------------------------
+def save_domain_features(
+    engine: Engine,
+    *,
+    domain: str,
+    features: list[dict[str, Any]],
+    provenance: dict[str, Any],
+    updated_by: str,
+) -> DomainFeatureSetRecord:
+    """Store (create or replace) the suggested feature list of ``domain`` (movie|disease).
+
+    ``features`` is ``[{name, descriptor, why}]`` (``why`` optional) with unique names;
+    ``provenance`` says who suggested it (``{provider, model, prompt_version}``), never a
+    credential.
+    """
+    domain = _check_choice("domain", domain, FEATURE_SET_DOMAINS)
+    clean = _check_suggested_features("features", features)
+    provenance = _check_json_doc("provenance", provenance, dict)
+    updated_by = _req_str("updated_by", updated_by, MAX_SHORT_LEN)
+    size = len(json.dumps(clean))
+    if size > MAX_JSON_CHARS:
+        raise ValidationError("features", f"too large ({size} > {MAX_JSON_CHARS} characters)")
+    update = {
+        "features": clean,
+        "provenance": provenance,
+        "updated_by": updated_by,
+        "updated_at": _now(),
+    }
+    with _write_session(engine) as session:
+        stmt = _insert(session, DomainFeatureSet.__table__).values(domain=domain, **update)
+        session.execute(stmt.on_conflict_do_update(index_elements=["domain"], set_=update))
+        row = session.exec(select(DomainFeatureSet).where(DomainFeatureSet.domain == domain)).one()
+        session.refresh(row)
+        return _feature_set_record(row)
+
+
+def get_domain_features(engine: Engine, domain: str) -> DomainFeatureSetRecord | None:
+    """The stored suggested feature list of ``domain``, or ``None`` when there is none yet."""
+    with Session(engine) as session:
+        row = session.exec(
+            select(DomainFeatureSet).where(DomainFeatureSet.domain == domain)
+        ).first()
+        return _feature_set_record(row) if row is not None else None
 
 
 # Export / import --------------------------------------------------------------------------------

@@ -137,8 +137,9 @@ def test_features_page_unreachable_llm_is_readable(demo_env, monkeypatch):
     assert "could not connect to the LLM server" in texts(at.error)
     # the analyst's feature list is stored; filling it fails readably too
     from app.features import save_suggested
+    from app.state import get_db
 
-    save_suggested("disease", [{"name": "mechanism", "descriptor": "Mechanism"}])
+    save_suggested(get_db(), "disease", [{"name": "mechanism", "descriptor": "Mechanism"}])
     at.run()
     at.button(key="fill_btn").click().run()
     assert not at.exception

@@ -45,6 +45,7 @@ BACKENDS = [
     pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
 ]
 TS = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+HEAD = "0003"
 
 
 @pytest.fixture(params=BACKENDS)
@@ -72,8 +73,8 @@ def engine(db_url: str) -> Iterator[Engine]:
         eng.dispose()
 
 
-def test_head_is_0002() -> None:
-    assert head_revision() == "0002"
+def test_head_is_0003() -> None:
+    assert head_revision() == HEAD
 
 
 def test_empty_database_to_head(
@@ -82,10 +83,10 @@ def test_empty_database_to_head(
     monkeypatch.chdir(tmp_path)  # Alembic is configured in code: the CWD does not matter
     assert current_revision(engine) is None
     init_db(engine)
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == HEAD
     assert set(TABLE_NAMES) <= set(inspect(engine).get_table_names())
     init_db(engine)  # idempotent
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == HEAD
 
 
 def test_models_match_migrations(engine: Engine) -> None:
@@ -107,6 +108,8 @@ def test_models_match_migrations(engine: Engine) -> None:
     assert ("add_table", "interaction_event") in [
         (d[0], d[1].name) for d in diff() if d[0] == "add_table"
     ]
+    upgrade(engine, "0002")
+    assert [d[1].name for d in diff() if d[0] == "add_table"] == ["domain_feature_set"]
     init_db(engine)
     assert diff() == []
 
@@ -154,7 +157,7 @@ def test_upgrade_0001_database_keeps_data(engine: Engine) -> None:
     _seed_0001(engine)
 
     init_db(engine)  # what the app does at start-up
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == HEAD
     (item,) = repo.list_items(engine, "w")
     assert (item.name, item.external_id, item.raw_features) == ("Old Item", "C1", {"a": "b"})
     assert item.created_at == TS
@@ -168,6 +171,7 @@ def test_upgrade_0001_database_keeps_data(engine: Engine) -> None:
     assert [(h.target_id, h.revision, h.label) for h in history] == [("g1", 1, 1), ("g2", 1, 0)]
     assert repo.current_phase(engine, item.id) == 1
     assert repo.embeddings(engine, item.id)[0].vector == b"\x00\x00\x80\x3f"
+    assert repo.get_domain_features(engine, "disease") is None  # 0003: new, empty table
 
     # The upgraded database keeps working: a changed decision becomes revision 2.
     repo.record_decisions(
@@ -208,6 +212,30 @@ def test_downgrade_to_0001_keeps_current_decisions(engine: Engine) -> None:
     assert [r.target_id for r in repo.interactions(engine, item.id)] == ["u1"]
 
 
+def test_downgrade_to_0002_drops_only_feature_sets(engine: Engine) -> None:
+    init_db(engine)
+    repo.upsert_workspace(
+        engine, name="w", domain="movie", dataset="d", inputs={}, model_versions={}
+    )
+    repo.save_domain_features(
+        engine,
+        domain="movie",
+        features=[{"name": "mood", "descriptor": "Mood"}],
+        provenance={"provider": "p", "model": "m", "prompt_version": "v1"},
+        updated_by="ana",
+    )
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with write_engine(engine).begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0002")
+    assert current_revision(engine) == "0002"
+    assert "domain_feature_set" not in inspect(engine).get_table_names()
+    assert [w.name for w in repo.list_workspaces(engine)] == ["w"]
+    init_db(engine)  # and back up: an empty table again
+    assert repo.get_domain_features(engine, "movie") is None
+
+
 def test_newer_database_is_refused(engine: Engine) -> None:
     init_db(engine)
     with write_engine(engine).begin() as conn:
@@ -239,6 +267,6 @@ def test_alembic_command_line(db_url: str, tmp_path: Path) -> None:
     )
     eng = make_engine(db_url)
     try:
-        assert current_revision(eng) == "0002"
+        assert current_revision(eng) == HEAD
     finally:
         eng.dispose()

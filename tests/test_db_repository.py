@@ -12,6 +12,7 @@ import re
 import shutil
 from array import array
 from collections.abc import Iterator
+from dataclasses import FrozenInstanceError
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -773,3 +774,119 @@ def test_import_rejects_bad_documents_before_writing(engine: Engine, item: repo.
 def test_timestamps_are_utc(engine: Engine, item: repo.ItemRecord) -> None:
     assert item.created_at.tzinfo is not None
     assert item.created_at.utcoffset() == UTC.utcoffset(None)
+
+
+# Suggested features per domain ------------------------------------------------------------------
+SUGGESTED = [
+    {"name": "mechanism", "descriptor": "Mechanism", "why": "drives the genes involved"},
+    {"name": "onset_age", "descriptor": "Age of onset"},
+]
+PROVENANCE = {"provider": "openai", "model": "gpt-4o-mini", "prompt_version": "v1"}
+
+
+def test_domain_features_save_get_upsert(engine: Engine) -> None:
+    assert repo.get_domain_features(engine, "disease") is None
+    first = repo.save_domain_features(
+        engine, domain="disease", features=SUGGESTED, provenance=PROVENANCE, updated_by="ana"
+    )
+    assert first.features == [SUGGESTED[0], {**SUGGESTED[1], "why": ""}]
+    assert (first.domain, first.provenance, first.updated_by) == ("disease", PROVENANCE, "ana")
+    assert first.updated_at.utcoffset() == UTC.utcoffset(None)
+    assert repo.get_domain_features(engine, "disease") == first
+    assert repo.get_domain_features(engine, "movie") is None
+
+    second = repo.save_domain_features(
+        engine,
+        domain="disease",
+        features=SUGGESTED[:1],
+        provenance={},
+        updated_by="bob",
+    )
+    assert second.id == first.id  # upserted, not a second row
+    assert (second.features, second.provenance, second.updated_by) == (SUGGESTED[:1], {}, "bob")
+    assert second.updated_at >= first.updated_at
+    assert repo.get_domain_features(engine, "disease") == second
+    movie = repo.save_domain_features(
+        engine, domain="movie", features=[], provenance=PROVENANCE, updated_by="ana"
+    )
+    assert movie.features == [] and movie.id != second.id
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM domain_feature_set")).scalar() == 2
+    with pytest.raises(FrozenInstanceError):
+        second.updated_by = "eve"  # type: ignore[misc]
+
+
+DOMAIN_FEATURE_REJECTS: list[tuple[dict[str, Any], str]] = [
+    ({"domain": "music"}, "domain"),
+    ({"domain": None}, "domain"),
+    ({"features": {"name": "a"}}, "features"),
+    ({"features": ["mechanism"]}, "features[0]"),
+    ({"features": [{"name": "", "descriptor": "D"}]}, "features[0].name"),
+    ({"features": [{"name": "a"}]}, "features[0].descriptor"),
+    ({"features": [{"name": "a", "descriptor": "A", "value": "x"}]}, "features[0]"),
+    ({"features": [{"name": "a", "descriptor": "A", "why": 3}]}, "features[0].why"),
+    ({"features": [{"name": "a", "descriptor": "A"}] * 2}, "features[1].name"),
+    ({"features": [{"name": "a", "descriptor": "x" * 201}]}, "features[0].descriptor"),
+    ({"provenance": ["openai"]}, "provenance"),
+    ({"provenance": {"score": float("nan")}}, "provenance.score"),
+    ({"updated_by": ""}, "updated_by"),
+    ({"updated_by": "x" * 201}, "updated_by"),
+]
+
+
+@pytest.mark.parametrize(("override", "field"), DOMAIN_FEATURE_REJECTS)
+def test_domain_features_rejected(engine: Engine, override: dict[str, Any], field: str) -> None:
+    args: dict[str, Any] = {
+        "domain": "disease",
+        "features": SUGGESTED,
+        "provenance": PROVENANCE,
+        "updated_by": "ana",
+        **override,
+    }
+    with pytest.raises(ValidationError) as err:
+        repo.save_domain_features(engine, **args)
+    assert err.value.field == field
+    assert repo.get_domain_features(engine, "disease") is None
+
+
+def test_domain_features_refuse_secrets(engine: Engine) -> None:
+    kept = repo.save_domain_features(
+        engine, domain="movie", features=SUGGESTED, provenance=PROVENANCE, updated_by="ana"
+    )
+    attempts: list[tuple[dict[str, Any], str]] = [
+        ({"provenance": {**PROVENANCE, "api_key": "abc"}}, "provenance.api_key"),
+        ({"provenance": {"llm": {"openai_api_key": "abc"}}}, "provenance.llm.openai_api_key"),
+        ({"provenance": {**PROVENANCE, "model": FAKE_KEY}}, "provenance.model"),
+        ({"provenance": {"base_url": f"http://x/?key={FAKE_KEY}"}}, "provenance.base_url"),
+        ({"features": [{"name": "password", "descriptor": "P"}]}, "features[0].name"),
+        ({"features": [{"name": "a", "descriptor": FAKE_KEY}]}, "features[0].descriptor"),
+        (
+            {"features": [{"name": "a", "descriptor": "A", "why": f"Bearer {'x' * 30}"}]},
+            "features[0].why",
+        ),
+        ({"updated_by": FAKE_KEY}, "updated_by"),
+    ]
+    for override, field in attempts:
+        args: dict[str, Any] = {
+            "domain": "movie",
+            "features": SUGGESTED,
+            "provenance": PROVENANCE,
+            "updated_by": "ana",
+            **override,
+        }
+        with pytest.raises(SecretRefusedError) as err:
+            repo.save_domain_features(engine, **args)
+        assert err.value.field == field
+    assert repo.get_domain_features(engine, "movie") == kept  # nothing was overwritten
+    # Legitimate look-alikes are accepted.
+    repo.save_domain_features(
+        engine,
+        domain="movie",
+        features=[{"name": "max_tokens", "descriptor": "Token budget", "why": "task-specific"}],
+        provenance={**PROVENANCE, "max_tokens": 5},
+        updated_by="ana",
+    )
+    pattern = re.compile(r"sk-[A-Za-z0-9]{16,}|Bearer x{20}|api_key|password")
+    with engine.connect() as conn:
+        for row in conn.execute(text("SELECT * FROM domain_feature_set")):
+            assert not pattern.search(repr(tuple(row))), row

@@ -17,7 +17,13 @@ from app.llm_cache import DBResponseCache
 from app.uploads import parse_interactions_csv
 from db import repository as repo
 from db.database import init_db, make_engine
-from engine.augment import AugmentationError, CacheRecord, LLMProvider, NoneProvider
+from engine.augment import (
+    PROMPT_VERSION,
+    AugmentationError,
+    CacheRecord,
+    LLMProvider,
+    NoneProvider,
+)
 from engine.build import workspace_dir
 from engine.workspace import load_workspace
 
@@ -149,15 +155,26 @@ def test_item_features_review_and_augmentation(db, diseases):
 
 
 def test_suggested_feature_list_is_stored_and_editable(db, diseases):
-    assert features.load_suggested("disease") == []
-    got = features.suggest_for_domain(FakeLLM({}), diseases, DBResponseCache(db))
+    assert features.load_suggested(db, "disease") == []
+    got = features.suggest_for_domain(db, FakeLLM({}), diseases, DBResponseCache(db),
+                                      analyst="ana")
     assert [f["name"] for f in got] == ["mechanism"]
-    saved = features.save_suggested("disease", [*got, {"name": "", "descriptor": "Age of onset"}])
+    stored = repo.get_domain_features(db, "disease")
+    assert stored is not None and stored.updated_by == "ana"
+    assert stored.provenance == {**FakeLLM({}).describe(), "prompt_version": PROMPT_VERSION}
+    saved = features.save_suggested(db, "disease",
+                                    [*got, {"name": "", "descriptor": "Age of onset"}],
+                                    updated_by="bob")
     assert [f["name"] for f in saved] == ["mechanism", "age_of_onset"]
-    assert features.load_suggested("disease") == saved
+    assert features.load_suggested(db, "disease") == saved
+    assert repo.get_domain_features(db, "disease").updated_by == "bob"
+    assert features.load_suggested(db, "movie") == []  # one list per domain
     with pytest.raises(ValueError, match="duplicate"):
-        features.save_suggested("disease", [{"name": "a"}, {"name": "A"}])
-    assert features.suggest_for_domain(NoneProvider(), diseases, None) == saved
+        features.save_suggested(db, "disease", [{"name": "a"}, {"name": "A"}])
+    with pytest.raises(ValueError, match="credential"):
+        features.save_suggested(db, "disease", saved, provenance={"api_key": "x"})
+    assert features.load_suggested(db, "disease") == saved  # refusals wrote nothing
+    assert features.suggest_for_domain(db, NoneProvider(), diseases, None) == saved
 
 
 def test_predictions_history_exports(db, diseases):

@@ -41,7 +41,7 @@ except ValueError as exc:
     settings = None
     st.error(f"The LLM settings are invalid: {exc}")
 
-stored = feats.load_suggested(ws.domain)
+stored = feats.load_suggested(db, ws.domain)
 with st.expander(f"Feature list for {ws.domain}s ({len(stored)} stored; suggested once, "
                  "editable)", expanded=not stored):
     sugg_df = pd.DataFrame(stored, columns=["name", "descriptor", "why"])
@@ -50,8 +50,8 @@ with st.expander(f"Feature list for {ws.domain}s ({len(stored)} stored; suggeste
     c1, c2 = st.columns(2)
     if c1.button("Save feature list", key="save_sugg"):
         try:
-            feats.save_suggested(ws.domain, edited_sugg.to_dict("records"),
-                                 provenance={"edited_by": analyst_name()})
+            feats.save_suggested(db, ws.domain, edited_sugg.to_dict("records"),
+                                 updated_by=analyst_name())
             st.rerun()
         except ValueError as exc:
             st.error(str(exc))
@@ -59,7 +59,8 @@ with st.expander(f"Feature list for {ws.domain}s ({len(stored)} stored; suggeste
                  disabled=settings is None or settings.provider == "none"):
         with st.spinner("Asking the LLM for features…"):
             try:
-                got = feats.suggest_for_domain(get_provider(), ws, get_cache())
+                got = feats.suggest_for_domain(db, get_provider(), ws, get_cache(),
+                                               analyst=analyst_name())
                 st.success(f"{len(got)} features stored for {ws.domain}s.")
                 st.rerun()
             except (AugmentationError, ValueError) as exc:
