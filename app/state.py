@@ -7,6 +7,7 @@ name and the LLM choice across pages. Everything else lives in plain modules und
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -16,7 +17,7 @@ from app import flows
 from app.llm import LLMChoice, resolve_settings
 from app.llm_cache import DBResponseCache
 from db import repository as repo
-from db.database import init_db, make_engine
+from db.database import init_db, make_engine, resolve_url
 from engine.augment import AugmentationError, LLMProvider, LLMSettings, make_provider
 from engine.build import build_dataset_workspace, workspace_dir
 from engine.config import EncoderConfig
@@ -44,20 +45,35 @@ def get_encoder(model: str = EncoderConfig().model) -> TextEncoder:
 
 
 @st.cache_resource(show_spinner="Opening the database…")
-def get_db() -> Engine:
-    engine = make_engine()
+def _db_for(url: str) -> Engine:
+    engine = make_engine(url)
     init_db(engine)
     return engine
 
 
+def get_db() -> Engine:
+    """The database of the current settings (``DATABASE_URL`` or ``EMERFLOW_HOME``), opened
+    and migrated once per distinct address."""
+    return _db_for(resolve_url())
+
+
 @st.cache_resource(show_spinner="Loading the workspace…")
+def _workspace_at(directory: str) -> Workspace:
+    return load_workspace(Path(directory), get_encoder())
+
+
 def get_workspace(name: str) -> Workspace:
-    return load_workspace(workspace_dir(name), get_encoder())
+    """The saved workspace ``name`` under the current ``EMERFLOW_HOME``, loaded once."""
+    return _workspace_at(str(workspace_dir(name)))
 
 
 @st.cache_resource
+def _cache_for(url: str) -> DBResponseCache:
+    return DBResponseCache(_db_for(url))
+
+
 def get_cache() -> DBResponseCache:
-    return DBResponseCache(get_db())
+    return _cache_for(resolve_url())
 
 
 @st.cache_resource(show_spinner="Setting up the LLM provider…")
@@ -84,7 +100,7 @@ def build_with_status(name: str) -> None:
 
         build_dataset_workspace(name, encoder=get_encoder(), progress=progress)
         status.update(label=f"Workspace {name} is ready", state="complete", expanded=False)
-    get_workspace.clear()
+    _workspace_at.clear()
 
 
 # ---- secrets and LLM ---------------------------------------------------------------------------
