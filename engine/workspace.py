@@ -255,7 +255,7 @@ class Workspace:
         pairs = [(str(t), int(y)) for t, y in interactions]
         if self.dataset.positives_only:
             pairs += self.sampled_negatives(pairs)
-        rows = torch.from_numpy(self.target_pos.loc[[t for t, _ in pairs]].to_numpy())
+        rows = torch.from_numpy(self.target_pos.loc[[t for t, _ in pairs]].to_numpy(copy=True))
         labels = torch.tensor([float(y) for _, y in pairs])
         out = refine_one(
             self.backbone,
@@ -518,7 +518,7 @@ def build_workspace(
     )
     tables = make_tables(dataset, split, item_fields, target_fields)
     old_ids = [str(i) for i in split.old_items]
-    old_item_rows = tables.item_pos.loc[old_ids].to_numpy()
+    old_item_rows = tables.item_pos.loc[old_ids].to_numpy(copy=True)
     old_item_table = tables.item_table[torch.from_numpy(old_item_rows)]
     train = split.train
     t_rows = tables.target_pos.loc[train[TARGET_ID].astype(str)].to_numpy()

@@ -89,7 +89,7 @@ def meta_loss(
     warm = item_losses(backbone, batch.target_b, batch.item_idx, warm_emb, batch.label_b)
     l_cold, l_warm = cold.mean(), warm.mean()
     total = config.alpha * l_cold + (1.0 - config.alpha) * l_warm
-    return total, {"cold": float(l_cold), "warm": float(l_warm), "total": float(total)}
+    return total, {"cold": l_cold.item(), "warm": l_warm.item(), "total": total.item()}
 
 
 class MetaTrainer:

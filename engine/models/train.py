@@ -35,9 +35,9 @@ def pretrain_backbone(
     """
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    t_rows = torch.from_numpy(np.asarray(target_row, dtype=np.int64))
-    i_rows = torch.from_numpy(np.asarray(item_row, dtype=np.int64))
-    y = torch.from_numpy(np.asarray(label, dtype=np.float32))
+    t_rows = torch.tensor(np.asarray(target_row), dtype=torch.long)
+    i_rows = torch.tensor(np.asarray(item_row), dtype=torch.long)
+    y = torch.tensor(np.asarray(label), dtype=torch.float32)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     n = len(y)
     losses = []
@@ -53,7 +53,7 @@ def pretrain_backbone(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss) * len(b)
+            total += loss.item() * len(b)
         losses.append(total / max(n, 1))
         if progress is not None:
             progress(epoch + 1, config.epochs, losses[-1])
