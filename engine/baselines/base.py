@@ -160,9 +160,10 @@ class BenchContext:
 
     def rows(self, frame) -> Rows:
         """Rows of a frame of new-item interactions (phase batch or test set)."""
-        item = frame["item_id"].astype(str).map(self.new_pos).to_numpy(dtype=np.int64)
-        target = self.tables.target_pos.loc[frame["target_id"].astype(str)].to_numpy()
-        return Rows(item, target.astype(np.int64), frame["label"].to_numpy(dtype=np.float32))
+        item = frame["item_id"].astype(str).map(self.new_pos).to_numpy(dtype=np.int64, copy=True)
+        target = self.tables.target_pos.loc[frame["target_id"].astype(str)].to_numpy(copy=True)
+        label = frame["label"].to_numpy(dtype=np.float32, copy=True)
+        return Rows(item, target.astype(np.int64), label)
 
     @torch.no_grad()
     def backbone_logits(self, emb: torch.Tensor, rows: Rows, chunk: int = 65536) -> np.ndarray:
