@@ -43,7 +43,10 @@ import engine  # noqa: F401  (first: sets the OpenMP defaults before torch loads
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "results" / "speed"
-DEFAULT_DATA = Path(os.environ.get("EMERFLOW_DATA", "/work/shared/data"))
+#: ``$EMERFLOW_DATA``, else ``shared/data`` beside the repository (the project's layout).
+DEFAULT_DATA = Path(
+    os.environ.get("EMERFLOW_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 REAL_DATASETS = ("disgenet-curated", "movielens-1m-partial")
 QUICK_DATASETS = ("demo-diseases",)
 QUICK_DEMO = (400, 150)  #: (genes, diseases) of the --quick demo catalog

@@ -129,8 +129,8 @@ def test_parse_methods_and_cli_registration():
     parser = argparse.ArgumentParser()
     bench_cli.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["bench", "--dataset", "movielens-1m-partial", "--methods",
-                              "popularity", "--seeds", "1", "--cache-dir", "/tmp/x"])
-    assert args.seeds == 1 and args.cache_dir == Path("/tmp/x")
+                              "popularity", "--seeds", "1", "--cache-dir", "bench-cache"])
+    assert args.seeds == 1 and args.cache_dir == Path("bench-cache")
     args = parser.parse_args(["bench", "report", "--out", "res"])
     assert args.func is bench_cli._cmd_report
 
