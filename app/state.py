@@ -187,6 +187,20 @@ def page_link(page: str, label: str, icon: str | None = None) -> None:
         pass
 
 
+def require_item(title: str) -> tuple[Workspace, Engine, repo.ItemRecord]:
+    """A page's preamble: its title, then the current workspace, database and item; the page
+    stops (after the helper's message) when no workspace or item is chosen yet."""
+    st.title(title)
+    ws = current_workspace()
+    if ws is None:
+        st.stop()
+    db = get_db()
+    item = current_item(db, ws)
+    if item is None:
+        st.stop()
+    return ws, db, item
+
+
 def header(ws: Workspace, item: repo.ItemRecord | None = None, phase: int | None = None) -> None:
     bits = [f"Workspace **{ws.name}**" + (" (synthetic)" if DATASETS.get(ws.name) and
                                            DATASETS[ws.name].synthetic else ""),
@@ -201,4 +215,4 @@ def header(ws: Workspace, item: repo.ItemRecord | None = None, phase: int | None
 __all__ = ["ANALYST_KEY", "AugmentationError", "ITEM_KEY", "LLM_KEY", "WORKSPACE_KEY",
            "analyst_name", "build_with_status", "current_item", "current_workspace",
            "get_cache", "get_db", "get_encoder", "get_provider", "get_workspace", "header",
-           "is_built", "page_link", "read_secrets", "set_workspace"]
+           "is_built", "page_link", "read_secrets", "require_item", "set_workspace"]

@@ -10,25 +10,16 @@ from app.llm import settings_summary
 from app.state import (
     AugmentationError,
     analyst_name,
-    current_item,
     current_llm_settings,
-    current_workspace,
     get_cache,
-    get_db,
     get_provider,
     header,
     page_link,
+    require_item,
 )
 from db import repository as repo
 
-st.title("Features")
-ws = current_workspace()
-if ws is None:
-    st.stop()
-db = get_db()
-item = current_item(db, ws)
-if item is None:
-    st.stop()
+ws, db, item = require_item("Features")
 header(ws, item, repo.current_phase(db, item.id))
 
 # ---- LLM augmentation ---------------------------------------------------------------------------

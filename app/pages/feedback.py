@@ -9,19 +9,12 @@ import streamlit as st
 
 from app import flows, history
 from app import predictions as preds
-from app.state import analyst_name, current_item, current_workspace, get_db, header
+from app.state import analyst_name, header, require_item
 from app.uploads import parse_interactions_csv
 from db import repository as repo
 from engine.schema import NAME, PHASES, TARGET_ID, TARGET_NOUN
 
-st.title("Feedback and phases")
-ws = current_workspace()
-if ws is None:
-    st.stop()
-db = get_db()
-item = current_item(db, ws)
-if item is None:
-    st.stop()
+ws, db, item = require_item("Feedback and phases")
 try:
     state = flows.predict_item(db, ws, item.id)
 except ValueError as exc:

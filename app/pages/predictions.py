@@ -9,17 +9,10 @@ import streamlit as st
 
 from app import exports, flows
 from app import predictions as preds
-from app.state import current_item, current_workspace, get_db, header, page_link
+from app.state import header, page_link, require_item
 from engine.schema import DISEASE, TARGET_NOUN
 
-st.title("Predictions")
-ws = current_workspace()
-if ws is None:
-    st.stop()
-db = get_db()
-item = current_item(db, ws)
-if item is None:
-    st.stop()
+ws, db, item = require_item("Predictions")
 t0 = time.perf_counter()
 try:
     state = flows.predict_item(db, ws, item.id)
