@@ -77,6 +77,32 @@ DATASET_SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 
+#: EmerFlow method settings -> (WorkspaceConfig part, field) for the dashboard's workspaces.
+_WORKSPACE_FIELDS = {
+    "alpha": ("meta", "alpha"), "inner_lr": ("meta", "inner_lr"), "shot": ("meta", "shot"),
+    "tasks_per_batch": ("meta", "tasks_per_batch"), "meta_epochs": ("meta", "epochs"),
+    "meta_lr": ("meta", "lr"), "meta_weight_decay": ("meta", "weight_decay"),
+    "aligner_hidden": ("aligner", "hidden"), "aligner_dropout": ("aligner", "dropout"),
+    "refine_steps": ("refine", "steps"), "refine_lr": ("refine", "lr"),
+    "refine_all_seen": ("refine", "use_all_seen"),
+}
+
+
+def emerflow_workspace_config(dataset: str, seed: int = 0) -> WorkspaceConfig:
+    """The dashboard workspace settings of ``dataset``: engine defaults plus the validated
+    ``emerflow-nollm`` settings of :data:`DATASET_SETTINGS` (the demo catalogs have none)."""
+    config = WorkspaceConfig(dataset=dataset, seed=seed)
+    settings = DATASET_SETTINGS.get(dataset, {})
+    parts: dict[str, dict[str, Any]] = {}
+    for key, value in settings.get("methods", {}).get("emerflow-nollm", {}).items():
+        part, name = _WORKSPACE_FIELDS[key]
+        parts.setdefault(part, {})[name] = value
+    if settings.get("backbone"):
+        parts["backbone"] = dict(settings["backbone"])
+    return replace(config, **{part: replace(getattr(config, part), **values)
+                              for part, values in parts.items()})
+
+
 def _print(msg: str) -> None:
     print(msg, flush=True)
 

@@ -34,7 +34,10 @@ def build_dataset_workspace(
 ) -> Workspace:
     """Load, split, train and save the workspace of a registered dataset."""
     entry = get_dataset_entry(name)
-    config = config or entry.workspace_config()
+    if config is None:
+        from engine.bench import emerflow_workspace_config
+
+        config = emerflow_workspace_config(name)
     if config.dataset != name:
         raise ValueError(f"config is for dataset {config.dataset!r}, not {name!r}")
     if progress:

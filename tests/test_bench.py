@@ -148,3 +148,14 @@ def test_real_movielens_smoke(shared_data, tmp_path):
         assert ef["phases"][phase]["auc"]["mean"] > pop["phases"][phase]["auc"]["mean"]
     assert isinstance(pd.read_json(tmp_path / "movielens-1m-partial" / "emerflow-nollm.json",
                                    typ="series"), pd.Series)
+
+
+def test_dashboard_workspaces_use_the_validated_emerflow_settings():
+    from engine.bench import DATASET_SETTINGS, emerflow_workspace_config
+    from engine.config import WorkspaceConfig
+
+    tuned = DATASET_SETTINGS["movielens-1m-partial"]["methods"]["emerflow-nollm"]
+    cfg = emerflow_workspace_config("movielens-1m-partial")
+    assert (cfg.refine.steps, cfg.refine.lr) == (tuned["refine_steps"], tuned["refine_lr"])
+    assert cfg.meta.inner_lr == tuned["inner_lr"] and cfg.aligner.hidden == tuned["aligner_hidden"]
+    assert emerflow_workspace_config("demo-movies") == WorkspaceConfig(dataset="demo-movies")

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.config import AlignerConfig, MetaConfig, RefineConfig, WorkspaceConfig
 from engine.data.base import Dataset
 from engine.data.demo import DEMO_DISEASES, DEMO_MOVIES, demo_diseases, demo_movies
 from engine.data.protocol import DISGENET_PROTOCOL, MOVIELENS_PROTOCOL, ProtocolConfig
@@ -33,12 +32,7 @@ class DatasetEntry:
     protocol: ProtocolConfig
     load: Callable[[Path | None], Dataset]
     synthetic: bool = False
-    overrides: dict | None = None
 
-    def workspace_config(self, seed: int = 0) -> WorkspaceConfig:
-        """The workspace settings for this dataset: defaults plus its validated overrides."""
-        parts = dict(self.overrides or {})
-        return WorkspaceConfig(dataset=self.name, seed=seed, **parts)
 
 
 def data_root(root: Path | None = None) -> Path:
@@ -66,15 +60,6 @@ def _disgenet(root: Path | None) -> Dataset:
     return load_disgenet_dir(data_root(root))
 
 
-#: Settings chosen on the OLD-item validation split by ``emerflow bench tune`` (see
-#: results/<dataset>/tuning*.json and the emerflow-nollm result configs); never on test rows.
-_MOVIELENS_TUNED = {
-    "meta": MetaConfig(alpha=0.1, inner_lr=0.2, weight_decay=1e-3),
-    "aligner": AlignerConfig(hidden=64, dropout=0.3),
-    "refine": RefineConfig(steps=20, lr=0.05),
-}
-_DISGENET_TUNED = {"refine": RefineConfig(steps=5, lr=0.05)}
-
 DATASETS: dict[str, DatasetEntry] = {
     DEMO_MOVIES: DatasetEntry(
         DEMO_MOVIES, MOVIE, DEMO_MOVIES_PROTOCOL, lambda _root: demo_movies(), synthetic=True
@@ -87,11 +72,9 @@ DATASETS: dict[str, DatasetEntry] = {
         synthetic=True,
     ),
     "movielens-1m-partial": DatasetEntry(
-        "movielens-1m-partial", MOVIE, MOVIELENS_PROTOCOL, _movielens, overrides=_MOVIELENS_TUNED
+        "movielens-1m-partial", MOVIE, MOVIELENS_PROTOCOL, _movielens
     ),
-    "disgenet-curated": DatasetEntry(
-        "disgenet-curated", DISEASE, DISGENET_PROTOCOL, _disgenet, overrides=_DISGENET_TUNED
-    ),
+    "disgenet-curated": DatasetEntry("disgenet-curated", DISEASE, DISGENET_PROTOCOL, _disgenet),
 }
 
 
