@@ -513,5 +513,8 @@ def test_cli_register_augment_and_prepare(
         "themes",
     ]
     assert 'api_key"' not in capsys.readouterr().out
+    meta = json.loads((tmp_path / "augment" / "tiny.json").read_text())
+    assert meta["llm"]["prompt_version"] == PROMPT_VERSION and meta["items"] == 2
+    assert "api_key" not in meta["llm"]
     args = parser.parse_args(["llm", "prepare", "--dest", str(tmp_path / "m")])
     assert callable(args.func)

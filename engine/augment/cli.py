@@ -31,6 +31,7 @@ from engine.augment.local_model import (
     emerflow_home,
     prepare_local_model,
 )
+from engine.augment.prompts import PROMPT_VERSION
 from engine.augment.providers import PROVIDERS, AugmentationError, LLMSettings, make_provider
 from engine.augment.service import suggest_features
 from engine.schema import ITEM_ID
@@ -206,8 +207,12 @@ def _run_augment(args: argparse.Namespace, load_dataset: DatasetLoader) -> int:
         "failed": failed,
         "seconds": round(time.perf_counter() - start, 1),
         "out": str(out),
-        "llm": settings.public_dict(),
+        "llm": {**settings.public_dict(), "prompt_version": PROMPT_VERSION},
+        "features": [getattr(f, "name", f) for f in features],
     }
+    # Provenance beside the CSV (no secrets: public_dict omits the key); the benchmark
+    # records it in its result files.
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary))
     if failed:
         first = frame.loc[frame[AUGMENT_ERROR] != "", AUGMENT_ERROR].iloc[0]
