@@ -83,3 +83,31 @@ def demo_env(demo_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delenv("DATABASE_URL", raising=False)
     assert shutil.disk_usage(home).free > 0
     return home
+
+
+@pytest.fixture()
+def db(demo_env):
+    """A migrated SQLite database in the test's EMERFLOW_HOME (demo workspaces built)."""
+    from db.database import init_db, make_engine
+
+    engine = make_engine()
+    init_db(engine)
+    return engine
+
+
+@pytest.fixture(scope="module")
+def movies(demo_home, encoder):
+    """The demo movie workspace, loaded once per module."""
+    from engine.build import workspace_dir
+    from engine.workspace import load_workspace
+
+    return load_workspace(workspace_dir("demo-movies", demo_home), encoder)
+
+
+@pytest.fixture(scope="module")
+def diseases(demo_home, encoder):
+    """The demo disease workspace, loaded once per module."""
+    from engine.build import workspace_dir
+    from engine.workspace import load_workspace
+
+    return load_workspace(workspace_dir("demo-diseases", demo_home), encoder)

@@ -7,26 +7,6 @@ import pytest
 
 from app import flows
 from db import repository as repo
-from db.database import init_db, make_engine
-from engine.build import workspace_dir
-from engine.workspace import load_workspace
-
-
-@pytest.fixture()
-def db(demo_env):
-    engine = make_engine()
-    init_db(engine)
-    return engine
-
-
-@pytest.fixture(scope="module")
-def movies(demo_home, encoder):
-    return load_workspace(workspace_dir("demo-movies", demo_home), encoder)
-
-
-@pytest.fixture(scope="module")
-def diseases(demo_home, encoder):
-    return load_workspace(workspace_dir("demo-diseases", demo_home), encoder)
 
 
 def test_disease_loop_refines_and_moves_confirmed_genes_up(db, diseases):

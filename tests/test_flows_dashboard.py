@@ -24,8 +24,6 @@ from engine.augment import (
     LLMProvider,
     NoneProvider,
 )
-from engine.build import workspace_dir
-from engine.workspace import load_workspace
 
 
 class FakeLLM(LLMProvider):
@@ -46,21 +44,6 @@ class FakeLLM(LLMProvider):
         return json.dumps(self.values)
 
 
-@pytest.fixture()
-def db(demo_env):
-    engine = make_engine()
-    init_db(engine)
-    return engine
-
-
-@pytest.fixture(scope="module")
-def diseases(demo_home, encoder):
-    return load_workspace(workspace_dir("demo-diseases", demo_home), encoder)
-
-
-@pytest.fixture(scope="module")
-def movies(demo_home, encoder):
-    return load_workspace(workspace_dir("demo-movies", demo_home), encoder)
 
 
 def _disease(db, ws, name="Wnt bone disorder X"):
