@@ -20,6 +20,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         int(s) for s in args.seed_list.split(",")]
     cache = args.cache_dir or default_cache_dir()
     extra = {"augment_path": args.augmented} if args.augmented is not None else {}
+    if args.augment:
+        code = _augment_first(args)
+        if code:
+            return code
     run_registered(args.dataset, methods, seeds, data_root=args.data_root, out_dir=args.out,
                    cache_dir=cache, validation=args.validation, **extra)
     if args.validation:
@@ -30,6 +34,50 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     print(markdown_table({m: d for m, d in docs.items() if m in methods}))
     if chart:
         print(f"chart: {chart}")
+    return 0
+
+
+def _augment_first(args: argparse.Namespace) -> int:
+    """``bench --augment``: (re)augment the split's items with the configured LLM first.
+
+    The LLM is whatever ``EMERFLOW_LLM_PROVIDER``/``EMERFLOW_LLM_MODEL``/``OPENAI_BASE_URL``
+    name, so pointing those at a stronger model and rerunning this one command redoes the LLM
+    variants. Answers already cached for that model are not asked again.
+    """
+    import sys
+
+    from engine.augment import AugmentationError, JsonlCache, LLMSettings, make_provider
+    from engine.augment.batch import augment_dataset
+    from engine.augment.cli import default_cache_path
+    from engine.bench import default_augment_path
+    from engine.data.registry import get_dataset_entry
+
+    try:
+        settings = LLMSettings.from_env()
+        provider = make_provider(settings)
+    except (ValueError, AugmentationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not provider.enabled:
+        print("error: --augment needs an LLM provider (EMERFLOW_LLM_PROVIDER is 'none')",
+              file=sys.stderr)
+        return 2
+    dataset = get_dataset_entry(args.dataset).load(args.data_root)
+    out = args.augmented or default_augment_path(args.dataset)
+    features = [f for f in args.features.split(",") if f.strip()] if args.features else None
+
+    def progress(done: int, total: int) -> None:
+        print(f"\raugmenting: {done}/{total} items", end="", file=sys.stderr, flush=True)
+
+    try:
+        result = augment_dataset(provider, dataset, out, JsonlCache(default_cache_path()),
+                                 settings=settings.public_dict(), features=features,
+                                 n_suggest=args.n_suggest, progress=progress)
+    except (AugmentationError, ValueError) as exc:
+        print(f"\nerror: augmentation failed: {exc}", file=sys.stderr)
+        return 2
+    print(f"\naugmented {result.summary['items'] - result.failed}/{result.summary['items']} "
+          f"items with {provider.name}:{provider.model} -> {out}", file=sys.stderr)
     return 0
 
 
@@ -94,6 +142,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(default $EMERFLOW_HOME/bench-cache)")
     p.add_argument("--augmented", type=Path, default=None,
                    help="LLM augmentation CSV (default $EMERFLOW_HOME/augment/<dataset>.csv)")
+    p.add_argument("--augment", action="store_true",
+                   help="first augment the split's items with the configured LLM "
+                   "($EMERFLOW_LLM_PROVIDER, $EMERFLOW_LLM_MODEL, $OPENAI_BASE_URL; cached)")
+    p.add_argument("--features", default=None,
+                   help="with --augment: comma-separated features to fill (default: the LLM "
+                   "suggests them)")
+    p.add_argument("--n-suggest", type=int, default=8,
+                   help="with --augment: features the LLM is asked to suggest")
     p.add_argument("--validation", action="store_true",
                    help="evaluate on the old-item validation split (tuning; writes no results)")
     p.set_defaults(func=_cmd_bench)

@@ -81,3 +81,37 @@ def test_local_provider_through_the_service() -> None:
         else:
             assert set(res.values) == {"director", "themes"}
             assert res.provenance["provider"] == "local"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_augment_dataset_with_the_real_model_resumes_from_its_cache(tmp_path: Path) -> None:
+    """The batch run behind ``emerflow augment`` / ``bench --augment``: CSV, provenance, resume."""
+    from engine.augment import JsonlCache, LLMSettings
+    from engine.augment.batch import AUGMENT_CACHED, AUGMENT_ERROR, augment_dataset
+    from engine.data.demo import demo_movies
+
+    model_dir = prepared_model_dir_or_skip()
+    settings = LLMSettings(provider="local", model=str(model_dir), max_tokens=40, batch_size=3)
+    prov = LocalProvider(settings)
+    dataset = demo_movies()
+    out, cache_path = tmp_path / "aug" / "demo.csv", tmp_path / "cache.jsonl"
+    first = augment_dataset(prov, dataset, out, JsonlCache(cache_path),
+                            settings=settings.public_dict(), features=["director", "themes"],
+                            limit=3)
+    frame = first.frame
+    assert len(frame) == 3 and list(frame.columns[1:3]) == ["director", "themes"]
+    assert not frame[AUGMENT_CACHED].any()
+    ok = frame[frame[AUGMENT_ERROR] == ""]
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["items"] == 3 and meta["failed"] == 3 - len(ok)
+    assert meta["llm"]["model"] == str(model_dir) and meta["llm"]["batch_size"] == 3
+    assert meta["features_source"] == "given"
+    # A second run (a restarted process: a fresh cache object on the same file) asks the model
+    # nothing for the items already answered, and returns the same values.
+    again = augment_dataset(prov, dataset, out, JsonlCache(cache_path),
+                            settings=settings.public_dict(), features=["director", "themes"],
+                            limit=3)
+    redo = again.frame.set_index("item_id")
+    assert redo.loc[ok["item_id"], AUGMENT_CACHED].all()
+    assert (redo.loc[ok["item_id"], "director"] == ok.set_index("item_id")["director"]).all()

@@ -320,6 +320,21 @@ def test_settings_validation_errors() -> None:
         LLMSettings(base_url="ftp://x")
     local = LLMSettings.from_env(env={"EMERFLOW_LLM_PROVIDER": "local", "EMERFLOW_HOME": "/x"})
     assert local.model.endswith("smollm2-135m-instruct")
+    with pytest.raises(ValueError, match="EMERFLOW_LLM_BATCH_SIZE"):
+        LLMSettings.from_env(env={"EMERFLOW_LLM_BATCH_SIZE": "many"})
+    with pytest.raises(ValueError, match="batch_size"):
+        LLMSettings(batch_size=0)
+
+
+def test_local_batch_size_is_one_setting() -> None:
+    from engine.augment import LocalProvider
+
+    env = {"EMERFLOW_LLM_PROVIDER": "local", "EMERFLOW_LLM_BATCH_SIZE": "32"}
+    settings = LLMSettings.from_env(env=env)
+    assert settings.batch_size == 32 and settings.public_dict()["batch_size"] == 32
+    assert make_provider(settings).batch_size == 32  # lazy: no model is loaded here
+    assert LocalProvider(settings, batch_size=2).batch_size == 2
+    assert LocalProvider().batch_size == 4
 
 
 def test_openai_provider_without_key_is_a_clear_error() -> None:
@@ -515,6 +530,21 @@ def test_cli_register_augment_and_prepare(
     assert 'api_key"' not in capsys.readouterr().out
     meta = json.loads((tmp_path / "augment" / "tiny.json").read_text())
     assert meta["llm"]["prompt_version"] == PROMPT_VERSION and meta["items"] == 2
+    assert meta["features"] == ["director", "themes"] and meta["features_source"] == "given"
     assert "api_key" not in meta["llm"]
     args = parser.parse_args(["llm", "prepare", "--dest", str(tmp_path / "m")])
     assert callable(args.func)
+
+
+def test_bench_augment_needs_a_provider(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine.bench_cli import main
+
+    monkeypatch.setenv("EMERFLOW_LLM_PROVIDER", "none")
+    assert main(["bench", "--dataset", "demo-movies", "--augment"]) == 2
+    assert "--augment needs an LLM provider" in capsys.readouterr().err
+    monkeypatch.setenv("EMERFLOW_LLM_PROVIDER", "local")
+    monkeypatch.setenv("EMERFLOW_LLM_BATCH_SIZE", "0")
+    assert main(["bench", "--dataset", "demo-movies", "--augment"]) == 2
+    assert "batch_size" in capsys.readouterr().err

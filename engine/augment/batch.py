@@ -8,20 +8,27 @@ items already answered are read back from the cache without calling the model.
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from engine.augment.cache import NullCache, ResponseCache
+from engine.augment.prompts import PROMPT_VERSION
 from engine.augment.providers import AugmentationError, LLMProvider
+from engine.augment.schemas import SuggestedFeature
 from engine.augment.service import (
     FeatureLike,
     FilledResult,
     feature_pairs,
     fill_values_many,
+    suggest_features,
 )
 from engine.schema import ITEM_ID
 
@@ -154,3 +161,119 @@ def _safe_many(
         logger.exception("augmentation chunk failed")
         err = AugmentationError(f"unexpected error: {type(exc).__name__}: {exc}")
         return [err] * len(payloads)
+
+
+@dataclass(frozen=True)
+class DatasetAugmentation:
+    """What :func:`augment_dataset` produced: the table, where it went and its provenance."""
+
+    frame: pd.DataFrame
+    out: Path
+    summary: dict[str, Any]
+
+    @property
+    def failed(self) -> int:
+        """Items whose answer was invalid twice or whose request failed."""
+        return int((self.frame[AUGMENT_ERROR] != "").sum())
+
+
+def benchmark_items(dataset: Any) -> pd.DataFrame:
+    """The items a benchmark split needs: old (established) and new (emerging) items.
+
+    Datasets without a registered protocol are returned whole.
+    """
+    from engine.data.protocol import split_dataset
+    from engine.data.registry import DATASETS
+
+    entry = DATASETS.get(dataset.name)
+    if entry is None:
+        return dataset.items
+    split = split_dataset(dataset, entry.protocol)
+    wanted = {str(i) for i in (*split.old_items, *split.new_items)}
+    return dataset.items[dataset.items[ITEM_ID].astype(str).isin(wanted)]
+
+
+def augment_dataset(
+    provider: LLMProvider,
+    dataset: Any,
+    out: Path,
+    cache: ResponseCache,
+    *,
+    settings: dict[str, Any] | None = None,
+    features: Sequence[str] | None = None,
+    n_suggest: int = 8,
+    all_items: bool = False,
+    limit: int | None = None,
+    concurrency: int = 4,
+    progress: Progress | None = None,
+    on_suggested: Callable[[list[SuggestedFeature]], None] | None = None,
+) -> DatasetAugmentation:
+    """Suggest features (unless ``features`` is given), fill them for a dataset, write CSV + JSON.
+
+    The CSV (``item_id``, one column per feature, ``augment_error``, ``augment_cached``) goes
+    to ``out``; its provenance (``settings`` without any key, prompt version, the features and
+    whether the LLM suggested them or they were given) to ``out.with_suffix(".json")``, which
+    the benchmark copies into its result files.
+
+    Args:
+        provider: the LLM.
+        dataset: an :class:`engine.data.Dataset`.
+        out: CSV path (its folder is created).
+        cache: response cache; a :class:`~engine.augment.cache.JsonlCache` makes it resumable.
+        settings: public LLM settings to record (``LLMSettings.public_dict()``).
+        features: feature names to fill; ``None`` asks the LLM for ``n_suggest`` features.
+        all_items: every item of the dataset instead of the benchmark split's items.
+        limit: only the first ``limit`` items.
+        on_suggested: called with the LLM's suggestions before values are filled.
+
+    Returns:
+        The result; with provider ``none`` (or nothing suggested) the frame has no rows and
+        nothing is written.
+
+    Raises:
+        ValueError: bad arguments.
+        AugmentationError: the suggestion step failed (the fill step never raises per item).
+    """
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    if not 1 <= n_suggest <= 20:
+        raise ValueError(f"n_suggest must be in 1..20, got {n_suggest}")
+    items = dataset.items if all_items else benchmark_items(dataset)
+    if limit is not None:
+        items = items.head(limit)
+    start = time.perf_counter()
+    chosen: list[Any]
+    if features:
+        chosen = [f.strip() for f in features if f.strip()]
+        source = "given"
+    else:
+        chosen = list(
+            suggest_features(provider, dataset.domain, dataset.item_features, cache, n=n_suggest)
+        )
+        source = "suggested by the LLM"
+        if on_suggested is not None:
+            on_suggested(chosen)
+    names = [getattr(f, "name", f) for f in chosen]
+    if not chosen:
+        empty = pd.DataFrame(columns=[ITEM_ID, AUGMENT_ERROR, AUGMENT_CACHED])
+        return DatasetAugmentation(empty, out, {"dataset": dataset.name, "items": 0})
+    frame = augment_items(
+        provider, dataset.domain, items, chosen, cache, concurrency=concurrency, progress=progress
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out, index=False)
+    summary = {
+        "dataset": dataset.name,
+        "items": len(frame),
+        "failed": int((frame[AUGMENT_ERROR] != "").sum()),
+        "seconds": round(time.perf_counter() - start, 1),
+        "out": str(out),
+        "llm": {
+            **(settings or {"provider": provider.name, "model": provider.model}),
+            "prompt_version": PROMPT_VERSION,
+        },
+        "features": names,
+        "features_source": source,
+    }
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=1))
+    return DatasetAugmentation(frame, out, summary)

@@ -18,12 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.augment.batch import AUGMENT_ERROR, augment_items
+from engine.augment.batch import AUGMENT_ERROR, augment_dataset
 from engine.augment.cache import JsonlCache
 from engine.augment.local_model import (
     LocalModelError,
@@ -31,10 +30,7 @@ from engine.augment.local_model import (
     emerflow_home,
     prepare_local_model,
 )
-from engine.augment.prompts import PROMPT_VERSION
 from engine.augment.providers import PROVIDERS, AugmentationError, LLMSettings, make_provider
-from engine.augment.service import suggest_features
-from engine.schema import ITEM_ID
 
 #: ``load_dataset(name) -> engine.data.Dataset``, supplied by the engine CLI.
 DatasetLoader = Callable[[str], Any]
@@ -128,22 +124,6 @@ def _run_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def benchmark_items(dataset: Any) -> Any:
-    """The items a benchmark split needs: old (established) and new (emerging) items.
-
-    Datasets without a registered protocol are returned whole.
-    """
-    from engine.data.protocol import split_dataset
-    from engine.data.registry import DATASETS
-
-    entry = DATASETS.get(dataset.name)
-    if entry is None:
-        return dataset.items
-    split = split_dataset(dataset, entry.protocol)
-    wanted = {str(i) for i in (*split.old_items, *split.new_items)}
-    return dataset.items[dataset.items[ITEM_ID].astype(str).isin(wanted)]
-
-
 def _run_augment(args: argparse.Namespace, load_dataset: DatasetLoader) -> int:
     if args.limit is not None and args.limit < 1:
         return _err("--limit must be >= 1")
@@ -163,57 +143,40 @@ def _run_augment(args: argparse.Namespace, load_dataset: DatasetLoader) -> int:
     except (KeyError, ValueError, FileNotFoundError) as exc:
         return _err(f"could not load dataset {args.dataset!r}: {exc}")
     cache = JsonlCache(args.cache or default_cache_path())
-    items = dataset.items if args.all_items else benchmark_items(dataset)
-    if args.limit is not None:
-        items = items.head(args.limit)
+    out = args.out or emerflow_home() / "augment" / f"{dataset.name}.csv"
+    features = [f for f in args.features.split(",") if f.strip()] if args.features else None
+
+    def progress(done: int, total: int) -> None:
+        print(f"\r{done}/{total} items", end="", file=sys.stderr, flush=True)
+
+    def show(suggested: list[Any]) -> None:
+        for f in suggested:
+            print(f"suggested: {f.name} ({f.descriptor}): {f.why}")
+
     try:
-        if args.features:
-            features: list[Any] = [f.strip() for f in args.features.split(",") if f.strip()]
-        else:
-            features = suggest_features(
-                provider, dataset.domain, dataset.item_features, cache, n=args.n_suggest
-            )
-            for f in features:
-                print(f"suggested: {f.name} ({f.descriptor}): {f.why}")
-        if not features:
-            print("no features to fill (provider 'none': fill features by hand)")
-            return 0
-        start = time.perf_counter()
-
-        def progress(done: int, total: int) -> None:
-            print(f"\r{done}/{total} items", end="", file=sys.stderr, flush=True)
-
-        frame = augment_items(
+        result = augment_dataset(
             provider,
-            dataset.domain,
-            items,
-            features,
+            dataset,
+            out,
             cache,
+            settings=settings.public_dict(),
+            features=features,
+            n_suggest=args.n_suggest,
+            all_items=args.all_items,
+            limit=args.limit,
             concurrency=args.concurrency,
             progress=progress,
+            on_suggested=show,
         )
         print(file=sys.stderr)
-    except AugmentationError as exc:
+    except (AugmentationError, ValueError) as exc:
         return _err(str(exc))
-    except ValueError as exc:
-        return _err(str(exc))
-    out = args.out or emerflow_home() / "augment" / f"{dataset.name}.csv"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out, index=False)
-    failed = int((frame[AUGMENT_ERROR] != "").sum())
-    summary = {
-        "dataset": dataset.name,
-        "items": len(frame),
-        "failed": failed,
-        "seconds": round(time.perf_counter() - start, 1),
-        "out": str(out),
-        "llm": {**settings.public_dict(), "prompt_version": PROMPT_VERSION},
-        "features": [getattr(f, "name", f) for f in features],
-    }
-    # Provenance beside the CSV (no secrets: public_dict omits the key); the benchmark
-    # records it in its result files.
-    out.with_suffix(".json").write_text(json.dumps(summary, indent=1))
-    print(json.dumps(summary))
+    if result.summary["items"] == 0:
+        print("no features to fill (provider 'none': fill features by hand)")
+        return 0
+    print(json.dumps(result.summary))
+    frame = result.frame
+    failed = result.failed
     if failed:
         first = frame.loc[frame[AUGMENT_ERROR] != "", AUGMENT_ERROR].iloc[0]
         print(f"{failed} item(s) failed; first error: {first}", file=sys.stderr)

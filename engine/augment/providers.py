@@ -63,6 +63,8 @@ class LLMSettings:
         json_mode: ask for ``response_format={"type": "json_object"}`` (falls back once
             without it if the server rejects the field).
         max_tokens: cap on generated tokens per answer.
+        batch_size: prompts generated together by the ``local`` provider (on 2 CPU cores
+            SmolLM2-135M fills 16 movie items in 65 s at 4, 35 s at 16).
     """
 
     provider: str = "openai"
@@ -74,6 +76,7 @@ class LLMSettings:
     temperature: float = 0.0
     json_mode: bool = True
     max_tokens: int = 512
+    batch_size: int = 4
 
     def __post_init__(self) -> None:
         if self.provider not in PROVIDERS:
@@ -90,6 +93,8 @@ class LLMSettings:
             raise ValueError(f"temperature must be in 0..2, got {self.temperature}")
         if not 1 <= self.max_tokens <= 32768:
             raise ValueError(f"max_tokens must be in 1..32768, got {self.max_tokens}")
+        if not 1 <= self.batch_size <= 256:
+            raise ValueError(f"batch_size must be in 1..256, got {self.batch_size}")
         if self.base_url is not None and not self.base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {self.base_url!r}")
 
@@ -105,6 +110,7 @@ class LLMSettings:
         "EMERFLOW_LLM_TEMPERATURE": "temperature",
         "EMERFLOW_LLM_JSON_MODE": "json_mode",
         "EMERFLOW_LLM_MAX_TOKENS": "max_tokens",
+        "EMERFLOW_LLM_BATCH_SIZE": "batch_size",
     }
 
     @classmethod
@@ -119,7 +125,8 @@ class LLMSettings:
         Variables: ``EMERFLOW_LLM_PROVIDER``, ``EMERFLOW_LLM_MODEL``, ``OPENAI_BASE_URL`` (or
         ``EMERFLOW_LLM_BASE_URL``), ``OPENAI_API_KEY``, ``EMERFLOW_LLM_TIMEOUT``,
         ``EMERFLOW_LLM_MAX_RETRIES``, ``EMERFLOW_LLM_TEMPERATURE``, ``EMERFLOW_LLM_JSON_MODE``,
-        ``EMERFLOW_LLM_MAX_TOKENS``. ``overrides`` (None values ignored) win over both.
+        ``EMERFLOW_LLM_MAX_TOKENS``, ``EMERFLOW_LLM_BATCH_SIZE``. ``overrides`` (None values
+        ignored) win over both.
         For ``provider=local`` without a model, the prepared SmolLM2 directory is used.
 
         Raises:
@@ -396,7 +403,7 @@ class LocalProvider(LLMProvider):
         settings: LLMSettings | None = None,
         *,
         model_dir: Path | str | None = None,
-        batch_size: int = 4,
+        batch_size: int | None = None,
         max_new_tokens: int | None = None,
         dtype: str = "float32",
         json_prefix: bool = True,
@@ -408,6 +415,8 @@ class LocalProvider(LLMProvider):
                 from engine.augment.local_model import default_model_dir
 
                 model_dir = default_model_dir()
+        if batch_size is None:
+            batch_size = settings.batch_size if settings is not None else 4
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if dtype not in ("float32", "bfloat16", "float16"):
