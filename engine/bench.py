@@ -164,6 +164,8 @@ def load_augmentations(path: Path | None) -> tuple[pd.DataFrame | None, dict | N
         doc = json.loads(meta_path.read_text())
         info = doc.get("llm", doc)
         llm.update({k: info.get(k) for k in ("provider", "model", "prompt_version") if k in info})
+        llm.update({k: doc[k] for k in ("features", "features_source") if k in doc})
+    llm["items_augmented"] = len(frame)
     if llm["prompt_version"] is None:
         try:
             from engine.augment import PROMPT_VERSION

@@ -159,3 +159,30 @@ def test_dashboard_workspaces_use_the_validated_emerflow_settings():
     assert (cfg.refine.steps, cfg.refine.lr) == (tuned["refine_steps"], tuned["refine_lr"])
     assert cfg.meta.inner_lr == tuned["inner_lr"] and cfg.aligner.hidden == tuned["aligner_hidden"]
     assert emerflow_workspace_config("demo-movies") == WorkspaceConfig(dataset="demo-movies")
+
+
+def test_load_augmentations_keeps_valid_rows_and_the_provenance(tmp_path: Path) -> None:
+    from engine.bench import load_augmentations
+
+    csv = tmp_path / "movies.csv"
+    csv.write_text(
+        "item_id,director,augment_error,augment_cached\n"
+        "1,Michael Mann,,False\n"
+        '2,,"the model\'s fill_values answer was invalid twice",False\n'
+        "3,John Lasseter,,True\n"
+    )
+    frame, llm, reason = load_augmentations(csv)
+    assert reason == "" and llm is not None and frame is not None
+    assert frame["item_id"].tolist() == ["1", "3"] and list(frame.columns) == [
+        "item_id", "director"]
+    assert llm["items_augmented"] == 2 and llm["provider"] is None
+    csv.with_suffix(".json").write_text(json.dumps({
+        "llm": {"provider": "local", "model": "smol", "prompt_version": "v9", "max_tokens": 80},
+        "features": ["director"], "features_source": "given"}))
+    _, llm, _ = load_augmentations(csv)
+    assert llm is not None
+    assert (llm["provider"], llm["model"], llm["prompt_version"]) == ("local", "smol", "v9")
+    assert llm["features"] == ["director"] and llm["features_source"] == "given"
+    assert "max_tokens" not in llm
+    missing, none, why = load_augmentations(tmp_path / "absent.csv")
+    assert missing is None and none is None and "no LLM augmentations" in why
