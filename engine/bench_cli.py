@@ -48,7 +48,7 @@ def _augment_first(args: argparse.Namespace) -> int:
 
     from engine.augment import AugmentationError, JsonlCache, LLMSettings, make_provider
     from engine.augment.batch import augment_dataset
-    from engine.augment.cli import default_cache_path
+    from engine.augment.cli import default_cache_path, progress_printer
     from engine.bench import default_augment_path
     from engine.data.registry import get_dataset_entry
 
@@ -66,13 +66,11 @@ def _augment_first(args: argparse.Namespace) -> int:
     out = args.augmented or default_augment_path(args.dataset)
     features = [f for f in args.features.split(",") if f.strip()] if args.features else None
 
-    def progress(done: int, total: int) -> None:
-        print(f"\raugmenting: {done}/{total} items", end="", file=sys.stderr, flush=True)
-
     try:
         result = augment_dataset(provider, dataset, out, JsonlCache(default_cache_path()),
                                  settings=settings.public_dict(), features=features,
-                                 n_suggest=args.n_suggest, progress=progress)
+                                 n_suggest=args.n_suggest,
+                                 progress=progress_printer("augmenting: "))
     except (AugmentationError, ValueError) as exc:
         print(f"\nerror: augmentation failed: {exc}", file=sys.stderr)
         return 2

@@ -548,3 +548,15 @@ def test_bench_augment_needs_a_provider(
     monkeypatch.setenv("EMERFLOW_LLM_BATCH_SIZE", "0")
     assert main(["bench", "--dataset", "demo-movies", "--augment"]) == 2
     assert "batch_size" in capsys.readouterr().err
+
+
+def test_progress_line_shows_rate_and_eta() -> None:
+    from engine.augment.cli import progress_line
+
+    assert progress_line(0, 10, 0.0) == "0/10 items (0%)"
+    assert progress_line(5, 10, 10.0, "augmenting: ") == (
+        "augmenting: 5/10 items (50%), 2.0 s/item, ETA 0m10s"
+    )
+    assert progress_line(32, 1852, 60.0).endswith("1.9 s/item, ETA 56m52s")
+    assert progress_line(10, 10, 20.0) == "10/10 items (100%)"
+    assert progress_line(0, 0, 1.0) == "0/0 items (100%)"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,28 @@ DatasetLoader = Callable[[str], Any]
 def default_cache_path() -> Path:
     """``$EMERFLOW_HOME/cache/llm_responses.jsonl``."""
     return emerflow_home() / "cache" / "llm_responses.jsonl"
+
+
+def progress_line(done: int, total: int, seconds: float, prefix: str = "") -> str:
+    """``"{prefix}120/1852 items (6%), 1.9 s/item, ETA 54m50s"`` (rate and ETA once known)."""
+    pct = 100 * done // total if total else 100
+    line = f"{prefix}{done}/{total} items ({pct}%)"
+    if 0 < done < total and seconds > 0:
+        per = seconds / done
+        eta = int(per * (total - done))
+        line += f", {per:.1f} s/item, ETA {eta // 60}m{eta % 60:02d}s"
+    return line
+
+
+def progress_printer(prefix: str = "") -> Callable[[int, int], None]:
+    """A ``progress(done, total)`` callback that redraws one stderr line with rate and ETA."""
+    start = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        line = progress_line(done, total, time.perf_counter() - start, prefix)
+        print(f"\r{line}", end="", file=sys.stderr, flush=True)
+
+    return progress
 
 
 def register(subparsers: Any, load_dataset: DatasetLoader) -> None:
@@ -146,8 +169,7 @@ def _run_augment(args: argparse.Namespace, load_dataset: DatasetLoader) -> int:
     out = args.out or emerflow_home() / "augment" / f"{dataset.name}.csv"
     features = [f for f in args.features.split(",") if f.strip()] if args.features else None
 
-    def progress(done: int, total: int) -> None:
-        print(f"\r{done}/{total} items", end="", file=sys.stderr, flush=True)
+    progress = progress_printer()
 
     def show(suggested: list[Any]) -> None:
         for f in suggested:
