@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -261,7 +262,7 @@ def augment_dataset(
         provider, dataset.domain, items, chosen, cache, concurrency=concurrency, progress=progress
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out, index=False)
+    _write_atomically(out, frame.to_csv(index=False))
     summary = {
         "dataset": dataset.name,
         "items": len(frame),
@@ -275,5 +276,12 @@ def augment_dataset(
         "features": names,
         "features_source": source,
     }
-    out.with_suffix(".json").write_text(json.dumps(summary, indent=1))
+    _write_atomically(out.with_suffix(".json"), json.dumps(summary, indent=1))
     return DatasetAugmentation(frame, out, summary)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary sibling, then rename it over ``path`` (never half-written)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
