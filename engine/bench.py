@@ -384,6 +384,7 @@ def run_bench(dataset: Dataset, protocol: ProtocolConfig, methods: Sequence[str]
                        "backbone": settings.backbone.__dict__, "aug": _digest(
                            augmented.to_dict("list")) if augmented is not None else None})
     per_method: dict[str, list[SeedResult]] = {m: [] for m in methods}
+    reused: dict[str, list[int]] = {m: [] for m in methods}
     not_run: dict[str, str] = {}
     shared_timing: dict[str, float] = {"load_split": load_s, "backbone": 0.0}
     for seed in seeds:
@@ -401,6 +402,7 @@ def run_bench(dataset: Dataset, protocol: ProtocolConfig, methods: Sequence[str]
             if done is not None and done.is_file():
                 doc = json.loads(done.read_text())
                 per_method[name].append(SeedResult(doc["phases"], doc["timing_s"], doc["config"]))
+                reused[name].append(int(seed))
                 progress(f"  {name}: reused cached result (seed {seed})")
                 continue
             if ctx is None:
@@ -472,6 +474,9 @@ def run_bench(dataset: Dataset, protocol: ProtocolConfig, methods: Sequence[str]
             doc["timing_s"].update({"shared_" + k: v / max(len(seeds), 1)
                                     for k, v in shared_timing.items()})
             doc["timing_s"]["peak_rss_mb"] = peak_memory_mb()
+            # Per-seed stages of reused seeds are the original run's; the shared_* times and
+            # peak RSS are this process's, so they do not cover those seeds.
+            doc["timing_s"]["seeds_reused_from_cache"] = reused[name]
         docs[name] = doc
         if out_dir is not None and not validation:
             target = out_dir / dataset.name / f"{name}.json"

@@ -88,6 +88,8 @@ def test_resume_reuses_checkpoint_and_results(movies, tmp_path):
     third: list[str] = []
     docs3 = run_bench(movies, TINY_MOVIES, ["backbone"], [0], progress=third.append, **kwargs)
     assert docs3["backbone"]["phases"] == docs1["backbone"]["phases"]
+    assert docs1["backbone"]["timing_s"]["seeds_reused_from_cache"] == []
+    assert docs3["backbone"]["timing_s"]["seeds_reused_from_cache"] == [0]
 
 
 def test_cached_checkpoint_gives_same_numbers_as_fresh(movies, tmp_path):
