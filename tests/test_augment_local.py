@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,15 +97,20 @@ def test_augment_dataset_with_the_real_model_resumes_from_its_cache(tmp_path: Pa
     prov = LocalProvider(settings)
     dataset = demo_movies()
     out, cache_path = tmp_path / "aug" / "demo.csv", tmp_path / "cache.jsonl"
-    first = augment_dataset(
-        prov,
-        dataset,
-        out,
-        JsonlCache(cache_path),
-        settings=settings.public_dict(),
-        features=["director", "themes"],
-        limit=3,
-    )
+
+    def run() -> Any:
+        """One batch run; a fresh cache object on the same file, as a restarted process has."""
+        return augment_dataset(
+            prov,
+            dataset,
+            out,
+            JsonlCache(cache_path),
+            settings=settings.public_dict(),
+            features=["director", "themes"],
+            limit=3,
+        )
+
+    first = run()
     frame = first.frame
     assert len(frame) == 3 and list(frame.columns[1:3]) == ["director", "themes"]
     assert not frame[AUGMENT_CACHED].any()
@@ -113,17 +119,8 @@ def test_augment_dataset_with_the_real_model_resumes_from_its_cache(tmp_path: Pa
     assert meta["items"] == 3 and meta["failed"] == 3 - len(ok)
     assert meta["llm"]["model"] == str(model_dir) and meta["llm"]["batch_size"] == 3
     assert meta["features_source"] == "given"
-    # A second run (a restarted process: a fresh cache object on the same file) asks the model
-    # nothing for the items already answered, and returns the same values.
-    again = augment_dataset(
-        prov,
-        dataset,
-        out,
-        JsonlCache(cache_path),
-        settings=settings.public_dict(),
-        features=["director", "themes"],
-        limit=3,
-    )
+    # A second run asks the model nothing for the items already answered: same values.
+    again = run()
     redo = again.frame.set_index("item_id")
     assert redo.loc[ok["item_id"], AUGMENT_CACHED].all()
     assert (redo.loc[ok["item_id"], "director"] == ok.set_index("item_id")["director"]).all()
