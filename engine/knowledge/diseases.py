@@ -1,0 +1,423 @@
+"""Disease lookup over DisGeNET's ``disease_mappings.tsv`` and the CUI -> HPO annotations.
+
+``disease_mappings.tsv`` (tab-separated, header ``diseaseId, name, vocabulary, code,
+vocabularyName``) maps UMLS CUIs to DO, NCI, MeSH (``MSH``), OMIM, Orphanet (``ORDO``), EFO,
+ICD-9-CM and HPO codes. Its HPO rows also name HPO terms (``HP:nnnnnnn`` -> name), which
+:class:`HpoTerms` uses because ``hp.obo`` is not available. The annotation file
+``HPO&Orphanet_dis_symp.txt`` (no header: ``diseaseId``, ``hpoId``) lists the phenotypes of a
+CUI.
+
+A query is resolved as an id first (``C0024796``, ``OMIM:154700``, ``MIM 154700``,
+``ORPHA:558``, ``Orphanet_558``, ``MESH:D008382``, ``D008382``, ``DOID:14323``,
+``HP:0001166``), then as an exact name or synonym (case-insensitive).
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+
+#: Vocabulary column values -> the prefix the dashboard shows and accepts.
+VOCAB_PREFIX: dict[str, str] = {
+    "OMIM": "OMIM", "ORDO": "ORPHA", "MSH": "MESH", "DO": "DOID", "HPO": "HP", "NCI": "NCI",
+    "EFO": "EFO", "ICD9CM": "ICD9CM",
+}
+#: Vocabularies whose names are trusted as synonyms (DO rows of this release map codes to
+#: unrelated CUIs, e.g. "tuberous sclerosis" under Marfan syndrome, so DO names are only used
+#: when the code maps to this CUI alone).
+SYNONYM_VOCABS = ("MSH", "NCI", "ORDO", "OMIM", "EFO", "HPO", "ICD9CM", "DO")
+MAPPING_COLUMNS = ["diseaseId", "name", "vocabulary", "code", "vocabularyName"]
+CUI_RE = re.compile(r"^C\d{7}$", re.IGNORECASE)
+HP_RE = re.compile(r"^HP[:_ ]?(\d{7})$", re.IGNORECASE)
+
+_ID_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^(?:OMIM|MIM)[:_ #]*(\d{6})$", re.I), "OMIM"),
+    (re.compile(r"^(?:ORPHA|ORPHANET|ORDO)[:_ ]*(\d+)$", re.I), "ORDO"),
+    (re.compile(r"^(?:MESH|MSH)[:_ ]*([CD]\d{6,9})$", re.I), "MSH"),
+    (re.compile(r"^([D]\d{6})$", re.I), "MSH"),
+    (re.compile(r"^(?:DOID|DO)[:_ ]*(\d+)$", re.I), "DO"),
+    (re.compile(r"^HP[:_ ]?(\d{7})$", re.I), "HPO"),
+    (re.compile(r"^(?:EFO)[:_ ]*(\d+)$", re.I), "EFO"),
+    (re.compile(r"^(?:NCI|NCIT)[:_ ]*(C\d+)$", re.I), "NCI"),
+]
+
+
+class DiseaseNotFoundError(LookupError):
+    """Nothing in the mappings matches the query."""
+
+
+@dataclass(frozen=True)
+class DiseaseRecord:
+    """One UMLS concept as the mappings know it.
+
+    Attributes:
+        cui: UMLS CUI.
+        name: DisGeNET's name of the concept.
+        synonyms: other names (vocabulary names of codes specific to this CUI), sorted.
+        ids: vocabulary (``OMIM``, ``ORDO``, ``MSH``, ``DO``, ``HPO``, ...) -> codes, as in the
+            file (OMIM ``154700``, ORDO ``558``, MSH ``D008382``, DO ``14323``).
+    """
+
+    cui: str
+    name: str
+    synonyms: tuple[str, ...] = ()
+    ids: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def curie(self, vocabulary: str) -> list[str]:
+        """Codes of one vocabulary as prefixed ids (``OMIM:154700``, ``ORPHA:558``)."""
+        prefix = VOCAB_PREFIX.get(vocabulary, vocabulary)
+        out = []
+        for code in self.ids.get(vocabulary, ()):
+            out.append(code if code.upper().startswith(prefix + ":") else f"{prefix}:{code}")
+        return out
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.cui})"
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", str(text).strip().lower())
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in re.split(r"[^a-z0-9]+", text.lower()) if len(w) > 2}
+
+
+class DiseaseIndex:
+    """Lookup and prefix autocomplete over ``disease_mappings.tsv``.
+
+    Build with :meth:`from_file` (cached per path) or from a DataFrame with
+    :data:`MAPPING_COLUMNS`.
+    """
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        missing = [c for c in MAPPING_COLUMNS if c not in frame.columns]
+        if missing:
+            raise ValueError(f"disease mappings lack columns {missing}")
+        df = frame[MAPPING_COLUMNS].fillna("").astype(str)
+        df = df.apply(lambda s: s.str.strip())
+        df = df[df["diseaseId"] != ""]
+        self._code_cuis: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self._code_name: dict[tuple[str, str], str] = {}
+        for vocab, code, cui, vname in zip(df["vocabulary"], df["code"], df["diseaseId"],
+                                           df["vocabularyName"], strict=True):
+            self._code_cuis[(vocab, code)].add(cui)
+            if vname:
+                self._code_name.setdefault((vocab, code), vname)
+        names: dict[str, str] = {}
+        ids: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        syns: dict[str, set[str]] = defaultdict(set)
+        for cui, name, vocab, code, vname in df.itertuples(index=False, name=None):
+            names.setdefault(cui, name)
+            if code and code not in ids[cui][vocab]:
+                ids[cui][vocab].append(code)
+            if not vname or vname.lower().startswith("obsolete") or vocab not in SYNONYM_VOCABS:
+                continue
+            n_cuis = len(self._code_cuis[(vocab, code)])
+            if vocab == "DO" and (n_cuis > 1 or not (_words(vname) & _words(name))):
+                continue
+            if n_cuis > 2:
+                continue
+            syns[cui].add(vname)
+        self.records: dict[str, DiseaseRecord] = {}
+        for cui, name in names.items():
+            own = {_norm(name)}
+            clean = sorted({s for s in syns.get(cui, set()) if _norm(s) not in own},
+                           key=str.lower)
+            self.records[cui] = DiseaseRecord(
+                cui=cui, name=name, synonyms=tuple(clean),
+                ids={v: tuple(c) for v, c in ids[cui].items()})
+        self._by_name: dict[str, set[str]] = defaultdict(set)
+        for rec in self.records.values():
+            for text in (rec.name, *rec.synonyms):
+                self._by_name[_norm(text)].add(rec.cui)
+        self._keys = sorted(self._by_name)
+
+    @classmethod
+    def from_file(cls, path: Path) -> DiseaseIndex:
+        """The index of one mappings file (read once per path and modification time).
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: not the mappings format (wrong header).
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"disease mappings not found at {path}")
+        return _index_at(str(path), path.stat().st_mtime_ns)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def get(self, cui: str) -> DiseaseRecord | None:
+        return self.records.get(str(cui).strip().upper())
+
+    def by_code(self, vocabulary: str, code: str) -> list[DiseaseRecord]:
+        """Records mapped to one vocabulary code (``("OMIM", "154700")``)."""
+        cuis = self._code_cuis.get((vocabulary, code), set())
+        return [self.records[c] for c in sorted(cuis) if c in self.records]
+
+    def _rank(self, recs: list[DiseaseRecord], hint: str = "",
+              annotated: set[str] | None = None) -> list[DiseaseRecord]:
+        hint_norm = _norm(hint)
+        annotated = annotated or set()
+
+        def key(r: DiseaseRecord) -> tuple:
+            exact = _norm(r.name) == hint_norm or hint_norm in {_norm(s) for s in r.synonyms}
+            return (not exact, r.cui not in annotated, -len(r.ids), r.cui)
+
+        return sorted(recs, key=key)
+
+    def resolve(self, query: str, annotated: set[str] | None = None) -> list[DiseaseRecord]:
+        """Candidates for ``query`` (an id or an exact name/synonym), best first.
+
+        ``annotated`` (CUIs with HPO phenotypes) ranks annotated concepts first among several
+        concepts sharing one code (an OMIM number maps to up to 7 CUIs).
+
+        Raises:
+            ValueError: empty query.
+            DiseaseNotFoundError: nothing matches (the message suggests autocomplete).
+        """
+        text = (query or "").strip()
+        if not text:
+            raise ValueError("Type a disease name, synonym or id (CUI, OMIM, ORPHA, MeSH, DO).")
+        if CUI_RE.match(text):
+            rec = self.get(text)
+            if rec is None:
+                raise DiseaseNotFoundError(f"UMLS CUI {text.upper()} is not in the disease "
+                                           "mappings.")
+            return [rec]
+        for pattern, vocab in _ID_PATTERNS:
+            m = pattern.match(text)
+            if not m:
+                continue
+            code = m.group(1).upper() if vocab in ("MSH", "NCI") else m.group(1)
+            if vocab == "HPO":
+                code = f"HP:{code}"
+            if vocab == "EFO":
+                code = f"EFO_{code}"
+            recs = self.by_code(vocab, code)
+            if recs:
+                hint = next(iter(self._code_names(vocab, code)), "")
+                return self._rank(recs, hint, annotated)
+            raise DiseaseNotFoundError(
+                f"{VOCAB_PREFIX.get(vocab, vocab)}:{code.split(':')[-1]} is not in the disease "
+                "mappings.")
+        recs = [self.records[c] for c in sorted(self._by_name.get(_norm(text), set()))]
+        if recs:
+            return self._rank(recs, text, annotated)
+        hits = self.autocomplete(text, limit=3)
+        hint = ("; did you mean " + ", ".join(r.label for r in hits) + "?") if hits else ""
+        raise DiseaseNotFoundError(f"No disease named {text!r} in the disease mappings{hint}")
+
+    def _code_names(self, vocab: str, code: str) -> list[str]:
+        name = self._code_name.get((vocab, code))
+        return [name] if name else [r.name for r in self.by_code(vocab, code)]
+
+    def autocomplete(self, prefix: str, limit: int = 20) -> list[DiseaseRecord]:
+        """Concepts whose name or synonym starts with ``prefix`` (then: contains a word starting
+        with it), shortest names first; an id prefix (``C00247``, ``OMIM:1547``) matches ids."""
+        text = _norm(prefix)
+        if len(text) < 2 or limit <= 0:
+            return []
+        out: list[str] = []
+        seen: set[str] = set()
+
+        def add(cuis) -> bool:
+            for c in sorted(cuis):
+                if c not in seen:
+                    seen.add(c)
+                    out.append(c)
+            return len(out) >= limit
+
+        if re.match(r"^c\d{2,7}$", text):
+            add(c for c in self.records if c.lower().startswith(text))
+        for pattern, vocab in _ID_PATTERNS:
+            m = re.match(pattern.pattern.replace(r"(\d{6})$", r"(\d+)$")
+                         .replace(r"(\d{7})$", r"(\d+)$"), text, re.I)
+            if m:
+                code = m.group(1).upper()
+                add(c for (v, k), cuis in self._code_cuis.items()
+                    if v == vocab and k.upper().replace("HP:", "").startswith(code) for c in cuis)
+        i = bisect.bisect_left(self._keys, text)
+        starts: list[str] = []
+        while i < len(self._keys) and self._keys[i].startswith(text) and len(starts) < 500:
+            starts.append(self._keys[i])
+            i += 1
+        for key in sorted(starts, key=len):
+            if add(self._by_name[key]):
+                break
+        if len(out) < limit:
+            needle = " " + text
+            for key in self._keys:
+                if needle in " " + key.replace("-", " ").replace(",", " ") and add(
+                        self._by_name[key]):
+                    break
+        return [self.records[c] for c in out[:limit]]
+
+    def hpo_terms(self) -> dict[str, str]:
+        """HPO term id -> name from the file's HPO rows (``vocabularyName``, else the CUI's
+        name)."""
+        out: dict[str, str] = {}
+        for (vocab, code), cuis in self._code_cuis.items():
+            if vocab != "HPO":
+                continue
+            name = self._code_name.get((vocab, code), "")
+            if not name:
+                rec = next((self.records[c] for c in sorted(cuis) if c in self.records), None)
+                name = rec.name if rec is not None else ""
+            if name:
+                out[code] = name
+        return out
+
+
+@lru_cache(maxsize=4)
+def _index_at(path: str, mtime: int) -> DiseaseIndex:
+    try:
+        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=3)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a tab-separated disease mappings file ({exc})") from None
+    return DiseaseIndex(frame)
+
+
+# ---- HPO -------------------------------------------------------------------------------------
+
+
+def normalize_hpo_id(value: str) -> str:
+    """``hp_0001166`` / ``0001166`` / ``HP:0001166`` -> ``HP:0001166``.
+
+    Raises:
+        ValueError: not an HPO id.
+    """
+    text = (value or "").strip()
+    m = HP_RE.match(text) or re.match(r"^(\d{7})$", text)
+    if not m:
+        raise ValueError(f"not an HPO term id: {value!r} (expected HP:nnnnnnn)")
+    return f"HP:{m.group(1)}"
+
+
+@dataclass(frozen=True)
+class HpoTerm:
+    """An HPO term: id and name (the name is empty when the mappings don't name it)."""
+
+    id: str
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.id})" if self.name else self.id
+
+
+class HpoTerms:
+    """HPO term names (from the mappings' HPO rows) and the CUI -> HPO annotations."""
+
+    def __init__(self, names: dict[str, str], annotations: dict[str, tuple[str, ...]]) -> None:
+        self.names = dict(names)
+        self.annotations = dict(annotations)
+        self._keys = sorted((n.lower(), i) for i, n in self.names.items())
+
+    @classmethod
+    def load(cls, annotations_path: Path | None, diseases: DiseaseIndex | None) -> HpoTerms:
+        """Names from ``diseases`` (may be None) and annotations from the pairs file (may be
+        None or absent: no annotations).
+
+        Raises:
+            ValueError: the annotation file is not two tab-separated columns CUI, HP id.
+        """
+        names = diseases.hpo_terms() if diseases is not None else {}
+        ann: dict[str, tuple[str, ...]] = {}
+        if annotations_path is not None and Path(annotations_path).is_file():
+            ann = _annotations_at(str(annotations_path), Path(annotations_path).stat().st_mtime_ns)
+        return cls(names, ann)
+
+    def term(self, term_id: str) -> HpoTerm:
+        tid = normalize_hpo_id(term_id)
+        return HpoTerm(tid, self.names.get(tid, ""))
+
+    def of_disease(self, cui: str) -> list[HpoTerm]:
+        """The HPO terms annotated to a CUI (file order)."""
+        return [HpoTerm(t, self.names.get(t, "")) for t in self.annotations.get(cui, ())]
+
+    def search(self, query: str, limit: int = 20) -> list[HpoTerm]:
+        """Terms by HP id (or id prefix) or by name prefix, then by a word of the name."""
+        text = (query or "").strip()
+        if not text or limit <= 0:
+            return []
+        m = re.match(r"^(?:HP[:_ ]?)?(\d{1,7})$", text, re.I)
+        if m:
+            digits = m.group(1)
+            ids = sorted(i for i in self.names if i[3:].startswith(digits))
+            if len(digits) == 7:
+                ids = [f"HP:{digits}"] + [i for i in ids if i != f"HP:{digits}"]
+            return [HpoTerm(i, self.names.get(i, "")) for i in ids[:limit]]
+        low = text.lower()
+        i = bisect.bisect_left(self._keys, (low, ""))
+        out: list[str] = []
+        while i < len(self._keys) and self._keys[i][0].startswith(low) and len(out) < limit:
+            out.append(self._keys[i][1])
+            i += 1
+        if len(out) < limit:
+            for name, tid in self._keys:
+                if tid not in out and (" " + low) in " " + name:
+                    out.append(tid)
+                    if len(out) >= limit:
+                        break
+        return [HpoTerm(t, self.names[t]) for t in out]
+
+    def parse(self, values) -> list[HpoTerm]:
+        """Terms from labels (``"Seizure (HP:0001250)"``), ids or exact names, order kept,
+        duplicates dropped.
+
+        Raises:
+            ValueError: a value that is neither an HP id nor a known term name.
+        """
+        by_name = {n.lower(): i for i, n in self.names.items()}
+        out: list[HpoTerm] = []
+        seen: set[str] = set()
+        for v in values:
+            text = str(v).strip()
+            if not text:
+                continue
+            m = re.search(r"HP[:_](\d{7})", text, re.I)
+            if m:
+                tid = f"HP:{m.group(1)}"
+            elif text.lower() in by_name:
+                tid = by_name[text.lower()]
+            else:
+                raise ValueError(f"Unknown HPO term {text!r}: give an HP id (HP:0001250) or a "
+                                 "term name from the list.")
+            if tid not in seen:
+                seen.add(tid)
+                out.append(HpoTerm(tid, self.names.get(tid, "")))
+        return out
+
+
+@lru_cache(maxsize=4)
+def _annotations_at(path: str, mtime: int) -> dict[str, tuple[str, ...]]:
+    try:
+        frame = pd.read_csv(path, sep="\t", header=None, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a tab-separated CUI/HPO file ({exc})") from None
+    if frame.shape[1] != 2:
+        raise ValueError(f"{path}: expected 2 columns (CUI, HP id), found {frame.shape[1]}")
+    out: dict[str, list[str]] = defaultdict(list)
+    for cui, hp in zip(frame[0].str.strip(), frame[1].str.strip(), strict=True):
+        if hp and hp not in out[cui]:
+            out[cui].append(hp)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def serialize_phenotypes(terms: list[HpoTerm]) -> str:
+    """The feature value the encoder reads: term names (ids when unnamed), ``; ``-separated."""
+    return "; ".join(t.name or t.id for t in terms)
+
+
+def phenotype_ids(terms: list[HpoTerm]) -> str:
+    return "|".join(t.id for t in terms)
