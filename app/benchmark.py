@@ -8,7 +8,6 @@ Each file holds ``dataset``, ``method``, ``seeds``, ``phases{"0","I","II","III"}
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from engine.schema import PHASES
+from engine.settings import get_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 METRICS = ("auc", "f1", "item_auc")
@@ -24,8 +24,7 @@ COLUMNS = ["dataset", "method", "phase", "metric", "mean", "std", "n_seeds"]
 
 def results_dir() -> Path:
     """``$EMERFLOW_RESULTS`` or ``results/`` in the repository."""
-    env = os.environ.get("EMERFLOW_RESULTS")
-    return Path(env).expanduser() if env else REPO_ROOT / "results"
+    return get_settings().results_dir(REPO_ROOT / "results")
 
 
 @dataclass

@@ -1,14 +1,16 @@
-"""LLM settings for the dashboard: environment / secrets / per-session overrides.
+"""LLM settings for the dashboard: the operator's endpoint and key, per-session overrides.
 
-The API key only ever comes from the environment or ``.streamlit/secrets.toml`` (passed in as
-``secrets``); it is never shown, stored or written back. No streamlit import here.
+The operator's endpoint (``OPENAI_BASE_URL``) and key (``OPENAI_API_KEY``) come only from the
+environment or ``.streamlit/secrets.toml`` (passed in as ``secrets``), read through
+:mod:`engine.settings`. A base URL typed in the dashboard never receives the operator's key: it
+is sent only the key typed with it in the same session (kept in session memory, never stored).
+Credentials inside URLs are masked wherever a URL is shown. No streamlit import here.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engine.augment import (
@@ -18,6 +20,8 @@ from engine.augment import (
     LLMSettings,
     make_provider,
 )
+from engine.augment.providers import redact_text, redact_url
+from engine.settings import Settings, get_settings
 
 PROVIDER_NAMES: tuple[str, ...] = tuple(PROVIDERS)
 PROVIDER_HELP = {
@@ -35,28 +39,37 @@ def _secret_dict(secrets: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def _app_settings(secrets: Mapping[str, Any] | None,
+                  env: Mapping[str, str] | None) -> Settings:
+    if env is None:
+        return get_settings(_secret_dict(secrets))
+    return Settings.from_mapping({**env, **_secret_dict(secrets)})
+
+
 def default_provider(secrets: Mapping[str, Any] | None = None,
                      env: Mapping[str, str] | None = None) -> str:
-    """``EMERFLOW_LLM_PROVIDER`` if set; else ``openai`` when a key or base URL is configured;
-    else ``none`` (so a fresh install works without any LLM)."""
-    env = os.environ if env is None else env
-    merged = {**env, **_secret_dict(secrets)}
-    chosen = str(merged.get("EMERFLOW_LLM_PROVIDER") or "").strip()
-    if chosen:
-        return chosen
-    if any(str(merged.get(k) or "").strip()
-           for k in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "EMERFLOW_LLM_BASE_URL")):
-        return "openai"
-    return "none"
+    """``EMERFLOW_LLM_PROVIDER`` (secrets, then environment); ``none`` when unset, as in the
+    CLI and the engine (a fresh install works without any LLM)."""
+    return _app_settings(secrets, env).llm_provider
+
+
+def _same_endpoint(a: str | None, b: str | None) -> bool:
+    norm = [(u or "").strip().rstrip("/").lower() for u in (a, b)]
+    return norm[0] == norm[1]
 
 
 @dataclass(frozen=True)
 class LLMChoice:
-    """What the analyst picked on the Settings page (no key here, ever)."""
+    """What the analyst picked on the Settings page.
+
+    ``api_key`` is the key the analyst typed for *their own* ``base_url`` in this session:
+    only ever sent to that URL, never stored, shown or logged (not in ``repr``).
+    """
 
     provider: str | None = None
     model: str | None = None
     base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
 
 
 def resolve_settings(choice: LLMChoice | None = None,
@@ -64,17 +77,27 @@ def resolve_settings(choice: LLMChoice | None = None,
                      env: Mapping[str, str] | None = None) -> LLMSettings:
     """Settings from secrets + environment, with the analyst's non-empty choices on top.
 
+    A ``choice.base_url`` other than the operator's ``OPENAI_BASE_URL`` gets the key typed with
+    it (``choice.api_key``) or none: the operator's key only goes to the operator's endpoint.
+
     Raises:
-        ValueError: an invalid value (the message never contains the key).
+        ValueError: an invalid value (the message never contains a key).
     """
     choice = choice or LLMChoice()
-    provider = (choice.provider or "").strip() or default_provider(secrets, env)
+    app = _app_settings(secrets, env)
+    provider = (choice.provider or "").strip() or app.llm_provider
     overrides: dict[str, Any] = {"provider": provider}
     if (choice.model or "").strip():
         overrides["model"] = choice.model.strip()
-    if (choice.base_url or "").strip():
-        overrides["base_url"] = choice.base_url.strip()
-    base = LLMSettings.from_env(_secret_dict(secrets), env, provider=provider)
+    base = LLMSettings.from_settings(app, provider=provider)
+    typed_url = (choice.base_url or "").strip()
+    typed_key = (choice.api_key or "").strip() or None
+    if typed_url and not _same_endpoint(typed_url, app.openai_base_url):
+        # A user-chosen endpoint: never the operator's key; only the key typed with it.
+        base = replace(base, base_url=typed_url, api_key=typed_key)
+    elif typed_key:
+        raise ValueError("A key typed here is only used with a base URL typed here; the "
+                         "operator's endpoint uses the operator's key.")
     if provider == "none":
         return base.with_overrides(model="none")
     if provider == "openai" and "model" not in overrides and base.model == "none":
@@ -88,8 +111,8 @@ def settings_summary(settings: LLMSettings) -> dict[str, str]:
     return {
         "provider": str(pub["provider"]),
         "model": str(pub["model"]),
-        "base URL": str(pub["base_url"] or ("(OpenAI API)" if pub["provider"] == "openai"
-                                            else "—")),
+        "base URL": redact_url(str(pub["base_url"] or ""))
+        or ("(OpenAI API)" if pub["provider"] == "openai" else "—"),
         "API key": "set" if pub["api_key_set"] else "not set",
         "timeout (s)": f"{pub['timeout_s']:g}",
     }
@@ -113,7 +136,8 @@ def test_connection(settings: LLMSettings) -> str:
         "You answer with one JSON object only.", 'Reply with {"ok": true}.'
     )
     snippet = " ".join(answer.split())[:80]
-    return f"{provider.name} / {provider.model} answered: {snippet}"
+    return redact_text(f"{provider.name} / {provider.model} answered: {snippet}",
+                       settings.api_key)
 
 
 __all__ = [

@@ -6,6 +6,7 @@ name and the LLM choice across pages. Everything else lives in plain modules und
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,14 @@ from sqlalchemy.engine import Engine
 from app import flows
 from app.llm import LLMChoice, resolve_settings
 from app.llm_cache import DBResponseCache
+from app.safe_text import md
 from db import repository as repo
-from db.database import init_db, make_engine, resolve_url
+from db.database import init_db, make_engine
 from engine.augment import AugmentationError, LLMProvider, LLMSettings, make_provider
 from engine.build import build_dataset_workspace, workspace_dir
 from engine.config import EncoderConfig
 from engine.data.registry import DATASETS
+from engine.settings import get_settings
 from engine.text.encoder import TextEncoder
 from engine.workspace import Workspace, load_workspace, workspace_exists
 
@@ -54,7 +57,7 @@ def _db_for(url: str) -> Engine:
 def get_db() -> Engine:
     """The database of the current settings (``DATABASE_URL`` or ``EMERFLOW_HOME``), opened
     and migrated once per distinct address."""
-    return _db_for(resolve_url())
+    return _db_for(get_settings().database_url_resolved())
 
 
 @st.cache_resource(show_spinner="Loading the workspace…")
@@ -73,12 +76,13 @@ def _cache_for(url: str) -> DBResponseCache:
 
 
 def get_cache() -> DBResponseCache:
-    return _cache_for(resolve_url())
+    return _cache_for(get_settings().database_url_resolved())
 
 
 @st.cache_resource(show_spinner="Setting up the LLM provider…")
-def _provider(provider: str, model: str, base_url: str | None) -> LLMProvider:
-    # The key is re-read from env/secrets here and never part of the cache key.
+def _provider(provider: str, model: str, base_url: str | None, key_id: str) -> LLMProvider:
+    # ``key_id`` is a hash of the key, so two sessions that typed the same base URL never share
+    # a client (and a key); the key itself is re-read here and never part of the cache key.
     return make_provider(current_llm_settings())
 
 
@@ -125,7 +129,8 @@ def current_llm_settings() -> LLMSettings:
 def get_provider() -> LLMProvider:
     """The configured provider (cached). Raises AugmentationError / ValueError (readable)."""
     s = current_llm_settings()
-    return _provider(s.provider, s.model, s.base_url)
+    key_id = hashlib.sha256((s.api_key or "").encode()).hexdigest() if s.api_key else ""
+    return _provider(s.provider, s.model, s.base_url, key_id)
 
 
 # ---- session: workspace and item ---------------------------------------------------------------
@@ -206,7 +211,7 @@ def header(ws: Workspace, item: repo.ItemRecord | None = None, phase: int | None
                                            DATASETS[ws.name].synthetic else ""),
             f"model `{ws.model_version}`"]
     if item is not None:
-        bits.append(f"item **{item.name}** (#{item.id})")
+        bits.append(f"item **{md(item.name)}** (#{item.id})")
     if phase is not None:
         bits.append(f"Phase **{flows.phase_label(phase)}**")
     st.caption(" · ".join(bits))

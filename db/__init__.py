@@ -4,7 +4,7 @@ Typical use::
 
     from db import make_engine, init_db, repository as repo
 
-    engine = make_engine()          # url arg > $DATABASE_URL > $EMERFLOW_HOME/emerflow.db
+    engine = make_engine(url)       # the URL comes from the caller (engine.settings)
     init_db(engine)                 # Alembic upgrade to head (creates or upgrades the schema)
     ws = repo.upsert_workspace(engine, name="demo", domain="disease", dataset="demo",
                                inputs={}, model_versions={})

@@ -1,8 +1,10 @@
 """Engine creation and schema migration (Alembic, run programmatically).
 
-``make_engine`` picks the database URL (argument > ``DATABASE_URL`` > a SQLite file in
-``EMERFLOW_HOME``); ``init_db`` upgrades the schema to the newest Alembic revision, so a
-database created by an older release is upgraded in place, never recreated.
+``make_engine`` takes the database URL from its caller: the CLI and the app pass
+``engine.settings.get_settings().database_url_resolved()`` (``DATABASE_URL`` or a SQLite file
+in ``EMERFLOW_HOME``); this package reads no environment variable itself. ``init_db`` upgrades
+the schema to the newest Alembic revision, so a database created by an older release is
+upgraded in place, never recreated.
 
 SQLite engines are configured for several processes at once: WAL journal with
 ``synchronous=FULL`` (a committed decision survives a power cut), foreign keys ON,
@@ -15,7 +17,6 @@ URLs are only ever logged with the password masked.
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import time
 import uuid
@@ -36,12 +37,6 @@ from db.errors import SchemaError
 
 log = logging.getLogger(__name__)
 
-#: Environment variable holding the database URL (overrides the SQLite default).
-DATABASE_URL_ENV = "DATABASE_URL"
-#: Environment variable holding the EmerFlow home directory.
-HOME_ENV = "EMERFLOW_HOME"
-#: Default home when ``EMERFLOW_HOME`` is unset.
-DEFAULT_HOME = Path("~/.emerflow")
 #: SQLite file name inside the home directory.
 SQLITE_FILENAME = "emerflow.db"
 #: How long (seconds) a SQLite connection waits for another writer before giving up.
@@ -59,27 +54,32 @@ def redacted(url: str | URL) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def default_sqlite_path(home: Path | None = None) -> Path:
-    """``<home or EMERFLOW_HOME or ~/.emerflow>/emerflow.db``."""
-    if home is None:
-        env = os.environ.get(HOME_ENV)
-        home = Path(env) if env else DEFAULT_HOME
+def default_sqlite_path(home: Path) -> Path:
+    """``<home>/emerflow.db``."""
     return Path(home).expanduser() / SQLITE_FILENAME
 
 
 def resolve_url(url: str | None = None, home: Path | None = None) -> str:
-    """The database URL: ``url`` > ``$DATABASE_URL`` > the SQLite file in the home directory.
+    """The database URL: ``url``, else the SQLite file in ``home``.
 
-    The SQLite file's directory is created when needed.
+    Raises:
+        ValueError: neither is given (callers pass the settings' URL; see module doc).
     """
     if url:
         return url
-    env = os.environ.get(DATABASE_URL_ENV)
-    if env:
-        return env
-    path = default_sqlite_path(home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
+    if home is None:
+        raise ValueError(
+            "no database URL: pass engine.settings.get_settings().database_url_resolved()"
+        )
+    return f"sqlite:///{default_sqlite_path(home)}"
+
+
+def _ensure_sqlite_dir(url: URL) -> None:
+    """Create the directory of a SQLite file (a clear error when it cannot be created)."""
+    database = url.database
+    if database in (None, "", ":memory:") or str(database).startswith("file:"):
+        return
+    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -134,14 +134,17 @@ def make_engine(url: str | None = None, home: Path | None = None, **kwargs: Any)
     """Create the SQLAlchemy engine (does not touch the schema; call :func:`init_db`).
 
     Args:
-        url: database URL; falls back to ``$DATABASE_URL``, then to the SQLite file
-            ``<home or $EMERFLOW_HOME or ~/.emerflow>/emerflow.db``.
-        home: EmerFlow home directory for the SQLite default.
+        url: database URL (``engine.settings.get_settings().database_url_resolved()``).
+        home: directory of the SQLite file ``emerflow.db`` when ``url`` is not given.
         **kwargs: extra keyword arguments for ``create_engine`` (e.g. ``pool_size``).
     """
     resolved = resolve_url(url, home)
     sa_url = make_url(resolved)
     if sa_url.get_backend_name() == "sqlite":
+        try:
+            _ensure_sqlite_dir(sa_url)
+        except OSError as exc:
+            log.warning("cannot create the database directory: %s", exc)
         kwargs.setdefault("connect_args", {})
         kwargs["connect_args"].setdefault("timeout", SQLITE_BUSY_TIMEOUT_S)
         kwargs["connect_args"].setdefault("check_same_thread", False)

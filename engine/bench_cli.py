@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from engine.data.registry import DATASETS
@@ -95,33 +96,48 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Fit settings tried per method during tuning (besides the refinement grid).
-TUNE_FIT_VARIANTS = {
-    "emerflow-nollm": [{}, {"meta_epochs": 10},
-                       {"aligner_hidden": 64, "aligner_dropout": 0.3, "meta_weight_decay": 1e-3}],
-    "metaemb": [{}, {"meta_epochs": 10}],
-}
-
-
 def _cmd_tune(args: argparse.Namespace) -> int:
     import json
 
-    from engine.bench import BenchSettings, default_cache_dir, parse_methods, tune_refinement
+    from engine.bench import (
+        TUNE_METRIC,
+        BenchSettings,
+        default_cache_dir,
+        parse_methods,
+        tune,
+    )
     from engine.data.registry import get_dataset_entry
 
+    if args.trials <= 0:
+        print("error: --trials must be > 0", flush=True)
+        return 2
     entry = get_dataset_entry(args.dataset)
     dataset = entry.load(args.data_root)
-    methods = [m for m in parse_methods(args.methods)]
-    result = tune_refinement(dataset, entry.protocol, methods,
-                             settings=BenchSettings.for_dataset(args.dataset),
-                             cache_dir=args.cache_dir or default_cache_dir(),
-                             fit_variants=TUNE_FIT_VARIANTS)
+    methods = parse_methods(args.methods)
+    result = tune(dataset, entry.protocol, methods, trials=args.trials, seed=args.seed,
+                  settings=BenchSettings.for_dataset(args.dataset),
+                  cache_dir=args.cache_dir or default_cache_dir())
     out = args.out / args.dataset / "tuning.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"dataset": args.dataset, "split": "validation (old items only)",
-                               "criterion": "mean pooled AUC over phases I-III",
-                               "methods": result}, indent=1) + "\n")
-    print(json.dumps({m: r["best"] for m, r in result.items()}, indent=1))
+    doc = {"dataset": args.dataset, "split": "validation (old items only)",
+           "criterion": f"mean validation {TUNE_METRIC.upper()} over phases 0-III",
+           "trials_per_method": args.trials, "seed": args.seed,
+           "command": "emerflow bench tune " + " ".join(
+               [f"--dataset {args.dataset}", f"--methods {args.methods}",
+                f"--trials {args.trials}", f"--seed {args.seed}"]),
+           "methods": result}
+    previous = {}
+    if out.is_file():  # tuning rounds of other methods are kept
+        try:
+            previous = json.loads(out.read_text()).get("methods", {})
+        except (OSError, ValueError):
+            previous = {}
+    doc["methods"] = {**previous, **result}
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    best = {m: r["best"] for m, r in result.items() if r.get("best") is not None}
+    print("chosen settings (copy into engine/tuned.py DATASET_SETTINGS"
+          f"[{args.dataset!r}]['methods']):")
+    print(json.dumps(best, indent=1))
     print(f"wrote {out}")
     return 0
 
@@ -156,10 +172,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--dataset", default=None)
     r.add_argument("--out", type=Path, default=Path("results"))
     r.set_defaults(func=_cmd_report)
-    t = sub.add_parser("tune", help="choose refinement settings on the OLD-item validation split")
+    t = sub.add_parser("tune", help="choose every method's settings on the OLD-item validation "
+                       "split (the same number of trials per method)")
     t.add_argument("--dataset", choices=list(DATASETS), required=True)
-    t.add_argument("--methods",
-                   default="backbone,metaemb,cvar,mwuf,emerflow-nollm,emerflow-nowarm")
+    t.add_argument("--methods", default="all", help="comma-separated method names, or 'all'")
+    t.add_argument("--trials", type=int, default=12,
+                   help="validation trials per method, drawn from its grid (default 12)")
+    t.add_argument("--seed", type=int, default=0, help="backbone seed and trial draw seed")
     t.add_argument("--data-root", type=Path, default=None)
     t.add_argument("--out", type=Path, default=Path("results"))
     t.add_argument("--cache-dir", type=Path, default=None)
@@ -171,6 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="emerflow")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
+    from engine.settings import get_settings
+
+    try:
+        get_settings()  # an invalid environment value: one clear line, before any work
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return int(args.func(args) or 0)
 
 

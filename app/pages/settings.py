@@ -1,7 +1,9 @@
 """Settings page: LLM provider, base URL, model, encoder, workspace directory, test connection.
 
-The API key only comes from the environment or .streamlit/secrets.toml and is shown as
-"set" / "not set", never as text.
+The operator's API key only comes from the environment or .streamlit/secrets.toml, is shown as
+"set" / "not set", and is only ever sent to the operator's endpoint. A base URL typed here is
+sent only the key typed with it (kept in this session's memory, never stored). URLs are shown
+with their credentials masked.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from app.state import (
     llm_choice,
     read_secrets,
 )
-from db.database import redacted, resolve_url
-from engine.config import EncoderConfig, emerflow_home
+from db.database import redacted
+from engine.augment.providers import redact_text, redact_url
+from engine.config import EncoderConfig
+from engine.settings import get_settings
 from engine.workspace import workspaces_dir
 
 st.title("Settings")
@@ -34,7 +38,7 @@ try:
     active = current_llm_settings()
 except ValueError as exc:
     active = None
-    st.error(f"The LLM settings from the environment are invalid: {exc}")
+    st.error(redact_text(f"The LLM settings from the environment are invalid: {exc}"))
 choice = llm_choice()
 with st.form("llm_form"):
     current_provider = choice.provider or (active.provider if active else "none")
@@ -44,39 +48,49 @@ with st.form("llm_form"):
                             format_func=lambda p: f"{p} — {PROVIDER_HELP.get(p, '')}",
                             key="set_provider")
     base_url = st.text_input("Base URL (OpenAI-compatible servers)",
-                             value=choice.base_url or (active.base_url or "" if active else ""),
-                             placeholder="http://127.0.0.1:8000/v1", key="set_base_url")
+                             value=choice.base_url or "",
+                             placeholder=redact_url(active.base_url if active else None)
+                             or "http://127.0.0.1:8000/v1", key="set_base_url",
+                             help="Empty: the operator's endpoint (OPENAI_BASE_URL) with the "
+                                  "operator's key. Another URL never receives that key.")
+    typed_key = st.text_input("API key for this base URL", type="password", value="",
+                              key="set_api_key",
+                              help="Only for a base URL typed above; kept in this session's "
+                                   "memory only, never stored or shown.")
     model = st.text_input("Model", value=choice.model or "", key="set_model",
                           placeholder=(active.model if active else ""),
                           help="Empty: the default for the provider (or EMERFLOW_LLM_MODEL).")
     if st.form_submit_button("Apply", type="primary"):
         new = LLMChoice(provider=provider, model=model.strip() or None,
-                        base_url=base_url.strip() or None)
+                        base_url=base_url.strip() or None,
+                        api_key=typed_key.strip() or (choice.api_key if base_url.strip()
+                                                      == (choice.base_url or "") else None))
         try:
             resolve_settings(new, read_secrets())
             st.session_state[LLM_KEY] = new
             st.success("LLM settings applied to this session.")
             active = current_llm_settings()
         except ValueError as exc:
-            st.error(f"Not applied: {exc}")
+            st.error(redact_text(f"Not applied: {exc}"))
 
 if active is not None:
     st.table(settings_summary(active))
-    st.caption("The API key is read only from the environment (OPENAI_API_KEY) or "
-               ".streamlit/secrets.toml; it is never shown or stored.")
+    st.caption("The operator's API key is read only from the environment (OPENAI_API_KEY) or "
+               ".streamlit/secrets.toml, is never shown or stored, and is only sent to the "
+               "operator's base URL (OPENAI_BASE_URL).")
 if st.button("Test connection", key="test_llm"):
     with st.spinner("Contacting the LLM…"):
         try:
             st.success(test_connection(current_llm_settings()))
         except (AugmentationError, ValueError) as exc:
-            st.error(f"Connection failed: {exc}")
+            st.error(redact_text(f"Connection failed: {exc}"))
 
 st.subheader("Encoder and storage")
 st.table({
     "text encoder": EncoderConfig().model,
     "workspace directory": str(workspaces_dir()),
-    "EMERFLOW_HOME": str(emerflow_home()),
-    "database": redacted(resolve_url()),
+    "EMERFLOW_HOME": str(get_settings().home),
+    "database": redact_url(redacted(get_settings().database_url_resolved())),
 })
 st.caption("Set EMERFLOW_HOME (workspaces, SQLite database) and DATABASE_URL before starting "
            "the app to change where data lives; a workspace remembers the encoder it was "

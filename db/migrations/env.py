@@ -52,7 +52,7 @@ def run_with_connection(connection: Connection) -> None:
 
 def run_migrations_offline() -> None:
     """Emit SQL to stdout instead of running it (``alembic upgrade --sql``)."""
-    url = config.get_main_option("sqlalchemy.url") or resolve_url()
+    url = resolve_url(config.get_main_option("sqlalchemy.url") or None)
     _configure(url=url, literal_binds=True, dialect_opts={"paramstyle": "named"})
     with context.begin_transaction():
         context.run_migrations()

@@ -42,9 +42,10 @@ class LocalModelError(RuntimeError):
 
 
 def emerflow_home() -> Path:
-    """``$EMERFLOW_HOME`` if set, else ``~/.emerflow``."""
-    env = os.environ.get("EMERFLOW_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".emerflow"
+    """``EMERFLOW_HOME`` of :func:`engine.settings.get_settings` (default ``~/.emerflow``)."""
+    from engine.settings import get_settings
+
+    return get_settings().home
 
 
 def default_model_dir() -> Path:

@@ -9,13 +9,13 @@ into :class:`AugmentationError` with a readable message that never contains the 
 from __future__ import annotations
 
 import logging
-import os
+import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -29,22 +29,50 @@ class AugmentationError(RuntimeError):
     """Feature augmentation failed; ``str(err)`` is a readable one-line reason for the user."""
 
 
-def _redact(text: str, secret: str | None) -> str:
-    if secret and len(secret) >= 4:
-        text = text.replace(secret, "***")
+#: Query parameters whose values are credentials (compared lower-case, ``-``/``_`` ignored).
+SECRET_QUERY_PARAMS = frozenset({
+    "apikey", "key", "token", "accesstoken", "authtoken", "secret", "password", "pass",
+    "pwd", "auth", "signature", "sig", "code", "clientsecret", "idtoken", "refreshtoken",
+})
+_URL_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s'\"<>]+")
+_USERINFO_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*://)([^/?#@]*@)")
+_QUERY_PARAM_RE = re.compile(r"([?&;])([^=&;#\s]+)=([^&;#\s]*)")
+
+
+def redact_url(url: str | None) -> str:
+    """``url`` with credentials masked: ``user:pass@`` becomes ``***@`` and the values of
+    credential query parameters (``api-key``, ``key``, ``token``, ...) become ``***``.
+
+    Safe to show, log or write. ``None`` gives ``""``.
+    """
+    if not url:
+        return ""
+    out = _USERINFO_RE.sub(lambda m: f"{m.group(1)}***@", url)
+
+    def _param(m: re.Match[str]) -> str:
+        name = m.group(2)
+        norm = re.sub(r"[-_]", "", name.lower())
+        if norm in SECRET_QUERY_PARAMS or norm.endswith(("key", "token", "secret", "password")):
+            return f"{m.group(1)}{name}=***"
+        return m.group(0)
+
+    return _QUERY_PARAM_RE.sub(_param, out)
+
+
+def redact_text(text: str, *secrets: str | None) -> str:
+    """``text`` with every URL's credentials masked and each of ``secrets`` replaced."""
+    text = _URL_RE.sub(lambda m: redact_url(m.group(0)), text)
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
     return text
 
 
+def _redact(text: str, secret: str | None) -> str:
+    return redact_text(text, secret)
+
+
 # Settings ------------------------------------------------------------------------------------
-
-
-def _parse_bool(label: str, value: str) -> bool:
-    v = value.strip().lower()
-    if v in ("1", "true", "yes", "on"):
-        return True
-    if v in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{label} must be a boolean (true/false), got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -67,7 +95,7 @@ class LLMSettings:
             SmolLM2-135M fills 16 movie items in 65 s at 4, 35 s at 16).
     """
 
-    provider: str = "openai"
+    provider: str = "none"
     model: str = DEFAULT_OPENAI_MODEL
     base_url: str | None = None
     api_key: str | None = field(default=None, repr=False)
@@ -98,21 +126,6 @@ class LLMSettings:
         if self.base_url is not None and not self.base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {self.base_url!r}")
 
-    #: Environment variable -> field name.
-    ENV: ClassVar[dict[str, str]] = {
-        "EMERFLOW_LLM_PROVIDER": "provider",
-        "EMERFLOW_LLM_MODEL": "model",
-        "OPENAI_BASE_URL": "base_url",
-        "EMERFLOW_LLM_BASE_URL": "base_url",
-        "OPENAI_API_KEY": "api_key",
-        "EMERFLOW_LLM_TIMEOUT": "timeout_s",
-        "EMERFLOW_LLM_MAX_RETRIES": "max_retries",
-        "EMERFLOW_LLM_TEMPERATURE": "temperature",
-        "EMERFLOW_LLM_JSON_MODE": "json_mode",
-        "EMERFLOW_LLM_MAX_TOKENS": "max_tokens",
-        "EMERFLOW_LLM_BATCH_SIZE": "batch_size",
-    }
-
     @classmethod
     def from_env(
         cls,
@@ -122,48 +135,50 @@ class LLMSettings:
     ) -> LLMSettings:
         """Settings from ``secrets`` (e.g. Streamlit secrets; wins) then the environment.
 
-        Variables: ``EMERFLOW_LLM_PROVIDER``, ``EMERFLOW_LLM_MODEL``, ``OPENAI_BASE_URL`` (or
-        ``EMERFLOW_LLM_BASE_URL``), ``OPENAI_API_KEY``, ``EMERFLOW_LLM_TIMEOUT``,
-        ``EMERFLOW_LLM_MAX_RETRIES``, ``EMERFLOW_LLM_TEMPERATURE``, ``EMERFLOW_LLM_JSON_MODE``,
-        ``EMERFLOW_LLM_MAX_TOKENS``, ``EMERFLOW_LLM_BATCH_SIZE``. ``overrides`` (None values
-        ignored) win over both.
+        The environment is read through :func:`engine.settings.get_settings` (``env`` replaces
+        it, for tests). Variables: ``EMERFLOW_LLM_PROVIDER`` (default ``none``),
+        ``EMERFLOW_LLM_MODEL``, ``OPENAI_BASE_URL`` (or ``EMERFLOW_LLM_BASE_URL``),
+        ``OPENAI_API_KEY``, ``EMERFLOW_LLM_TIMEOUT``, ``EMERFLOW_LLM_MAX_RETRIES``,
+        ``EMERFLOW_LLM_TEMPERATURE``, ``EMERFLOW_LLM_JSON_MODE``, ``EMERFLOW_LLM_MAX_TOKENS``,
+        ``EMERFLOW_LLM_BATCH_SIZE``. ``overrides`` (None values ignored) win over both.
         For ``provider=local`` without a model, the prepared SmolLM2 directory is used.
 
         Raises:
             ValueError: a variable has an invalid value (the message names the variable,
                 never the key's value).
         """
-        env = os.environ if env is None else env
-        sources = [env, secrets or {}]
-        values: dict[str, Any] = {}
-        for src in sources:  # later sources win
-            for var, name in cls.ENV.items():
-                raw = src.get(var)
-                if raw is None or str(raw).strip() == "":
-                    continue
-                values[name] = (var, str(raw).strip())
-        kwargs: dict[str, Any] = {}
-        types = {f.name: f.type for f in fields(cls)}
-        for name, (var, raw) in values.items():
-            kind = types[name]
-            try:
-                if kind == "float":
-                    kwargs[name] = float(raw)
-                elif kind == "int":
-                    kwargs[name] = int(raw)
-                elif kind == "bool":
-                    kwargs[name] = _parse_bool(var, raw)
-                else:
-                    kwargs[name] = raw
-            except ValueError:
-                raise ValueError(f"{var} has an invalid value") from None
+        from engine.settings import Settings, get_settings
+
+        if env is None:
+            app = get_settings(secrets)
+        else:
+            app = Settings.from_mapping({**env, **dict(secrets or {})})
+        return cls.from_settings(app, **overrides)
+
+    @classmethod
+    def from_settings(cls, app: Any, **overrides: Any) -> LLMSettings:
+        """LLM settings from an :class:`engine.settings.Settings` (``overrides`` win)."""
+        kwargs: dict[str, Any] = {
+            "provider": app.llm_provider,
+            "base_url": app.openai_base_url,
+            "api_key": app.openai_api_key.get_secret_value() if app.openai_api_key else None,
+            "timeout_s": app.llm_timeout,
+            "max_retries": app.llm_max_retries,
+            "temperature": app.llm_temperature,
+            "json_mode": app.llm_json_mode,
+            "max_tokens": app.llm_max_tokens,
+            "batch_size": app.llm_batch_size,
+        }
+        if app.llm_model:
+            kwargs["model"] = app.llm_model
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
         kwargs.update({k: v for k, v in overrides.items() if v is not None})
-        provider = kwargs.get("provider", "openai")
+        provider = kwargs.get("provider", "none")
         if "model" not in kwargs:
             if provider == "local":
-                from engine.augment.local_model import default_model_dir
+                from engine.augment.local_model import SMOLLM2_DIRNAME
 
-                kwargs["model"] = str(default_model_dir())
+                kwargs["model"] = str(app.home / "models" / SMOLLM2_DIRNAME)
             elif provider == "none":
                 kwargs["model"] = "none"
         return cls(**kwargs)
@@ -175,6 +190,7 @@ class LLMSettings:
     def public_dict(self) -> dict[str, Any]:
         """All settings except the API key (safe to log, show or store)."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "api_key"}
+        out["base_url"] = redact_url(self.base_url) or None
         out["api_key_set"] = bool(self.api_key)
         return out
 
@@ -285,7 +301,7 @@ class OpenAIProvider(LLMProvider):
         return self._json_mode
 
     def _where(self) -> str:
-        return self.settings.base_url or "the OpenAI API"
+        return redact_url(self.settings.base_url) or "the OpenAI API"
 
     def _create(self, system: str, user: str, json_mode: bool) -> Any:
         kwargs: dict[str, Any] = {

@@ -6,7 +6,6 @@ beside the working directory is NOT assumed: pass it explicitly or set ``EMERFLO
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,13 +38,15 @@ def data_root(root: Path | None = None) -> Path:
     """The directory holding real datasets: ``root``, else ``$EMERFLOW_DATA``."""
     if root is not None:
         return root
-    env = os.environ.get("EMERFLOW_DATA")
-    if not env:
+    from engine.settings import get_settings
+
+    env = get_settings().data
+    if env is None:
         raise FileNotFoundError(
             "no data directory: pass --data-root or set EMERFLOW_DATA to the folder holding "
             "movielens-1m/ and disgenet/ (as in shared/data)"
         )
-    return Path(env).expanduser()
+    return env
 
 
 def _movielens(root: Path | None) -> Dataset:

@@ -7,7 +7,6 @@ The files are the ones described in each data folder's ``SOURCE.md``; none is co
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,7 +75,10 @@ class KnowledgeSources:
 def sources_from_env(root: str | Path | None = None) -> KnowledgeSources | None:
     """The knowledge under ``root``, else ``$EMERFLOW_DATA``; None when neither is set or the
     folder does not exist."""
-    value = str(root) if root is not None else os.environ.get("EMERFLOW_DATA", "")
+    from engine.settings import get_settings
+
+    data = get_settings().data
+    value = str(root) if root is not None else str(data) if data is not None else ""
     if not value.strip():
         return None
     path = Path(value).expanduser()

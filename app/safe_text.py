@@ -1,0 +1,25 @@
+"""Show user and LLM text as text: Markdown neutralized for Streamlit's markdown elements.
+
+Streamlit renders ``st.markdown``, ``st.caption``, ``st.success``/``st.error``/... and
+``st.title`` as Markdown, so an item name like ``![t](http://host/x.png)`` would make every
+viewer's browser fetch that URL. :func:`md` escapes every Markdown-significant character so
+the text is displayed literally (HTML is never enabled). No streamlit import here.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: Characters with a meaning in CommonMark/GFM (and Streamlit's ``:color[...]``/``$math$``).
+_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$&=\"'^%@])")
+
+
+def md(text: object) -> str:
+    """``text`` escaped so that Markdown shows it literally (one line: newlines kept as spaces
+    would change nothing visible, so they are replaced to keep block syntax from starting)."""
+    s = str(text)
+    s = s.replace("\r", " ").replace("\n", " ")
+    return _SPECIAL.sub(r"\\\1", s)
+
+
+__all__ = ["md"]
