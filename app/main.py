@@ -6,6 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from app.errors import user_message
 from app.state import ANALYST_KEY, ITEM_KEY, WORKSPACE_KEY
 
 PAGES = Path(__file__).resolve().parent / "pages"
@@ -30,5 +31,9 @@ with st.sidebar:
     st.text_input("Analyst", key=ANALYST_KEY, placeholder="your name",
                   help="Recorded with every feature edit and decision.")
     ws_name = st.session_state.get(WORKSPACE_KEY)
-    st.caption(f"Workspace: {ws_name or '—'} · item: #{st.session_state.get(ITEM_KEY) or '—'}")
-navigation.run()
+    st.text(f"Workspace: {ws_name or '—'} · item: #{st.session_state.get(ITEM_KEY) or '—'}")
+try:
+    navigation.run()
+except Exception as exc:  # noqa: BLE001 - users get a sentence, the log gets the traceback
+    # (st.stop / st.rerun raise BaseException subclasses, which pass through untouched)
+    st.error(user_message(exc, "This page"))

@@ -1,10 +1,20 @@
-"""The ``emerflow`` command line. Subcommand modules register themselves on the parser."""
+"""The ``emerflow`` command line. Subcommand modules register themselves on the parser.
+
+The dashboard is started with every server option passed explicitly (Streamlit reads
+``.streamlit/config.toml`` only from the working directory): it binds 127.0.0.1 unless
+``--address`` says otherwise, runs headless and shows users no tracebacks, from any directory.
+A failing command prints one ``error:`` line; the traceback goes to
+``$EMERFLOW_HOME/logs/emerflow.log``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import subprocess
 import sys
+import tomllib
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,11 +47,48 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(f"{ws.dataset.label}: ready, model {ws.model_version}")
     if args.no_app:
         return 0
-    return _run_app([])
+    return _run_app(app_options(args.address, args.port))
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+#: Options that make the dashboard safe wherever it is started (they win over config.toml).
+SAFE_APP_OPTIONS: dict[str, str] = {
+    "server.address": "127.0.0.1",
+    "server.headless": "true",
+    "server.runOnSave": "false",
+    "server.fileWatcherType": "none",
+    "client.showErrorDetails": "none",
+    "client.toolbarMode": "minimal",
+    "browser.gatherUsageStats": "false",
+}
+DEFAULT_PORT = 8501
+
+
+def app_options(address: str | None = None, port: int | None = None) -> list[str]:
+    """``streamlit run`` flags: the repository's ``.streamlit/config.toml`` (theme...), then
+    :data:`SAFE_APP_OPTIONS`, then ``address`` / ``port`` when given."""
+    opts: dict[str, str] = {}
+    config = REPO_ROOT / ".streamlit" / "config.toml"
+    try:
+        doc = tomllib.loads(config.read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        doc = {}
+    for section, values in doc.items():
+        if isinstance(values, dict):
+            for key, value in values.items():
+                if isinstance(value, bool):
+                    value = str(value).lower()
+                opts[f"{section}.{key}"] = str(value)
+    opts.update(SAFE_APP_OPTIONS)
+    opts["server.port"] = str(port if port is not None else opts.get("server.port",
+                                                                       DEFAULT_PORT))
+    if address:
+        opts["server.address"] = address
+    return [f"--{k}={v}" for k, v in opts.items()]
 
 
 def _run_app(extra: Sequence[str]) -> int:
-    main = Path(__file__).resolve().parents[1] / "app" / "main.py"
+    main = REPO_ROOT / "app" / "main.py"
     if not main.is_file():
         print(f"error: the app entry point {main} is missing", file=sys.stderr)
         return 2
@@ -50,8 +97,7 @@ def _run_app(extra: Sequence[str]) -> int:
 
 
 def _cmd_app(args: argparse.Namespace) -> int:
-    extra = ["--server.port", str(args.port), "--server.address", args.address]
-    return _run_app(extra)
+    return _run_app(app_options(args.address, args.port))
 
 
 def _cmd_data_check(args: argparse.Namespace) -> int:
@@ -68,11 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="build the demo workspaces (first run) and open the app")
     p.add_argument("--no-app", action="store_true", help="only build/load the demo workspaces")
+    _add_address(p)
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("app", help="open the dashboard")
-    p.add_argument("--port", type=int, default=8501)
-    p.add_argument("--address", default="127.0.0.1")
+    _add_address(p)
     p.set_defaults(func=_cmd_app)
 
     p = sub.add_parser("build", help="train and save the workspace of a dataset")
@@ -93,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     _register_optional(sub)
     return parser
+
+
+def _add_address(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--address", default="127.0.0.1",
+                   help="interface to listen on (default 127.0.0.1: this machine only)")
 
 
 def _register_optional(sub: argparse._SubParsersAction) -> None:
@@ -116,14 +168,46 @@ def _register_optional(sub: argparse._SubParsersAction) -> None:
         bench_cli.register(sub)
 
 
+def _log_failure(exc: BaseException) -> Path | None:
+    """Append the traceback to ``$EMERFLOW_HOME/logs/emerflow.log``; its path, or None."""
+    try:
+        from engine.settings import get_settings
+
+        path = get_settings().home / "logs" / "emerflow.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write("".join(traceback.format_exception(exc)))
+        return path
+    except Exception:  # noqa: BLE001 - logging must never hide the original error
+        return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from engine.augment.providers import redact_text
+    from engine.settings import get_settings
+
+    try:
+        get_settings()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         return int(args.func(args) or 0)
     except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one readable line, details in the log
+        logging.getLogger("emerflow").debug("command failed", exc_info=exc)
+        where = _log_failure(exc)
+        detail = f" (details in {where})" if where else ""
+        print(f"error: {type(exc).__name__}: {redact_text(str(exc))[:300]}{detail}",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -210,3 +210,95 @@ def test_settings_read_once_and_invalid_values_named(monkeypatch: pytest.MonkeyP
     with pytest.raises(ValueError, match="EMERFLOW_LLM_TIMEOUT") as err:
         Settings.from_mapping({"EMERFLOW_LLM_TIMEOUT": "soon", "OPENAI_API_KEY": SERVER_KEY})
     assert SERVER_KEY not in str(err.value)
+
+
+# ---- 3. every entry point binds 127.0.0.1, from any directory; no tracebacks for users --------
+def test_app_options_bind_loopback_and_hide_errors_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.cli import app_options, build_parser
+
+    monkeypatch.chdir(tmp_path)  # no .streamlit/config.toml here
+    opts = app_options()
+    assert "--server.address=127.0.0.1" in opts and "--server.headless=true" in opts
+    assert "--client.showErrorDetails=none" in opts
+    assert "--server.address=0.0.0.0" in app_options("0.0.0.0")  # only when asked
+    for command in ("demo", "app"):
+        args = build_parser().parse_args([command])
+        assert args.address == "127.0.0.1"
+
+
+def _listening_addresses(port: int) -> set[str]:
+    out = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            addr, hexport = local.rsplit(":", 1)
+            if int(hexport, 16) == port and state == "0A":  # LISTEN
+                out.add(addr)
+    return out
+
+
+@pytest.mark.slow
+def test_emerflow_demo_started_elsewhere_listens_on_loopback_only(
+    demo_env: Path, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.llm_server import free_port
+
+    port = free_port()
+    env = {k: v for k, v in __import__("os").environ.items()}
+    env["EMERFLOW_HOME"] = str(demo_env)  # demo workspaces already built
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from engine.cli import main; main()", "demo", "--port",
+         str(port)], cwd=tmp_path, env={**env, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
+                                            timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, "the app exited"
+            assert time.monotonic() < deadline, "the app did not start"
+            time.sleep(0.5)
+        addrs = _listening_addresses(port)
+        assert addrs, "no listening socket found"
+        loopback = {"0100007F", "00000000000000000000000001000000"}
+        assert addrs <= loopback, addrs
+    finally:
+        import os
+        import signal
+
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_cli_failures_are_one_line_with_details_in_the_log(
+    emerflow_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import engine.cli as cli
+
+    def boom(args: object) -> int:
+        raise RuntimeError("kaboom at http://u:pw-secret-1@h/x")
+
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser._subparsers._group_actions[0].choices["app"].set_defaults(func=boom)
+    assert cli.main(["app"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: RuntimeError: kaboom") and "Traceback" not in err
+    assert "pw-secret-1" not in err
+    assert "Traceback" in (emerflow_home / "logs" / "emerflow.log").read_text()
