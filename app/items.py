@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from app import flows
+from app import flows, lookup
 from db import repository as repo
 from db.repository import ItemRecord
 from engine.data.demo import ML_GENRES
@@ -24,6 +24,7 @@ from engine.schema import DESCRIPTION, DISEASE, MOVIE, MULTI_SEP, NAME
 from engine.workspace import Workspace
 
 CUI_RE = re.compile(r"^C\d{7}$")
+TITLE_YEAR_RE = re.compile(r"^(.*\S)\s*\((\d{4})\)\s*$")
 MIN_YEAR, MAX_YEAR = 1870, 2100
 SYNONYMS = "synonyms"
 
@@ -88,11 +89,17 @@ def _mesh_names(classes: Sequence[str]) -> str:
 def disease_input(*, name: str, cui: str = "", disease_type: str = "",
                   mesh_classes: Sequence[str] | str = (), semantic_type: str = "",
                   description: str = "", synonyms: str = "",
-                  analyst: str = "analyst") -> NewItemInput:
+                  analyst: str = "analyst", phenotypes: Sequence[str] = (),
+                  resolution: lookup.DiseaseResolution | None = None) -> NewItemInput:
     """Validate the disease form.
 
+    ``resolution`` (from :func:`app.lookup.resolve_disease`) adds the concept's curated ids
+    (UMLS, OMIM, Orphanet, MeSH, DO) as features; ``phenotypes`` (HPO labels or ids) become the
+    ``phenotypes`` feature the encoder reads (names) and ``phenotype_ids`` (ids); values equal
+    to the curated ones keep their curated tag, edited ones are the analyst's.
+
     Raises:
-        ValueError: empty name or a malformed UMLS CUI.
+        ValueError: empty name, a malformed UMLS CUI or an unknown HPO term.
     """
     name = (name or "").strip()
     if not name:
@@ -105,8 +112,12 @@ def disease_input(*, name: str, cui: str = "", disease_type: str = "",
         "semantic_type": (semantic_type or "").strip(),
         DESCRIPTION: (description or "").strip(),
     }
-    return NewItemInput(name=name, external_id=validate_cui(cui), features=features,
-                        extra_features=synonyms_feature(synonyms, analyst))
+    cui_value = validate_cui(cui)
+    if resolution is not None and cui_value != resolution.record.cui:
+        resolution = None  # the analyst typed another CUI: the lookup no longer applies
+    extra = lookup.disease_features(resolution, phenotypes, synonyms, analyst)
+    return NewItemInput(name=name, external_id=cui_value, features=features,
+                        extra_features=extra)
 
 
 def movie_input(*, title: str, year: int | float | str | None = None,
@@ -119,6 +130,9 @@ def movie_input(*, title: str, year: int | float | str | None = None,
     title = (title or "").strip()
     if not title:
         raise ValueError("Movie title is required.")
+    m = TITLE_YEAR_RE.match(title)
+    if m and year in (None, ""):
+        year = m.group(2)  # catalogue style "Heat (1995)": the year comes from the title
     year_value: int | None = None
     if year not in (None, ""):
         try:
@@ -148,7 +162,9 @@ def create(db: Engine, ws: Workspace, data: NewItemInput, *, analyst: str = "ana
         flows.DuplicateItemError: an item with the same name or external id exists.
         ValueError: invalid input.
     """
-    known = {s.name for s in ws.dataset.item_features}
+    # the description has no dataset feature in DisGeNET: kept (as an analyst feature by
+    # flows.new_item) instead of being dropped
+    known = {s.name for s in ws.dataset.item_features} | {DESCRIPTION, "year"}
     features = {k: v for k, v in data.features.items() if k in known}
     return flows.new_item(db, ws, name=data.name, features=features,
                           external_id=data.external_id, analyst=analyst or "analyst",

@@ -104,9 +104,10 @@ def test_curated_features_tagged(kn):
     rec = kn.resolve_disease("OMIM:154700")[0]
     feats = {f["name"]: f for f in curated_features(rec, kn.phenotypes_of(rec.cui))}
     assert feats["phenotypes"]["value"].startswith("Micrognathia; Esotropia")
-    assert feats["phenotypes"]["source"] == curated_tag("hpo") and feats["phenotypes"]["keep"]
+    assert feats["phenotypes"]["curated"] == curated_tag("hpo") and feats["phenotypes"]["keep"]
+    assert feats["phenotypes"]["source"] == "dataset"
     assert feats["omim_ids"]["value"] == "OMIM:154700" and not feats["omim_ids"]["keep"]
-    assert feats["synonyms"]["source"] == curated_tag("disease_mappings")
+    assert feats["synonyms"]["curated"] == curated_tag("disease_mappings")
     assert "phenotypes" not in {f["name"] for f in curated_features(rec, [])}
 
 

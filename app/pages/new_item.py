@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import flows, items
+from app import flows, items, lookup
 from app.state import (
     ITEM_KEY,
     analyst_name,
@@ -16,6 +16,7 @@ from app.state import (
 from engine.schema import DISEASE
 
 PENDING = "pending_new_item"  #: validated input waiting for a duplicate decision
+RESOLVED = "nd_resolved"  #: the DiseaseResolution the form was pre-filled from
 
 st.title("New item")
 ws = current_workspace()
@@ -42,8 +43,58 @@ def _create(data: items.NewItemInput, allow_duplicate: bool = False) -> None:
     except ValueError as exc:
         st.error(str(exc))
         return
+    st.session_state.pop(RESOLVED, None)
     _open(item.id, f"Created {item.name} (#{item.id}). Review its features next.")
 
+
+def _prefill(res: lookup.DiseaseResolution) -> None:
+    """Fill the disease form from a resolved concept (all fields stay editable)."""
+    st.session_state[RESOLVED] = res
+    st.session_state["nd_name"] = res.record.name
+    st.session_state["nd_cui"] = res.record.cui
+    st.session_state["nd_syn"] = res.synonyms_text
+    st.session_state["nd_pheno"] = res.phenotype_labels
+    for key, feature in (("nd_type", "disease_type"), ("nd_semantic", "semantic_type")):
+        value = res.known.get(feature, "")
+        if value in items.domain_vocab(ws, feature):
+            st.session_state[key] = value
+    mesh = [c for c in res.known.get("disease_class", "").split("|") if c]
+    if mesh:
+        st.session_state["nd_mesh"] = mesh
+
+
+# ---- disease lookup ----------------------------------------------------------------------------
+if ws.domain == DISEASE:
+    kn = lookup.knowledge()
+    if kn.diseases is None:
+        st.caption("Disease lookup and HPO phenotypes need EMERFLOW_DATA pointing at a folder "
+                   "with disgenet/disease_mappings.tsv and hpo/.")
+    else:
+        st.subheader("Find a disease")
+        query = st.text_input("Name, synonym or id (UMLS CUI, OMIM:, ORPHA:, MeSH, DOID:)",
+                              key="nd_lookup", placeholder="e.g. Marfan syndrome or OMIM:154700")
+        matches = lookup.disease_suggestions(query) if query.strip() else []
+        pick = None
+        if matches:
+            pick = st.selectbox(f"Matches ({len(matches)})", matches, index=None,
+                                key="nd_lookup_pick",
+                                placeholder="pick a match, or resolve what you typed")
+        if st.button("Resolve and fill the form", key="nd_resolve",
+                     disabled=not (query.strip() or pick)):
+            try:
+                _prefill(lookup.resolve_disease(pick or query, ws))
+            except (ValueError, LookupError) as exc:
+                st.error(str(exc))
+        res = st.session_state.get(RESOLVED)
+        if isinstance(res, lookup.DiseaseResolution):
+            st.text(f"Resolved: {res.record.label} · {len(res.record.synonyms)} synonym(s) · "
+                    f"{len(res.phenotypes)} HPO phenotype(s)")
+            others = [c.label for c in res.candidates[1:]]
+            if others:
+                st.text("The id also maps to: " + "; ".join(others[:6])
+                        + " (type its CUI to use it instead)")
+            st.dataframe(res.links_frame(), hide_index=True, width="stretch",
+                         column_config={"link": st.column_config.LinkColumn("link")})
 
 # ---- the form ----------------------------------------------------------------------------------
 with st.form("new_item_form"):
@@ -63,6 +114,12 @@ with st.form("new_item_form"):
         desc = st.text_area("Description", key="nd_desc", height=90,
                             placeholder="What is known: mechanism, organ system, phenotype…")
         syn = st.text_input("Synonyms (comma separated)", key="nd_syn")
+        base = lookup.hpo_options()
+        chosen = [v for v in st.session_state.get("nd_pheno", []) if v not in set(base)]
+        pheno = st.multiselect("Phenotypes (HPO terms: type a name or an HP id)",
+                               [*chosen, *base], key="nd_pheno", accept_new_options=True,
+                               help="Pre-filled from the HPO annotations of a resolved disease; "
+                                    "add or remove terms freely.")
     else:
         st.subheader("New movie")
         c1, c2 = st.columns([3, 1])
@@ -77,9 +134,12 @@ with st.form("new_item_form"):
 if submitted:
     try:
         if ws.domain == DISEASE:
+            res = st.session_state.get(RESOLVED)
             data = items.disease_input(name=name, cui=cui, disease_type=dtype, mesh_classes=mesh,
                                        semantic_type=sem, description=desc, synonyms=syn,
-                                       analyst=analyst_name())
+                                       analyst=analyst_name(), phenotypes=pheno,
+                                       resolution=res if isinstance(
+                                           res, lookup.DiseaseResolution) else None)
         else:
             data = items.movie_input(title=name, year=year, genres=genres, description=desc)
     except ValueError as exc:

@@ -62,6 +62,9 @@ CURATED_FEATURES: dict[str, str] = {
 #: encoder reads (ids carry no meaning for a sentence encoder).
 ID_FEATURES = ("phenotype_ids", "umls_cui", "omim_ids", "orphanet_ids", "mesh_ids", "do_ids")
 MAX_SYNONYMS = 12
+#: ``source`` of curated feature dicts, and the key holding their ``"curated: ..."`` tag.
+CURATED_SOURCE = "dataset"
+CURATED_KEY = "curated"
 
 
 @dataclass
@@ -127,7 +130,9 @@ def curated_features(rec: DiseaseRecord, phenotypes: list[HpoTerm] | None = None
     """Feature dicts (``name``, ``descriptor``, ``value``, ``source``, ``keep``) for a resolved
     disease: synonyms, HPO phenotypes (names, then ids), UMLS/OMIM/Orphanet/MeSH/DO ids.
 
-    ``source`` is the curated tag of the file each value came from; empty values are omitted.
+    ``source`` is ``"dataset"`` (the feature-source vocabulary of the database is dataset / llm /
+    analyst) and the extra key ``curated`` holds the tag of the file each value came from
+    (``"curated: <file, version>"``); empty values are omitted.
     """
     del sources  # the tags name the files by key; kept for a future per-root version
     maps, hpo = curated_tag("disease_mappings"), curated_tag("hpo")
@@ -147,12 +152,14 @@ def curated_features(rec: DiseaseRecord, phenotypes: list[HpoTerm] | None = None
         value, source = values.get(name, ("", ""))
         if value:
             out.append({"name": name, "descriptor": descriptor, "value": value,
-                        "source": source, "keep": name not in ID_FEATURES})
+                        "source": CURATED_SOURCE, CURATED_KEY: source,
+                        "keep": name not in ID_FEATURES})
     return out
 
 
 __all__ = [
-    "CURATED_FEATURES", "CURATED_PREFIX", "HPO_URL", "ID_FEATURES", "KNOWLEDGE_FILES",
+    "CURATED_FEATURES", "CURATED_KEY", "CURATED_PREFIX", "CURATED_SOURCE", "HPO_URL",
+    "ID_FEATURES", "KNOWLEDGE_FILES",
     "AmbiguousGeneError", "DiseaseIndex", "DiseaseNotFoundError", "DiseaseRecord",
     "GeneLookupError", "GeneRecord", "GeneResolver", "HpoTerm", "HpoTerms", "Knowledge",
     "KnowledgeSources", "UnknownGeneError", "curated_features", "curated_tag", "disease_links",

@@ -1,0 +1,110 @@
+"""The biomedical analyst's page elements through AppTest: disease lookup and phenotypes on New
+item, curated values on Features, evidence on Predictions, confirming genes by symbol on
+Feedback, the Workspace page's readable table. Knowledge comes from tests/fixtures/knowledge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import app as app_pkg
+from app.state import ITEM_KEY, WORKSPACE_KEY
+
+st_testing = pytest.importorskip("streamlit.testing.v1")
+AppTest = st_testing.AppTest
+MAIN = str(Path(app_pkg.__file__).resolve().parent / "main.py")
+KNOWLEDGE = Path(__file__).resolve().parent / "fixtures" / "knowledge"
+TIMEOUT = 90
+
+
+def open_page(page: str | None = None, **state) -> AppTest:
+    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT)
+    for k, v in state.items():
+        at.session_state[k] = v
+    at.run()
+    if page:
+        at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch):
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "EMERFLOW_LLM_PROVIDER",
+                "EMERFLOW_LLM_BASE_URL", "EMERFLOW_LLM_MODEL", "EMERFLOW_RESULTS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("EMERFLOW_DATA", str(KNOWLEDGE))
+
+
+def _features(item_id: int) -> dict[str, dict]:
+    from app.state import get_db
+    from db import repository as repo
+
+    fv = repo.latest_feature_version(get_db(), item_id)
+    return {f["name"]: f for f in fv.features}
+
+
+def test_new_item_omim_fills_synonyms_and_phenotypes_in_one_step(demo_env):
+    at = open_page("new_item", **{WORKSPACE_KEY: "demo-diseases"})
+    at.text_input(key="nd_lookup").input("OMIM:154700").run()
+    at.button(key="nd_resolve").click().run()
+    assert not at.exception and not at.error
+    assert at.text_input(key="nd_name").value == "Marfan Syndrome"
+    assert at.text_input(key="nd_cui").value == "C0024796"
+    assert "Marfan syndrome type 1" in at.text_input(key="nd_syn").value
+    assert at.multiselect(key="nd_pheno").value[0] == "Micrognathia (HP:0000347)"
+    assert len(at.multiselect(key="nd_pheno").value) == 6
+    assert "Resolved: Marfan Syndrome (C0024796)" in texts(at.text)
+    links = at.dataframe[0].value
+    assert {"UMLS", "OMIM", "Orphanet", "MeSH"} <= set(links["vocabulary"])
+    assert "https://omim.org/entry/154700" in set(links["link"])
+    # the analyst removes one phenotype and adds one by id, writes a description
+    at.multiselect(key="nd_pheno").unselect("Esotropia (HP:0000565)")
+    at.multiselect(key="nd_pheno").select("Cataract (HP:0000518)")
+    at.text_area(key="nd_desc").input("Connective tissue disorder.")
+    at.form_submit_button[0].click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    feats = _features(at.session_state[ITEM_KEY])
+    assert feats["description"]["value"] == "Connective tissue disorder."
+    ph = feats["phenotypes"]
+    assert ph["source"] == "analyst" and "Cataract" in ph["value"] and "Esotropia" not in ph[
+        "value"]
+    assert ph["curated_value"].startswith("Micrognathia; Esotropia")
+    assert feats["synonyms"]["curated"].startswith("curated: disease_mappings.tsv")
+    assert feats["omim_ids"]["value"] == "OMIM:154700" and not feats["omim_ids"]["keep"]
+    assert "HP:0000518" in feats["phenotype_ids"]["value"]
+
+
+def test_new_item_lookup_autocomplete_and_errors(demo_env):
+    at = open_page("new_item", **{WORKSPACE_KEY: "demo-diseases"})
+    at.text_input(key="nd_lookup").input("marf").run()
+    assert at.selectbox(key="nd_lookup_pick").options[0] == "Marfan Syndrome (C0024796)"
+    at.selectbox(key="nd_lookup_pick").select("Marfan Syndrome (C0024796)").run()
+    at.button(key="nd_resolve").click().run()
+    assert at.text_input(key="nd_cui").value == "C0024796"
+    at.text_input(key="nd_lookup").input("ORPHA:999999999").run()
+    at.button(key="nd_resolve").click().run()
+    assert "ORPHA:999999999 is not in the disease mappings" in texts(at.error)
+    # a typed HPO id that is not a term is a readable error on create
+    at.multiselect(key="nd_pheno").select("wobbly knees")
+    at.form_submit_button[0].click().run()
+    assert "Unknown HPO term 'wobbly knees'" in texts(at.error)
+
+
+def test_new_item_without_data_root_explains(demo_env, monkeypatch):
+    monkeypatch.delenv("EMERFLOW_DATA")
+    at = open_page("new_item", **{WORKSPACE_KEY: "demo-diseases"})
+    assert "Disease lookup and HPO phenotypes need EMERFLOW_DATA" in texts(at.caption)
+
+
+def test_movie_year_from_catalogue_title(demo_env):
+    at = open_page("new_item", **{WORKSPACE_KEY: "demo-movies"})
+    at.text_input(key="nm_title").input("Heat (1995)")
+    at.form_submit_button[0].click().run()
+    assert not at.error
+    assert _features(at.session_state[ITEM_KEY])["year"]["value"] == "1995"
