@@ -127,9 +127,12 @@ def _cmd_tune(args: argparse.Namespace) -> int:
                 f"--trials {args.trials}", f"--seed {args.seed}"]),
            "methods": result}
     previous = {}
-    if out.is_file():  # tuning rounds of other methods are kept
+    if out.is_file():  # other methods' rounds under the same criterion and budget are kept
         try:
-            previous = json.loads(out.read_text()).get("methods", {})
+            old = json.loads(out.read_text())
+            if (old.get("criterion"), old.get("trials_per_method")) == (
+                    doc["criterion"], doc["trials_per_method"]):
+                previous = old.get("methods", {})
         except (OSError, ValueError):
             previous = {}
     doc["methods"] = {**previous, **result}

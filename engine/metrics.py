@@ -78,3 +78,125 @@ def evaluate(
         "f1": f1,
         "item_auc": float(item_auc.mean()) if len(item_auc) else float("nan"),
     }
+
+
+#: Full-catalog ranking metrics recorded per phase (protocol.md "Full-catalog ranking").
+RANKING_KEYS: tuple[str, ...] = ("recall@20", "recall@100", "ndcg@100")
+
+
+def ranking_metrics(
+    scores: np.ndarray,
+    relevant: np.ndarray,
+    exclude: np.ndarray,
+    candidate_mask: np.ndarray,
+    ks: Sequence[int] = (20, 100),
+) -> dict[str, np.ndarray]:
+    """Per-item full-catalog ranking metrics (binary gains), vectorized over items.
+
+    Every candidate target of an item is ranked by score (higher first); targets outside
+    ``candidate_mask`` and targets in ``exclude`` (the item's positives already seen in its
+    phase batches) are not ranked.
+
+    Args:
+        scores: ``[M, N]`` score of every target for each item (higher = better).
+        relevant: ``[M, N]`` bool, the item's test positives.
+        exclude: ``[M, N]`` bool, targets never ranked for that item (seen positives).
+        candidate_mask: ``[N]`` bool, the catalog (targets eligible for every item).
+        ks: cut-offs; Recall@k for every k, NDCG at the largest k.
+
+    Returns:
+        ``{"recall@k": [M] for each k, "ndcg@K": [M]}`` with K = max(ks). Recall@k = hits in
+        the top k / number of test positives (all of them, ranked or not); NDCG@K = DCG of the
+        top K / DCG of an ideal top K holding min(#test positives, K) hits. Items without test
+        positives get NaN.
+
+    Raises:
+        ValueError: shapes disagree, ks empty or not positive, or scores not finite.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    rel = np.asarray(relevant, dtype=bool)
+    exc = np.asarray(exclude, dtype=bool)
+    cand = np.asarray(candidate_mask, dtype=bool)
+    if s.ndim != 2 or rel.shape != s.shape or exc.shape != s.shape or cand.shape != s.shape[1:]:
+        raise ValueError(
+            f"ranking_metrics: shapes differ (scores {s.shape}, relevant {rel.shape}, "
+            f"exclude {exc.shape}, candidate_mask {cand.shape})"
+        )
+    if not ks or min(ks) <= 0:
+        raise ValueError(f"ranking_metrics: ks must be positive cut-offs, got {tuple(ks)}")
+    if not np.isfinite(s).all():
+        raise ValueError("ranking_metrics: scores hold NaN or infinite values")
+    m, n = s.shape
+    kmax = min(int(max(ks)), n)
+    ranked = np.where(cand[None, :] & ~exc, s, -np.inf)
+    if kmax < n:
+        part = np.argpartition(-ranked, kmax - 1, axis=1)[:, :kmax]
+    else:
+        part = np.tile(np.arange(n), (m, 1))
+    rows = np.arange(m)[:, None]
+    # Order the top kmax by score (ties: lower target index first, deterministic).
+    order = np.lexsort((part, -ranked[rows, part]), axis=1)
+    top = part[rows, order]  # [M, kmax]
+    valid = np.isfinite(ranked[rows, top])  # fewer candidates than kmax -> -inf padding
+    hit = rel[rows, top] & valid  # [M, kmax]
+    n_rel = rel.sum(1).astype(np.float64)
+    denom = np.where(n_rel > 0, n_rel, np.nan)
+    out: dict[str, np.ndarray] = {}
+    for k in ks:
+        out[f"recall@{k}"] = hit[:, : min(int(k), kmax)].sum(1) / denom
+    discount = 1.0 / np.log2(np.arange(2, kmax + 2))  # [kmax]
+    dcg = (hit * discount).sum(1)
+    ideal_n = np.minimum(n_rel, kmax).astype(np.int64)
+    ideal = np.concatenate([[0.0], np.cumsum(discount)])[ideal_n]
+    out[f"ndcg@{int(max(ks))}"] = dcg / np.where(ideal > 0, ideal, np.nan)
+    return out
+
+
+def paired_bootstrap(diff: Sequence[float] | np.ndarray, n: int = 1000, seed: int = 0
+                     ) -> dict[str, float | None]:
+    """Mean of per-item differences with a 95% percentile bootstrap interval over items.
+
+    Args:
+        diff: ``[M]`` per-item difference (method A - method B on the same items); NaN items
+            (no test positives) are dropped.
+        n: resamples of the items (with replacement).
+        seed: seed of the resampling.
+
+    Returns:
+        ``{"mean", "lo", "hi"}`` (2.5th and 97.5th percentiles of the resampled means);
+        all None when no item is left.
+    """
+    if n <= 0:
+        raise ValueError(f"paired_bootstrap: n must be > 0, got {n}")
+    d = np.asarray(diff, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        return {"mean": None, "lo": None, "hi": None}
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, d.size, size=(n, d.size))].mean(1)
+    return {"mean": float(d.mean()), "lo": float(np.percentile(means, 2.5)),
+            "hi": float(np.percentile(means, 97.5))}
+
+
+def top_k_jaccard(scores: np.ndarray, candidate_mask: np.ndarray, k: int = 20) -> float:
+    """Mean Jaccard overlap of the top-k targets over all pairs of different items.
+
+    Args:
+        scores: ``[M, N]`` scores (higher = better); candidate_mask: ``[N]`` bool.
+
+    Returns:
+        Mean over the M(M-1)/2 pairs (NaN when M < 2).
+    """
+    s = np.where(np.asarray(candidate_mask, bool)[None, :], np.asarray(scores, np.float64),
+                 -np.inf)
+    m, n = s.shape
+    if m < 2:
+        return float("nan")
+    kk = min(k, n)
+    top = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
+    ind = np.zeros((m, n), np.float32)
+    ind[np.arange(m)[:, None], top] = 1.0
+    inter = ind @ ind.T  # [M, M]
+    jac = inter / (2 * kk - inter)
+    iu = np.triu_indices(m, 1)
+    return float(jac[iu].mean())

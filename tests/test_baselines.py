@@ -11,12 +11,13 @@ import pandas as pd
 import pytest
 import torch
 
-from engine.baselines import METHODS, BenchContext, Rows
+from engine.baselines import METHODS, BenchContext, EmbeddingMethod, Rows
 from engine.bench import BenchSettings, TextVectors, pretrained_backbone, run_phases
 from engine.config import BackboneConfig, WorkspaceConfig
 from engine.data.base import Dataset
 from engine.data.demo import demo_diseases, demo_movies
 from engine.data.protocol import ProtocolConfig, Split, split_dataset
+from engine.metrics import RANKING_KEYS
 from engine.models.fields import FieldEncoder
 from engine.schema import FeatureSpec
 from engine.workspace import make_tables
@@ -115,11 +116,18 @@ def test_every_method_runs_all_phases(name, ctx_name, request):
     ctx = request.getfixturevalue(ctx_name)
     method = _method(name)
     method.fit(ctx)
-    result = run_phases(method, ctx)
+    run = run_phases(method, ctx)
+    result = run.metrics
     assert list(result) == ["0", "I", "II", "III"]
-    for metrics in result.values():
-        assert set(metrics) == {"auc", "f1", "item_auc"}
+    for phase, metrics in result.items():
+        assert set(metrics) == {"auc", "f1", "item_auc", *RANKING_KEYS}
         assert 0.0 <= metrics["auc"] <= 1.0 and np.isfinite(metrics["auc"])
+        assert 0.0 <= metrics["recall@20"] <= metrics["recall@100"] <= 1.0
+        assert 0.0 <= metrics["ndcg@100"] <= 1.0
+        # F1 thresholds probabilities only (protocol): null for counting/neighbourhood scores
+        assert np.isfinite(metrics["f1"]) == METHODS[name].probabilistic
+        assert len(run.per_item[phase]["ndcg@100"]) == ctx.n_new
+    assert 0.0 <= run.diversity["top20_jaccard_phase0"] <= 1.0
 
 
 def test_llm_methods_need_augmentations(movie_ctx):
@@ -141,7 +149,7 @@ def test_llm_methods_run_with_augmentations(movies):
     for name in ("emerflow", "emerflow-augonly"):
         method = _method(name)
         method.fit(ctx)
-        assert set(run_phases(method, ctx)) == {"0", "I", "II", "III"}
+        assert set(run_phases(method, ctx).metrics) == {"0", "I", "II", "III"}
 
 
 # ---- counting baselines on a hand-made example ------------------------------------------------
@@ -245,3 +253,33 @@ def test_rows_padded_layout():
     assert target[1].tolist() == [5, 7] and target[0].tolist() == [6, 0]
     assert mask.sum(1).tolist() == [1.0, 2.0, 0.0]
     assert torch.equal(label[1], torch.tensor([1.0, 0.0]))
+
+
+# ---- full-catalog scores agree with the row scores --------------------------------------------
+@pytest.mark.parametrize("name", RUNNABLE)
+def test_score_all_agrees_with_score(name, movie_ctx):
+    """``score_all [M, N]`` ranks as ``score`` does: equal scores (embedding methods: logits
+    whose sigmoid is the row probability), with every target of every new item."""
+    ctx = movie_ctx
+    method = _method(name)
+    method.fit(ctx)
+    batch = ctx.rows(ctx.split.phases["I"])
+    state = method.update(method.start(), batch, batch)
+    full = np.asarray(method.score_all(state), dtype=np.float64)
+    assert full.shape == (ctx.n_new, ctx.n_targets)
+    rows = ctx.rows(ctx.split.test).unlabelled()
+    picked = full[rows.item, rows.target]
+    if isinstance(method, EmbeddingMethod):
+        picked = 1.0 / (1.0 + np.exp(-picked))
+    np.testing.assert_allclose(picked, method.score(state, rows), rtol=1e-4, atol=1e-5)
+
+
+def test_candidate_mask_rated_is_users_with_an_old_rating(movie_ctx, disease_ctx):
+    train_users = set(movie_ctx.split.train["target_id"].astype(str))
+    ids = movie_ctx.tables.target_pos.index.astype(str)
+    expected = np.array([str(t) in train_users for t in ids])
+    order = movie_ctx.tables.target_pos.to_numpy()
+    mask = np.zeros(movie_ctx.n_targets, bool)
+    mask[order] = expected
+    np.testing.assert_array_equal(movie_ctx.candidate_mask, mask)
+    assert disease_ctx.candidate_mask.all()

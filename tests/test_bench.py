@@ -57,6 +57,12 @@ def test_all_methods_write_protocol_json(movies, tmp_path):
             assert set(phase) == {"auc", "f1", "item_auc"}
             for stat in phase.values():
                 assert set(stat) == {"mean", "std", "per_seed"}
+        assert doc["backbone"] == METHODS[name].backbone
+        assert set(doc["ranking"]) == {"0", "I", "II", "III"}
+        for phase in doc["ranking"].values():
+            assert set(phase) == {"recall@20", "recall@100", "ndcg@100"}
+            for stat in phase.values():
+                assert set(stat) == {"mean", "std", "per_seed"}
         if METHODS[name].uses_llm:
             assert doc["status"] == "not run" and "no LLM augmentations" in doc["reason"]
             assert doc["llm"] is None
@@ -65,6 +71,18 @@ def test_all_methods_write_protocol_json(movies, tmp_path):
             assert len(doc["phases"]["III"]["auc"]["per_seed"]) == 2
             assert 0 < doc["phases"]["0"]["auc"]["mean"] < 1
             assert doc["timing_s"]["peak_rss_mb"] > 0
+            assert 0 <= doc["ranking"]["III"]["ndcg@100"]["mean"] <= 1
+            assert len(doc["ranking"]["0"]["recall@20"]["per_seed"]) == 2
+            per_item = doc["per_item"]
+            assert len(per_item["items"]) == doc["split"]["new_items"]
+            assert set(per_item["ndcg@100"]) == set(per_item["recall@100"]) == set(doc["phases"])
+            assert len(per_item["ndcg@100"]["II"]) == len(per_item["items"])
+            assert 0 <= doc["diversity"]["top20_jaccard_phase0"] <= 1
+            if METHODS[name].probabilistic:
+                assert 0 <= doc["phases"]["I"]["f1"]["mean"] <= 1
+            else:  # scores that are not probabilities: F1 null (protocol)
+                assert doc["phases"]["I"]["f1"] == {"mean": None, "std": None,
+                                                    "per_seed": [None, None]}
     table = markdown_table(load_results(tmp_path / "results" / movies.name))
     assert "| emerflow-nollm |" in table and "not run" in table
     assert table.count("\n") == len(METHODS) + 1
@@ -153,8 +171,8 @@ def test_real_movielens_smoke(shared_data, tmp_path):
 
 
 def test_dashboard_workspaces_use_the_validated_emerflow_settings():
-    from engine.bench import DATASET_SETTINGS, emerflow_workspace_config
     from engine.config import WorkspaceConfig
+    from engine.tuned import DATASET_SETTINGS, emerflow_workspace_config
 
     tuned = DATASET_SETTINGS["movielens-1m-partial"]["methods"]["emerflow-nollm"]
     cfg = emerflow_workspace_config("movielens-1m-partial")

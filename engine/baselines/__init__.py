@@ -1,7 +1,13 @@
 """Methods compared by ``emerflow bench`` (protocol.md): one registry, one small interface.
 
 ``METHODS[name](**settings)`` builds a method; see :class:`engine.baselines.base.Method` for
-``fit(ctx) / start() / update(state, batch, seen) / score(state, rows)``.
+``fit(ctx) / start() / update(state, batch, seen) / score(state, rows) / score_all(state)`` and
+the class attributes ``grid``, ``backbone``, ``probabilistic``.
+
+A new method registers by subclassing ``Method`` (or ``EmbeddingMethod``) with a unique
+``name``, ``defaults`` and a ``grid`` of tunable settings, and adding its class to the tuple
+below: ``emerflow bench --methods all`` then runs it and ``emerflow bench tune`` tunes it with
+the same trial budget as every other method.
 """
 
 from __future__ import annotations
@@ -25,12 +31,13 @@ from engine.baselines.embedding import (
     MetaEmb,
 )
 from engine.baselines.mwuf import MWUF
+from engine.baselines.neighbourhood import CoocKnn, Ease, TextKnn
 
 #: name -> method class, in the order results are tabulated.
 METHODS: dict[str, type[Method]] = {
     cls.name: cls
-    for cls in (Popularity, ItemMean, Backbone, MetaEmb, CVAR, MWUF, EmerFlowNoLLM,
-                EmerFlowNoWarm, EmerFlow, EmerFlowAugOnly)
+    for cls in (Popularity, ItemMean, CoocKnn, Ease, TextKnn, Backbone, MetaEmb, CVAR, MWUF,
+                EmerFlowNoLLM, EmerFlowNoWarm, EmerFlow, EmerFlowAugOnly)
 }
 
 __all__ = ["METHODS", "BenchContext", "EmbeddingMethod", "Method", "MethodNotAvailable", "Rows",

@@ -9,7 +9,15 @@ the item text vectors. Each method then
 3. ``update(state, batch, seen)``: takes the newest phase batch (and every batch seen so far)
    and returns the next state;
 4. ``score(state, rows)``: scores rows given as (new-item position, target row) only; labels
-   are never passed to ``score``, so a method cannot read the test labels.
+   are never passed to ``score``, so a method cannot read the test labels;
+5. ``score_all(state)``: ``[M, N_targets]`` scores of every target for every new item (the
+   full-catalog ranking of protocol.md); the default calls ``score`` on chunks of
+   (item, target) pairs, methods override it with dense matrix operations.
+
+Class attributes every method declares: ``backbone`` (the backbone it feeds, recorded in the
+result file; None for methods without one), ``probabilistic`` (whether scores are
+probabilities: F1 is reported as null otherwise) and ``grid`` (the tunable settings searched
+by ``engine.bench.tune`` under the same trial budget as every other method).
 
 Embedding methods (:class:`EmbeddingMethod`) keep an ``[M, D]`` matrix of new-item ID
 embeddings as state, fed to the frozen backbone; counting baselines keep their own state.
@@ -126,6 +134,47 @@ class BenchContext:
         self.new_pos = {item: k for k, item in enumerate(self.new_items)}
 
     @property
+    def n_targets(self) -> int:
+        return len(self.tables.target_table)
+
+    @property
+    def candidate_mask(self) -> np.ndarray:
+        """``[N_targets]`` bool: the catalog ranked for every new item (protocol.md).
+
+        Positives-only data (DisGeNET): every target. Rated data (MovieLens): every target
+        with at least one old-item rating (``split.train``).
+        """
+        if "candidate_mask" not in self._cache:
+            if self.dataset.positives_only:
+                mask = np.ones(self.n_targets, bool)
+            else:
+                mask = np.bincount(self.train_target, minlength=self.n_targets) > 0
+            self._cache["candidate_mask"] = mask
+        return self._cache["candidate_mask"]
+
+    def old_positive_matrix(self) -> np.ndarray:
+        """``[K_old, N_targets]`` float32, 1 where an old item's training row is a positive."""
+        if "old_positive" not in self._cache:
+            x = np.zeros((len(self.old_items), self.n_targets), np.float32)
+            pos = self.train_label > 0
+            x[self.train_old[pos], self.train_target[pos]] = 1.0
+            self._cache["old_positive"] = x
+        return self._cache["old_positive"]
+
+    def positive_matrix(self, rows: Rows) -> np.ndarray:
+        """``[M, N_targets]`` bool, True at (new item, target) of the labelled positive ``rows``."""
+        out = np.zeros((self.n_new, self.n_targets), bool)
+        if rows.label is None:
+            raise ValueError("positive_matrix needs labelled rows")
+        pos = rows.label > 0
+        out[rows.item[pos], rows.target[pos]] = True
+        return out
+
+    def target_popularity(self) -> np.ndarray:
+        """``[N_targets]`` float64: each target's number of old-item positives."""
+        return self.old_positive_matrix().sum(0).astype(np.float64)
+
+    @property
     def n_new(self) -> int:
         return len(self.new_items)
 
@@ -178,6 +227,36 @@ class BenchContext:
             return np.zeros(0, np.float32)
         return torch.cat(out).numpy()
 
+    @torch.no_grad()
+    def backbone_logits_all(self, emb: torch.Tensor, pairs_per_chunk: int = 1 << 17
+                            ) -> np.ndarray:
+        """Backbone logits ``[M, N_targets]`` of every target for the new items' ID embeddings
+        ``emb [M, D]``.
+
+        Uses the backbone's ``precompute_targets``/``score_all`` (the target side computed once
+        per context, as ``engine.workspace.Workspace.score`` does) over chunks of items so that
+        the ``[m, N, hidden]`` intermediates stay near ``pairs_per_chunk * hidden`` floats;
+        backbones without them are scored pair by pair through ``forward``.
+        """
+        n = self.n_targets
+        step = max(1, pairs_per_chunk // max(n, 1))
+        if not hasattr(self.backbone, "precompute_targets"):
+            targets = np.arange(n, dtype=np.int64)
+            parts = []
+            for s in range(0, self.n_new, step):
+                items = np.arange(s, min(s + step, self.n_new), dtype=np.int64)
+                rows = Rows(np.repeat(items, n), np.tile(targets, len(items)))
+                parts.append(self.backbone_logits(emb, rows).reshape(len(items), n))
+            return np.concatenate(parts) if parts else np.zeros((0, n), np.float32)
+        if "target_cache" not in self._cache:
+            self._cache["target_cache"] = self.backbone.precompute_targets(
+                self.tables.target_table)
+        cache = self._cache["target_cache"]
+        parts = [self.backbone.score_all(cache, self.new_item_table[s : s + step],
+                                         emb[s : s + step]).numpy()
+                 for s in range(0, self.n_new, step)]
+        return np.concatenate(parts) if parts else np.zeros((0, n), np.float32)
+
 
 class Method:
     """Base class of every benchmarked method (see the module docstring for the protocol).
@@ -185,12 +264,22 @@ class Method:
     Class attributes:
         name: registry key.
         uses_llm: whether the method needs LLM-augmented features.
-        defaults: the method's tunable settings (merged with user overrides into ``config``).
+        defaults: the method's settings (merged with user overrides into ``config``).
+        grid: the values ``engine.bench.tune`` tries per tunable setting (a subset of
+            ``defaults``' keys); every method gets the same number of trials drawn from the
+            product of its grid.
+        backbone: name of the backbone whose checkpoint the method changes (``"deepfm"``),
+            None for methods without one; recorded in every result file.
+        probabilistic: whether ``score`` returns probabilities; F1 (thresholded at the mean
+            score) is written as null for methods whose scores are not.
     """
 
     name: ClassVar[str] = ""
     uses_llm: ClassVar[bool] = False
     defaults: ClassVar[dict[str, Any]] = {}
+    grid: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    backbone: ClassVar[str | None] = "deepfm"
+    probabilistic: ClassVar[bool] = True
 
     def __init__(self, **overrides: Any):
         unknown = set(overrides) - set(self.defaults)
@@ -211,6 +300,24 @@ class Method:
     def score(self, state: Any, rows: Rows) -> np.ndarray:
         raise NotImplementedError
 
+    def score_all(self, state: Any) -> np.ndarray:
+        """Scores ``[M, N_targets]`` of every target for every new item (higher = better).
+
+        Generic default: :meth:`score` over chunks of (item, target) pairs. Overrides must
+        rank every item's targets as ``score`` does.
+        """
+        ctx = self.ctx
+        assert ctx is not None
+        n = ctx.n_targets
+        step = max(1, (1 << 18) // max(n, 1))
+        targets = np.arange(n, dtype=np.int64)
+        parts = []
+        for s in range(0, ctx.n_new, step):
+            items = np.arange(s, min(s + step, ctx.n_new), dtype=np.int64)
+            rows = Rows(np.repeat(items, n), np.tile(targets, len(items)))
+            parts.append(np.asarray(self.score(state, rows), np.float64).reshape(len(items), n))
+        return np.concatenate(parts) if parts else np.zeros((0, n))
+
     def describe(self) -> dict[str, Any]:
         """JSON-able config recorded in the result file."""
         return dict(self.config)
@@ -226,6 +333,8 @@ class EmbeddingMethod(Method):
 
     defaults: ClassVar[dict[str, Any]] = {"refine_steps": 10, "refine_lr": 0.5,
                                           "refine_all_seen": True}
+    grid: ClassVar[dict[str, tuple[Any, ...]]] = {"refine_steps": (5, 10, 20),
+                                                  "refine_lr": (0.05, 0.2, 0.5, 1.0)}
 
     def init_embeddings(self) -> torch.Tensor:
         raise NotImplementedError
@@ -249,6 +358,12 @@ class EmbeddingMethod(Method):
     def score(self, state: torch.Tensor, rows: Rows) -> np.ndarray:
         assert self.ctx is not None
         return torch.sigmoid(torch.from_numpy(self.ctx.backbone_logits(state, rows))).numpy()
+
+    def score_all(self, state: torch.Tensor) -> np.ndarray:
+        """Backbone logits ``[M, N_targets]`` (monotone in :meth:`score`'s probabilities; logits
+        keep the order where float32 sigmoids saturate and tie)."""
+        assert self.ctx is not None
+        return self.ctx.backbone_logits_all(state)
 
 
 def refine_through(ctx: BenchContext, base: torch.Tensor,

@@ -25,6 +25,10 @@ class Popularity(Method):
 
     name: ClassVar[str] = "popularity"
     defaults: ClassVar[dict[str, Any]] = {"prior_strength": 5.0}
+    grid: ClassVar[dict[str, tuple[Any, ...]]] = {"prior_strength": (1.0, 2.0, 5.0, 10.0, 20.0,
+                                                                     50.0)}
+    backbone: ClassVar[str | None] = None
+    probabilistic: ClassVar[bool] = False
 
     def fit(self, ctx: BenchContext) -> None:
         super().fit(ctx)
@@ -49,6 +53,11 @@ class Popularity(Method):
 
     def score(self, state: Rows, rows: Rows) -> np.ndarray:
         return self.prior[rows.target]
+
+    def score_all(self, state: Rows) -> np.ndarray:
+        """The prior of every target ``[M, N]`` (the same row for every new item)."""
+        assert self.ctx is not None
+        return np.broadcast_to(self.prior, (self.ctx.n_new, len(self.prior)))
 
 
 class ItemMean(Popularity):
@@ -83,3 +92,18 @@ class ItemMean(Popularity):
         co = np.einsum("or,or->r", self.assoc[:, rows.target], w[:, rows.item])
         co = co / np.maximum(n_seen[rows.item], 1.0)
         return np.log1p(self.prior[rows.target]) + np.log1p(co)
+
+    def score_all(self, state: Rows) -> np.ndarray:
+        """:meth:`score` of every (new item, target) pair ``[M, N]`` in dense matrix form."""
+        ctx = self.ctx
+        assert ctx is not None and state.label is not None
+        if not self.positives_only:
+            m = float(self.config["prior_strength"])
+            pos = np.bincount(state.item, weights=state.label, minlength=ctx.n_new)
+            n = np.bincount(state.item, minlength=ctx.n_new)
+            item_rate = (pos + m * self.global_rate) / (n + m)
+            return self.prior[None, :] + (item_rate - self.global_rate)[:, None]
+        seen = ctx.positive_matrix(state).astype(np.float32)  # [M, N]
+        co = (seen @ self.assoc.T) @ self.assoc  # [M, N]
+        co = co / np.maximum(seen.sum(1, keepdims=True), 1.0)
+        return np.log1p(self.prior)[None, :] + np.log1p(co)

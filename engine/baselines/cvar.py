@@ -98,7 +98,6 @@ class CVAR(EmbeddingMethod):
         for p in self.net.parameters():
             p.requires_grad_(False)
 
-
     def start(self) -> dict[str, torch.Tensor]:
         with torch.no_grad():
             e = self.net.cold(self.new_feat)
@@ -115,3 +114,6 @@ class CVAR(EmbeddingMethod):
 
     def score(self, state: dict[str, torch.Tensor], rows: Rows) -> np.ndarray:
         return super().score(state["emb"], rows)
+
+    def score_all(self, state: dict[str, torch.Tensor]) -> np.ndarray:
+        return super().score_all(state["emb"])

@@ -62,6 +62,8 @@ class _MetaGenerated(EmbeddingMethod):
     """A generator ``inputs [K, X] -> [K, D]`` meta-trained on old items by MetaTrainer."""
 
     defaults: ClassVar[dict[str, Any]] = {**EmbeddingMethod.defaults, **META_DEFAULTS}
+    grid: ClassVar[dict[str, tuple[Any, ...]]] = {**EmbeddingMethod.grid,
+                                                  "inner_lr": (0.1, 0.2, 0.5)}
 
     def inputs(self, ctx: BenchContext) -> tuple[torch.Tensor, torch.Tensor]:
         """(old items' generator inputs ``[K, X]``, new items' ``[M, X]``)."""
@@ -121,6 +123,9 @@ class EmerFlow(_MetaGenerated):
     defaults: ClassVar[dict[str, Any]] = {**_MetaGenerated.defaults,
                                           "aligner_hidden": _ALIGN.hidden,
                                           "aligner_dropout": _ALIGN.dropout}
+    grid: ClassVar[dict[str, tuple[Any, ...]]] = {**_MetaGenerated.grid,
+                                                  "aligner_hidden": (64, 256),
+                                                  "aligner_dropout": (0.1, 0.3)}
 
     def inputs(self, ctx: BenchContext) -> tuple[torch.Tensor, torch.Tensor]:
         vecs = np.asarray(ctx.text_vectors(self.text_variant), dtype=np.float32)

@@ -4,14 +4,16 @@ ID embeddings, compactly in torch over the shared frozen backbone.
 A new item's base ID embedding starts at the mean of the old items' ID embeddings (the paper's
 initialization). The warm embedding fed to the backbone is
 
-    e_warm = e_base * scale(item features) + shift(mean embedding of the item's seen targets)
+    e_warm = e_base * scale(item features) + shift(mean embedding of the item's seen POSITIVE
+                                                     targets)
 
 with ``scale`` and ``shift`` one dense layer each (scale initialized at 1, shift at 0).
 Training on old items simulates warm-up: per task, the base embedding starts at the mean
 embedding, takes one gradient step on batch ``a`` (through the warm transform, with the shift
-computed from batch ``a``'s targets), and the meta networks minimize the loss of the resulting
-warm embedding on batch ``b``. Each update phase: the base embedding takes gradient steps on the
-rows seen so far through the warm transform, and the shift uses the targets seen so far.
+computed from batch ``a``'s positive targets), and the meta networks minimize the loss of the
+resulting warm embedding on batch ``b``. Each update phase: the base embedding takes gradient
+steps on the rows seen so far through the warm transform, and the shift uses the positive
+targets seen so far (the paper's interacted users; sampled negatives are not interactions).
 
 Simplification: the backbone stays frozen (the paper also updates the ID embeddings of old
 items while training the meta networks; here every method shares one frozen checkpoint).
@@ -32,6 +34,13 @@ from engine.baselines.base import (
     refine_through,
     task_losses,
 )
+
+
+def positive_mean(vecs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean of the vectors ``[M, n, D]`` of positive rows (labels ``[M, n]`` 0/1) ``[M, D]``;
+    zero for an item without positives."""
+    w = (labels > 0).to(vecs.dtype)
+    return (vecs * w.unsqueeze(-1)).sum(1) / w.sum(1, keepdim=True).clamp(min=1.0)
 
 
 class MWUFNet(nn.Module):
@@ -73,7 +82,7 @@ class MWUF(EmbeddingMethod):
                 (ta, ya), (tb, yb) = rows.split_two(items, shot, rng)
                 idx = torch.from_numpy(items)
                 feat = old_feat[idx]
-                users_a = tvec[ta].mean(1)
+                users_a = positive_mean(tvec[ta], ya)
                 base = self.mean_emb.expand(len(items), -1).clone().requires_grad_(True)
                 loss_a = task_losses(ctx, idx, ta, ya, self.net(base, feat, users_a))
                 (g,) = torch.autograd.grad(loss_a.sum(), base, create_graph=True)
@@ -86,15 +95,18 @@ class MWUF(EmbeddingMethod):
         for p in self.net.parameters():
             p.requires_grad_(False)
 
-
     def _users(self, seen: Rows) -> torch.Tensor:
+        """Mean target vector of each new item's seen POSITIVE targets ``[M, D]`` (0 if none)."""
         ctx = self.ctx
         assert ctx is not None
         tvec = ctx.target_vectors()
         out = torch.zeros(ctx.n_new, ctx.embed_dim)
         if len(seen):
-            out.index_add_(0, torch.from_numpy(seen.item), tvec[torch.from_numpy(seen.target)])
-            counts = torch.from_numpy(np.bincount(seen.item, minlength=ctx.n_new)).float()
+            assert seen.label is not None
+            pos = seen.label > 0
+            item, target = seen.item[pos], seen.target[pos]
+            out.index_add_(0, torch.from_numpy(item), tvec[torch.from_numpy(target)])
+            counts = torch.from_numpy(np.bincount(item, minlength=ctx.n_new)).float()
             out = out / counts.clamp(min=1.0).unsqueeze(1)
         return out
 
@@ -118,3 +130,6 @@ class MWUF(EmbeddingMethod):
 
     def score(self, state: dict[str, torch.Tensor], rows: Rows) -> np.ndarray:
         return super().score(state["emb"], rows)
+
+    def score_all(self, state: dict[str, torch.Tensor]) -> np.ndarray:
+        return super().score_all(state["emb"])

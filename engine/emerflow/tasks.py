@@ -38,24 +38,46 @@ class ItemRows:
             count=counts.astype(np.int64),
         )
 
+    def draw(self, items: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Row indices ``[M, n]``: ``n`` distinct rows drawn uniformly from ALL rows of each item;
+        with replacement only for an item that has fewer than ``n`` rows.
+
+        The one task sampler of every meta-trained method (EmerFlow, Meta-Embedding, CVAR,
+        MWUF). Items without rows are an error.
+        """
+        items = np.asarray(items, dtype=np.int64)
+        if n <= 0:
+            raise ValueError(f"ItemRows.draw: n must be > 0, got {n}")
+        counts = self.count[items]
+        if (counts == 0).any():
+            raise ValueError("ItemRows.draw: an item has no rows")
+        offs = np.empty((len(items), n), np.int64)
+        short = counts < n
+        if short.any():  # fewer rows than asked: uniform with replacement
+            offs[short] = (rng.random((int(short.sum()), n)) * counts[short, None]).astype(np.int64)
+        full = np.flatnonzero(~short)
+        if len(full):
+            width = int(counts[full].max())
+            keys = rng.random((len(full), width))
+            keys[np.arange(width)[None, :] >= counts[full, None]] = np.inf
+            # a uniformly random n-subset of each item's rows, in random order
+            offs[full] = np.argsort(keys, axis=1)[:, :n]
+        return self.start[items][:, None] + offs
+
     def sample(
         self, items: np.ndarray, shot: int, rng: np.random.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``shot`` rows per item (with replacement) -> target rows, labels, both ``[M, shot]``."""
-        counts = self.count[items]
-        offs = (rng.random((len(items), shot)) * counts[:, None]).astype(np.int64)
-        rows = self.start[items][:, None] + offs
+        """``shot`` rows per item (:meth:`draw`) -> target rows, labels, both ``[M, shot]``."""
+        rows = self.draw(items, shot, rng)
         return torch.from_numpy(self.target_row[rows]), torch.from_numpy(self.label[rows])
 
     def split_two(
         self, items: np.ndarray, shot: int, rng: np.random.Generator
     ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-        """Two disjoint-where-possible batches a and b of ``shot`` rows per item."""
-        counts = self.count[items]
-        keys = rng.random((len(items), 2 * shot))
-        perm = np.argsort(keys, axis=1)
-        offs = perm % np.maximum(counts[:, None], 1)
-        rows = self.start[items][:, None] + offs
+        """Two disjoint batches a and b of ``shot`` rows per item, drawn by :meth:`draw` from
+        all of the item's rows (overlapping only for items with fewer than ``2 * shot`` rows),
+        each ``([M, shot] target rows, [M, shot] labels)``."""
+        rows = self.draw(items, 2 * shot, rng)
         tr = torch.from_numpy(self.target_row[rows])
         lb = torch.from_numpy(self.label[rows])
         return (tr[:, :shot], lb[:, :shot]), (tr[:, shot:], lb[:, shot:])

@@ -1,0 +1,85 @@
+"""The settings chosen on the OLD-item validation split, in one place.
+
+``emerflow bench tune --dataset <name>`` (``engine.bench.tune``) tries the same number of
+settings per method (``Method.grid``), scores each by validation NDCG@100 (mean over phases
+0..III) and writes every trial to ``results/<dataset>/tuning.json``; the chosen settings are
+copied here by hand, with the command that produced them (also recorded in results/README.md).
+The benchmark (``engine.bench.BenchSettings.for_dataset``) and the dashboard's workspaces
+(:func:`emerflow_workspace_config`) read them from this module only; the demo catalogs use the
+engine defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from engine.config import WorkspaceConfig
+
+#: Settings for the real datasets, chosen on the OLD-item validation split
+#: (``emerflow bench tune``, see results/README.md); the demo catalogs use engine defaults.
+#: ``backbone``: BackboneConfig overrides; ``methods``: per-method setting overrides.
+DATASET_SETTINGS: dict[str, dict[str, Any]] = {
+    # `emerflow bench tune --dataset movielens-1m-partial`
+    # (results/movielens-1m-partial/tuning.json)
+    "movielens-1m-partial": {"backbone": {}, "methods": {
+        "backbone": {"refine_steps": 20, "refine_lr": 0.05},
+        "metaemb": {"meta_epochs": 10, "refine_steps": 5, "refine_lr": 0.2},
+        "cvar": {"refine_steps": 10, "refine_lr": 0.05},
+        "mwuf": {"refine_steps": 20, "refine_lr": 0.05},
+        # second round (tuning_emerflow_extra.json): inner_lr 0.2 with 20 x 0.05 refinement
+        **{name: {"aligner_hidden": 64, "aligner_dropout": 0.3, "meta_weight_decay": 1e-3,
+                  "inner_lr": 0.2, "refine_steps": 20, "refine_lr": 0.05}
+           for name in ("emerflow-nollm", "emerflow-nowarm", "emerflow", "emerflow-augonly")},
+    }},
+    # `emerflow bench tune --dataset disgenet-curated` (results/disgenet-curated/tuning.json)
+    "disgenet-curated": {"backbone": {}, "methods": {
+        "backbone": {"refine_steps": 20, "refine_lr": 0.2},
+        "metaemb": {"refine_steps": 10, "refine_lr": 0.2},
+        "cvar": {"refine_steps": 5, "refine_lr": 0.05},
+        "mwuf": {"refine_steps": 20, "refine_lr": 0.5},
+        "emerflow-nollm": {"refine_steps": 5, "refine_lr": 0.05},
+        "emerflow-nowarm": {"refine_steps": 5, "refine_lr": 0.05},
+        "emerflow": {"refine_steps": 5, "refine_lr": 0.05},
+        "emerflow-augonly": {"refine_steps": 5, "refine_lr": 0.05},
+    }},
+}
+
+
+#: EmerFlow method settings -> (WorkspaceConfig part, field) for the dashboard's workspaces.
+_WORKSPACE_FIELDS = {
+    "alpha": ("meta", "alpha"), "inner_lr": ("meta", "inner_lr"), "shot": ("meta", "shot"),
+    "tasks_per_batch": ("meta", "tasks_per_batch"), "meta_epochs": ("meta", "epochs"),
+    "meta_lr": ("meta", "lr"), "meta_weight_decay": ("meta", "weight_decay"),
+    "aligner_hidden": ("aligner", "hidden"), "aligner_dropout": ("aligner", "dropout"),
+    "refine_steps": ("refine", "steps"), "refine_lr": ("refine", "lr"),
+    "refine_all_seen": ("refine", "use_all_seen"),
+}
+
+
+def emerflow_workspace_config(dataset: str, seed: int = 0) -> WorkspaceConfig:
+    """The dashboard workspace settings of ``dataset``: engine defaults plus the validated
+    ``emerflow-nollm`` settings of :data:`DATASET_SETTINGS` (the demo catalogs have none)."""
+    config = WorkspaceConfig(dataset=dataset, seed=seed)
+    settings = DATASET_SETTINGS.get(dataset, {})
+    parts: dict[str, dict[str, Any]] = {}
+    for key, value in settings.get("methods", {}).get("emerflow-nollm", {}).items():
+        part, name = _WORKSPACE_FIELDS[key]
+        parts.setdefault(part, {})[name] = value
+    if settings.get("backbone"):
+        parts["backbone"] = dict(settings["backbone"])
+    return replace(config, **{part: replace(getattr(config, part), **values)
+                              for part, values in parts.items()})
+
+
+#: The method the product ships per dataset: the headline of the benchmark report (compared
+#: with the best baseline by NDCG@100) and the dashboard's default.
+PRODUCT_METHOD: dict[str, str] = {
+    "disgenet-curated": "emerflow-nollm",
+    "movielens-1m-partial": "emerflow-nollm",
+}
+
+
+def product_method(dataset: str) -> str:
+    """The shipped method of ``dataset`` (``emerflow-nollm`` for datasets not listed)."""
+    return PRODUCT_METHOD.get(dataset, "emerflow-nollm")
