@@ -193,6 +193,8 @@ def _backbone_key(dataset: Dataset, split: Split, config: BackboneConfig, seed: 
     return _digest({"v": CACHE_VERSION, "dataset": dataset.name, "inputs": dataset.inputs,
                     "split": split.summary(), "split_name": split.dataset,
                     "old": _digest(list(split.old_items)), "backbone": config.__dict__,
+                    "features": [(f.name, f.kind, f.backbone) for f in
+                                 (*dataset.item_features, *dataset.target_features)],
                     "seed": seed})
 
 

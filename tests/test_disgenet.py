@@ -7,6 +7,7 @@ import shutil
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from engine.data.disgenet import (
@@ -63,7 +64,7 @@ def test_fixture_loads(fixtures_dir: Path) -> None:
     assert genes.loc["7157", "gene_type"] == "protein-coding"
     assert genes.loc["3260", "gene_type"] == "other"
     assert genes.loc["3260", DESCRIPTION] == "human papillomavirus (type 18) integration site 1"
-    assert genes.loc["3260", "dsi"] != genes.loc["3260", "dsi"]  # empty DSI -> NaN
+    assert not {"dsi", "dpi", "DSI", "DPI"} & set(genes.columns)  # never read (protocol)
     assert genes.loc["25", "protein_class"] == MULTI_SEP.join(
         ["Enzymes", "FDA approved drug targets", "Predicted intracellular proteins"]
     )
@@ -80,7 +81,7 @@ def test_fixture_loads(fixtures_dir: Path) -> None:
     specs = {s.name: s for s in ds.target_features}
     assert specs["gene_key"].kind == "categorical" and specs["gene_key"].backbone
     assert specs[DESCRIPTION].kind == "text" and not specs[DESCRIPTION].backbone
-    assert specs["dsi"].kind == "numeric" and specs["protein_class"].kind == "multi"
+    assert specs["protein_class"].kind == "multi"
 
 
 def test_order_year_then_gene_with_missing_years_last(fixtures_dir: Path) -> None:
@@ -101,7 +102,7 @@ def test_order_year_then_gene_with_missing_years_last(fixtures_dir: Path) -> Non
 def test_gda_only_and_explicit_paths(fixtures_dir: Path) -> None:
     ds = load_disgenet(fixtures_dir / "disgenet" / GDA, name="x")
     assert ds.name == "x" and "protein_class" not in ds.targets.columns
-    assert {s.name for s in ds.target_features} == {"gene_key", "symbol", "dsi", "dpi"}
+    assert {s.name for s in ds.target_features} == {"gene_key", "symbol"}
     with pytest.raises(ValueError, match="hgnc"):
         load_disgenet(
             fixtures_dir / "disgenet" / GDA,
@@ -170,7 +171,7 @@ def test_real_files(shared_data: Path) -> None:
         "1530e5b9ac5642d817d883adb24ff6e008b06c46486c2b558d7251df4bf158b2"
     )
     assert ds.interactions["year_initial"].isna().sum() == 4_383
-    assert ds.targets["dsi"].isna().sum() > 0
+    assert not {"dsi", "dpi"} & set(ds.targets.columns)
     assert (ds.targets["protein_class"] != "").sum() == 9_146
     assert ds.targets["gene_type"].ne("unknown").sum() > 9_600
     classes = set(MULTI_SEP.join(ds.targets["protein_class"]).split(MULTI_SEP)) - {""}
@@ -179,3 +180,27 @@ def test_real_files(shared_data: Path) -> None:
     assert summary["old_items"] == 414 and summary["train_positives"] == 46_867
     assert summary["new_items"] == 520 and summary["new_positives"] == 12_652
     assert summary["test_positives"] == 6_412
+
+
+def test_no_feature_reads_the_files_dsi_or_dpi(dg_dir: Path) -> None:
+    """DSI/DPI are computed by DisGeNET over its whole database (new diseases' test pairs
+    included): scrambling them in the file must change nothing the engine sees."""
+    from engine.data.disgenet import GDA_COLUMNS, UNREAD_GDA_COLUMNS
+
+    before = load_disgenet_dir(dg_dir)
+    index = {c: GDA_COLUMNS.index(c) for c in UNREAD_GDA_COLUMNS}
+
+    def scramble(lines: list[str]) -> None:
+        for k in range(1, len(lines)):
+            for col, i in index.items():
+                lines[k] = _set_field(lines[k], i, "0.999" if k % 2 else "")
+
+    _edit_gda(dg_dir, scramble)
+    after = load_disgenet_dir(dg_dir)
+    assert before.inputs != after.inputs  # the file did change
+    pd.testing.assert_frame_equal(before.targets, after.targets)
+    pd.testing.assert_frame_equal(before.items, after.items)
+    pd.testing.assert_frame_equal(before.interactions, after.interactions)
+    assert before.target_features == after.target_features
+    names = {s.name.lower() for s in after.target_features + after.item_features}
+    assert not names & {"dsi", "dpi"}

@@ -7,6 +7,12 @@ Arrival order (``ORDER``) of a disease's associations follows the protocol: ``Ye
 ascending, empty years last, ties by gene id (numeric). It is encoded as one sortable integer,
 ``year_key * ORDER_GENE_FACTOR + gene_id`` with ``year_key = YearInitial`` or
 :data:`MISSING_YEAR_KEY` when empty; the raw year is kept in the ``year_initial`` column.
+
+The file's ``DSI`` and ``DPI`` columns are never read (protocol.md): DisGeNET computes them over
+its whole database, the new diseases' test associations included, so as gene features they
+leak the label (a gene's -DSI alone reached pooled AUC .74 on the test rows). A gene's
+specificity could only be recomputed from the OLD diseases of a split; the loader has no
+split, so genes simply carry no such feature. :data:`UNREAD_GDA_COLUMNS` lists them.
 """
 
 from __future__ import annotations
@@ -39,6 +45,9 @@ GDA_COLUMNS: tuple[str, ...] = (
     "diseaseClass", "diseaseSemanticType", "score", "EI", "YearInitial", "YearFinal",
     "NofPmids", "NofSnps", "source",
 )  # fmt: skip
+
+#: GDA columns the loader never reads (computed over the whole database: label leak).
+UNREAD_GDA_COLUMNS: frozenset[str] = frozenset({"DSI", "DPI"})
 
 #: Sort key of an association with an empty ``YearInitial`` (after every real year).
 MISSING_YEAR_KEY = 9999
@@ -180,8 +189,6 @@ def _read_gda(path: Path) -> tuple[pd.DataFrame, str]:
             "score": score,
             "gene_int": gene,
             "symbol": frame["geneSymbol"].str.strip(),
-            "dsi": raw.floats("DSI", "DSI"),
-            "dpi": raw.floats("DPI", "DPI"),
             "disease_name": frame["diseaseName"].str.strip(),
             "disease_type": frame["diseaseType"].str.strip(),
             "disease_class": frame["diseaseClass"].str.strip().str.replace(";", MULTI_SEP),
@@ -303,15 +310,11 @@ def load_disgenet(
             NAME: genes["symbol"],
             "symbol": genes["symbol"],
             "gene_key": genes[TARGET_ID],
-            "dsi": genes["dsi"],
-            "dpi": genes["dpi"],
         }
     ).reset_index(drop=True)
     target_features = [
         FeatureSpec("gene_key", "categorical", "Gene ID", text=False),
         FeatureSpec("symbol", "categorical", "Gene symbol", backbone=False),
-        FeatureSpec("dsi", "numeric", "Disease specificity index (DSI)"),
-        FeatureSpec("dpi", "numeric", "Disease pleiotropy index (DPI)"),
     ]
 
     if gene_info_path is not None:
