@@ -1,8 +1,11 @@
 """Benchmark results from ``results/<dataset>/<method>.json`` as tables (no streamlit here).
 
-Each file holds ``dataset``, ``method``, ``seeds``, ``phases{"0","I","II","III"}`` with
-``auc``/``f1``/``item_auc`` as ``{mean, std, per_seed}``, and ``config``, ``machine``,
-``created_at`` (and optionally ``command``). Unreadable files are reported, not fatal.
+Each result file holds ``dataset``, ``method``, ``seeds``, ``phases{"0","I","II","III"}`` with
+``auc``/``f1``/``item_auc`` and ``ranking{phase}`` with ``recall@20``/``recall@100``/
+``ndcg@100`` as ``{mean, std, per_seed}`` (F1 null for scores that are not probabilities),
+``backbone``, ``config``, ``machine``, ``created_at`` (and optionally ``command``). Only result
+files are read: other JSON files of the folder (``tuning.json``, ``results/speed/``) are not
+results and are skipped silently; unreadable result files are reported, not fatal.
 """
 
 from __future__ import annotations
@@ -18,8 +21,14 @@ from engine.schema import PHASES
 from engine.settings import get_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+#: Metrics of the ``phases`` block and of the ``ranking`` block (full-catalog ranking).
 METRICS = ("auc", "f1", "item_auc")
+RANKING_METRICS = ("recall@20", "recall@100", "ndcg@100")
+METRIC_LABELS = {"auc": "AUC", "f1": "F1", "item_auc": "item-AUC", "recall@20": "Recall@20",
+                 "recall@100": "Recall@100", "ndcg@100": "NDCG@100"}
 COLUMNS = ["dataset", "method", "phase", "metric", "mean", "std", "n_seeds"]
+#: Folders of ``results/`` that hold no result files.
+NON_RESULT_DIRS = frozenset({"speed"})
 
 
 def results_dir() -> Path:
@@ -45,18 +54,31 @@ def _num(value: Any) -> float | None:
         return None
 
 
+def _is_result_path(path: Path) -> bool:
+    return path.parent.name not in NON_RESULT_DIRS and not path.name.startswith("tuning")
+
+
 def load_results(root: Path | None = None) -> BenchmarkResults:
+    """Every result file under ``root/<dataset>/*.json`` as one long table.
+
+    Rows: one per (dataset, method, phase, metric) with a mean; metrics are ``METRICS`` and
+    ``RANKING_METRICS``. ``runs``: one entry per file (status, seeds, backbone, command).
+    """
     root = root or results_dir()
     rows: list[dict[str, Any]] = []
     runs: list[dict[str, Any]] = []
     problems: list[str] = []
-    for path in sorted(root.glob("*/*.json")) if root.is_dir() else []:
+    paths = sorted(root.glob("*/*.json")) if root.is_dir() else []
+    for path in (p for p in paths if _is_result_path(p)):
         try:
             doc = json.loads(path.read_text())
             if not isinstance(doc, dict):
                 raise ValueError("not a JSON object")
+            if "method" not in doc and "phases" not in doc:
+                continue  # some other JSON file (a tuning round, notes): not a result
             if doc.get("status") == "not run":
                 doc["phases"] = {}
+                doc["ranking"] = {}
             if not isinstance(doc.get("phases"), dict):
                 raise ValueError("no 'phases' object")
         except (OSError, ValueError) as exc:
@@ -68,34 +90,54 @@ def load_results(root: Path | None = None) -> BenchmarkResults:
         cfg = doc.get("config") if isinstance(doc.get("config"), dict) else {}
         command = doc.get("command") or cfg.get("command") or (
             f"emerflow bench --dataset {dataset} --methods {method} --seeds {len(seeds) or 3}")
+        backbone = doc.get("backbone", "?")
         runs.append({"dataset": dataset, "method": method,
                      "status": str(doc.get("status") or "ok")
                      + (f": {doc['reason']}" if doc.get("reason") else ""),
+                     "backbone": backbone if backbone else "—",
                      "seeds": ", ".join(map(str, seeds)) if isinstance(seeds, list) else seeds,
                      "created_at": doc.get("created_at", ""), "command": command,
                      "machine": json.dumps(doc.get("machine", ""))[:200],
                      "file": str(path.relative_to(root))})
-        for phase in PHASES:
-            metrics = doc["phases"].get(phase)
-            if not isinstance(metrics, dict):
-                continue
-            for metric in METRICS:
-                m = metrics.get(metric)
-                if not isinstance(m, dict) or _num(m.get("mean")) is None:
+        ranking = doc.get("ranking") if isinstance(doc.get("ranking"), dict) else {}
+        for block, metrics in ((doc["phases"], METRICS), (ranking, RANKING_METRICS)):
+            for phase in PHASES:
+                values = block.get(phase)
+                if not isinstance(values, dict):
                     continue
-                per = m.get("per_seed")
-                rows.append({"dataset": dataset, "method": method, "phase": phase,
-                             "metric": metric, "mean": _num(m.get("mean")),
-                             "std": _num(m.get("std")) or 0.0,
-                             "n_seeds": len(per) if isinstance(per, list) else len(seeds or [])})
+                for metric in metrics:
+                    m = values.get(metric)
+                    if not isinstance(m, dict) or _num(m.get("mean")) is None:
+                        continue
+                    per = m.get("per_seed")
+                    rows.append({"dataset": dataset, "method": method, "phase": phase,
+                                 "metric": metric, "mean": _num(m.get("mean")),
+                                 "std": _num(m.get("std")) or 0.0,
+                                 "n_seeds": len(per) if isinstance(per, list)
+                                 else len(seeds or [])})
     return BenchmarkResults(pd.DataFrame(rows, columns=COLUMNS), runs, problems)
 
 
-def wide_table(table: pd.DataFrame, dataset: str, metric: str) -> pd.DataFrame:
-    """method x phase of ``mean ± std`` for one dataset and metric."""
+def methods_of(results: BenchmarkResults, dataset: str) -> list[str]:
+    """Every method with a result file for ``dataset`` (ran or not), in registry order."""
+    from engine.baselines import METHODS
+
+    order = {name: i for i, name in enumerate(METHODS)}
+    names = {r["method"] for r in results.runs if r["dataset"] == dataset}
+    return sorted(names, key=lambda m: (order.get(m, len(order)), m))
+
+
+def wide_table(table: pd.DataFrame, dataset: str, metric: str,
+               methods: list[str] | None = None) -> pd.DataFrame:
+    """method x phase of ``mean ± std`` for one dataset and metric; ``methods`` (default: those
+    with a value) are all listed, "—" where a method has no value (F1 of non-probabilistic
+    scores, methods not run)."""
     t = table[(table["dataset"] == dataset) & (table["metric"] == metric)]
-    if t.empty:
+    if t.empty and not methods:
         return pd.DataFrame()
     t = t.assign(cell=t["mean"].map("{:.4f}".format) + " ± " + t["std"].map("{:.4f}".format))
     out = t.pivot(index="method", columns="phase", values="cell")
-    return out[[p for p in PHASES if p in out.columns]].reset_index()
+    order = list(methods) if methods else list(dict.fromkeys(t["method"]))
+    out = out.reindex(order).reindex(columns=list(PHASES))
+    out.columns = [f"Phase-{p}" for p in out.columns]
+    return out.fillna("—").rename_axis("method").reset_index()

@@ -11,7 +11,7 @@ from engine.data.registry import DATASETS
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from engine.bench import default_cache_dir, parse_methods, run_registered
-    from engine.bench_report import load_results, markdown_table, write_report
+    from engine.bench_report import load_results, report_markdown, write_report
 
     if not args.dataset:
         print("error: --dataset is required", flush=True)
@@ -32,7 +32,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     directory = args.out / args.dataset
     table, chart = write_report(directory)
     docs = load_results(directory)
-    print(markdown_table({m: d for m, d in docs.items() if m in methods}))
+    print(report_markdown({m: d for m, d in docs.items() if m in methods}, args.dataset))
     if chart:
         print(f"chart: {chart}")
     return 0

@@ -233,15 +233,36 @@ def test_benchmark_page_empty_and_with_results(demo_env, tmp_path, monkeypatch):
     assert "No benchmark results yet" in texts(at.info)
     (tmp_path / "demo-movies").mkdir()
     per = {"mean": 0.7, "std": 0.02, "per_seed": [0.68, 0.72]}
-    for method in ("emerflow", "dropoutnet"):
+    null = {"mean": None, "std": None, "per_seed": [None, None]}
+    for method in ("emerflow", "dropoutnet", "cooc-knn"):
         doc = {"dataset": "demo-movies", "method": method, "seeds": [0, 1],
-               "phases": {p: {"auc": per, "f1": per} for p in ("0", "I", "II", "III")},
+               "phases": {p: {"auc": per, "f1": null if method == "cooc-knn" else per}
+                          for p in ("0", "I", "II", "III")},
+               "ranking": {p: {"recall@20": per, "recall@100": per, "ndcg@100": per}
+                           for p in ("0", "I", "II", "III")},
+               "backbone": None if method == "cooc-knn" else "deepfm",
                "config": {"command": f"emerflow bench --method {method}"}, "machine": {},
                "created_at": "2025-01-01"}
         (tmp_path / "demo-movies" / f"{method}.json").write_text(json.dumps(doc))
+    # not result files: neither read nor warned about
+    (tmp_path / "demo-movies" / "tuning.json").write_text(json.dumps({"methods": {}}))
+    (tmp_path / "speed").mkdir()
+    (tmp_path / "speed" / "latest.json").write_text(json.dumps({"timings": {}}))
     at = open_page("benchmark")
     assert not at.exception
-    assert len(at.get("vega_lite_chart") or at.get("arrow_vega_lite_chart")) == 2
+    assert not at.warning, texts(at.warning)
+    charts = at.get("vega_lite_chart") or at.get("arrow_vega_lite_chart")
+    assert len(charts) == 5  # Recall@20, Recall@100, NDCG@100, AUC, F1
+    specs = [json.loads(c.proto.spec) for c in charts]
+    titles = [spec["layer"][1]["encoding"]["y"]["title"] for spec in specs]
+    assert titles == ["Recall@20", "Recall@100", "NDCG@100", "AUC", "F1"]
+    for spec in specs:  # every method in every legend
+        assert set(spec["layer"][1]["encoding"]["color"]["scale"]["domain"]) == {
+            "emerflow", "dropoutnet", "cooc-knn"}
+    tables = [t.value for t in at.dataframe]
+    f1 = next(t for t in tables if "Phase-III" in t.columns and (t == "—").any().any())
+    assert list(f1.columns) == ["method", "Phase-0", "Phase-I", "Phase-II", "Phase-III"]
+    assert (f1.set_index("method").loc["cooc-knn"] == "—").all()
     assert "emerflow bench --method dropoutnet" in texts(at.code)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from test_baselines import FAST_OVERRIDES, TINY_BACKBONE, TINY_MOVIES, HashEncoder
@@ -119,22 +120,68 @@ def test_cached_checkpoint_gives_same_numbers_as_fresh(movies, tmp_path):
     assert cached["backbone"]["phases"] == fresh["backbone"]["phases"]
 
 
-def test_report_renders_table_and_chart(tmp_path):
+def _result_doc(name: str, auc: list[float], ndcg: list[float], items: list[float],
+                backbone: str | None, f1: bool = True) -> dict:
+    phases = {p: {m: {"mean": a, "std": 0.01, "per_seed": [a]} for m in ("auc", "item_auc")}
+              for p, a in zip(("0", "I", "II", "III"), auc, strict=True)}
+    for p in phases:
+        phases[p]["f1"] = ({"mean": 0.5, "std": 0.0, "per_seed": [0.5]} if f1 else
+                           {"mean": None, "std": None, "per_seed": [None]})
+    ranking = {p: {m: {"mean": v, "std": 0.0, "per_seed": [v]}
+                   for m in ("recall@20", "recall@100", "ndcg@100")}
+               for p, v in zip(("0", "I", "II", "III"), ndcg, strict=True)}
+    per_item = {"items": [f"i{k}" for k in range(len(items))],
+                "ndcg@100": {p: [v + shift for v in items]
+                             for p, shift in zip(("0", "I", "II", "III"), ndcg, strict=True)},
+                "recall@100": {p: list(items) for p in ("0", "I", "II", "III")}}
+    return {"dataset": "ds", "method": name, "phases": phases, "ranking": ranking,
+            "per_item": per_item, "diversity": {"top20_jaccard_phase0": 0.25},
+            "backbone": backbone, "status": "ok"}
+
+
+def test_report_renders_tables_charts_and_headline(tmp_path):
+    from engine.bench_report import headline, metric_chart, report_markdown
+
     directory = tmp_path / "ds"
     directory.mkdir()
-    runs = (("popularity", [0.6, 0.6, 0.6, 0.6]), ("emerflow-nollm", [0.7, 0.75, 0.78, 0.8]))
-    for name, auc in runs:
-        phases = {p: {m: {"mean": a, "std": 0.01, "per_seed": [a]}
-                      for m in ("auc", "f1", "item_auc")}
-                  for p, a in zip(("0", "I", "II", "III"), auc, strict=True)}
-        (directory / f"{name}.json").write_text(json.dumps(
-            {"dataset": "ds", "method": name, "phases": phases, "status": "ok"}))
-    table, chart = write_report(directory)
+    rng = np.random.default_rng(0)
+    base_items = list(rng.random(60) * 0.5)
+    docs = {
+        "popularity": _result_doc("popularity", [0.6] * 4, [0.1] * 4, base_items, None,
+                                  f1=False),
+        "ease": _result_doc("ease", [0.6] * 4, [0.1, 0.2, 0.25, 0.3], base_items, None, f1=False),
+        "emerflow-nollm": _result_doc("emerflow-nollm", [0.7, 0.75, 0.78, 0.8],
+                                      [0.2, 0.3, 0.35, 0.4], base_items, "deepfm"),
+    }
+    for name, doc in docs.items():
+        (directory / f"{name}.json").write_text(json.dumps(doc))
+    (directory / "tuning.json").write_text(json.dumps({"dataset": "ds", "methods": {}}))
+    text, chart = write_report(directory)
     assert chart is not None and chart.is_file()
-    lines = table.splitlines()
-    assert lines[2].startswith("| popularity | 0.6000 ± 0.0100")
-    spec = auc_chart(load_results(directory)).to_dict()
-    assert spec["title"].startswith("AUC by phase")
+    for extra in ("ndcg_by_phase.html", "recall100_by_phase.html", "diversity.html",
+                  "report.md"):
+        assert (directory / extra).is_file()
+    loaded = load_results(directory)
+    assert list(loaded) == ["popularity", "ease", "emerflow-nollm"]  # tuning.json skipped
+    auc = markdown_table(loaded).splitlines()
+    assert auc[2].startswith("| popularity | 0.6000 ± 0.0100 | — | 0.6000 ± 0.0100")
+    assert auc[2].endswith("| — |") and auc[4].endswith("| deepfm |")  # backbone column
+    assert "Phase-0 NDCG@100" in text and "| 0.250 |" in text
+    rows = headline(loaded, "ds", product="emerflow-nollm", n=200)
+    by = {(r["phase"], r["metric"]): r for r in rows}
+    assert by[("0", "ndcg@100")]["baseline"] in {"popularity", "ease"}
+    assert by[("III", "ndcg@100")]["baseline"] == "ease"
+    # per-item differences are exactly 0.1 at phase III for NDCG, 0 for Recall
+    assert by[("III", "ndcg@100")]["mean"] == pytest.approx(0.1)
+    assert by[("III", "ndcg@100")]["lo"] == pytest.approx(0.1)
+    assert by[("I", "recall@100")]["mean"] == pytest.approx(0.0)
+    assert by[("III", "ndcg@100")]["items"] == 60
+    assert "[+0.1000, +0.1000]" in report_markdown(loaded, "ds")
+    spec = metric_chart(loaded, "ndcg@100").to_dict()
+    assert spec["title"].startswith("NDCG@100 by phase")
+    assert spec["layer"][0]["encoding"]["y"]["title"] == "NDCG@100"
+    assert spec["layer"][0]["encoding"]["color"]["scale"]["domain"] == list(loaded)
+    assert auc_chart(loaded).to_dict()["title"].startswith("AUC by phase")
 
 
 def test_parse_methods_and_cli_registration():
@@ -206,3 +253,59 @@ def test_load_augmentations_keeps_valid_rows_and_the_provenance(tmp_path: Path) 
     assert "max_tokens" not in llm
     missing, none, why = load_augmentations(tmp_path / "absent.csv")
     assert missing is None and none is None and "no LLM augmentations" in why
+
+
+def test_grid_trials_same_budget_deterministic():
+    from engine.bench import grid_trials
+
+    grid = {"a": (1, 2, 3, 4), "b": (0.1, 0.2, 0.3)}
+    picked = grid_trials(grid, 5, seed=0)
+    assert len(picked) == 5 and len({tuple(sorted(p.items())) for p in picked}) == 5
+    assert picked == grid_trials(grid, 5, seed=0)
+    assert all(p["a"] in grid["a"] and p["b"] in grid["b"] for p in picked)
+    assert grid_trials({"a": (1, 2)}, 5) == [{"a": 1}, {"a": 2}]  # small grid: all of it
+    assert grid_trials({}, 5) == [{}]
+    with pytest.raises(ValueError, match="trials"):
+        grid_trials(grid, 0)
+    for name, cls in METHODS.items():  # every method is tunable on the same budget
+        assert cls.grid, name
+        assert set(cls.grid) <= set(cls.defaults), name
+        assert len(grid_trials(cls.grid, 12)) == min(12, int(np.prod(
+            [len(v) for v in cls.grid.values()])))
+
+
+def test_tune_on_the_validation_split_by_ndcg(movies):
+    from engine.bench import tune
+
+    logs: list[str] = []
+    out = tune(movies, TINY_MOVIES, ["popularity", "ease", "backbone"], trials=3,
+               settings=_settings(), encoder=HashEncoder(), progress=logs.append)
+    assert any("validation split" in m for m in logs)
+    for res in out.values():
+        assert len(res["trials"]) == 3  # the same budget for every method
+        best = max(res["trials"], key=lambda t: (t["score"], t["tie_break_recall@100"]))
+        assert res["best"] == best["settings"]
+        for trial in res["trials"]:
+            assert set(trial["val"]) == {"0", "I", "II", "III"}
+            vals = [trial["val"][p]["ndcg@100"] for p in trial["val"]]
+            assert trial["score"] == pytest.approx(np.mean(vals))
+    assert set(out["ease"]["best"]) == {"lam"}
+    assert set(out["backbone"]["best"]) == {"refine_steps", "refine_lr"}
+
+
+def test_tune_cli_writes_every_trial(tmp_path):
+    import argparse
+
+    from engine import bench_cli
+
+    parser = argparse.ArgumentParser()
+    bench_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["bench", "tune", "--dataset", "demo-diseases", "--methods",
+                              "popularity,cooc-knn", "--trials", "2", "--out",
+                              str(tmp_path), "--cache-dir", str(tmp_path / "c")])
+    assert args.trials == 2 and args.func is bench_cli._cmd_tune
+    assert args.func(args) == 0
+    doc = json.loads((tmp_path / "demo-diseases" / "tuning.json").read_text())
+    assert doc["criterion"] == "mean validation NDCG@100 over phases 0-III"
+    assert doc["trials_per_method"] == 2 and "--trials 2" in doc["command"]
+    assert {len(doc["methods"][m]["trials"]) for m in ("popularity", "cooc-knn")} == {2}

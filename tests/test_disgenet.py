@@ -192,7 +192,7 @@ def test_no_feature_reads_the_files_dsi_or_dpi(dg_dir: Path) -> None:
 
     def scramble(lines: list[str]) -> None:
         for k in range(1, len(lines)):
-            for col, i in index.items():
+            for i in index.values():
                 lines[k] = _set_field(lines[k], i, "0.999" if k % 2 else "")
 
     _edit_gda(dg_dir, scramble)
