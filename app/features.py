@@ -29,6 +29,7 @@ from engine.augment import (
     normalize_feature_name,
     suggest_features,
 )
+from engine.augment.knowledge import CURATED_KEY, KnowledgeProvider
 from engine.workspace import Workspace
 
 REVIEW_COLUMNS = ["name", "descriptor", "value", "source", "llm original", "keep"]
@@ -120,6 +121,9 @@ def augment_item(db: Engine, ws: Workspace, item_id: int, provider: LLMProvider,
         ValueError: no features to fill, or provider ``none`` (fill by hand instead).
         AugmentationError: the LLM failed (readable message).
     """
+    if isinstance(provider, KnowledgeProvider):
+        return fill_curated(db, ws, item_id, features, provider=provider, cache=cache,
+                            analyst=analyst, progress=progress)
     if not features:
         raise ValueError("No features to fill: suggest features first, or add them by hand.")
     if not provider.enabled:
@@ -154,9 +158,103 @@ def augment_item(db: Engine, ws: Workspace, item_id: int, provider: LLMProvider,
     return fv
 
 
+def fill_curated(db: Engine, ws: Workspace, item_id: int,
+                 features: Sequence[Mapping[str, str]] = (), *,
+                 provider: KnowledgeProvider | None = None, cache: ResponseCache | None = None,
+                 analyst: str = "analyst", progress: ProgressFn | None = None
+                 ) -> FeatureVersionRecord:
+    """Curated values (synonyms, ids, HPO phenotypes) for the item, then the provider's LLM for
+    the requested ``features`` still empty; stored as a new feature version.
+
+    Curated values carry ``source=dataset`` and ``curated: <file, version>``; a feature the
+    analyst edited keeps the analyst's value (the curated one goes to ``curated_value``).
+
+    Raises:
+        ValueError: no curated knowledge for the item and nothing else to fill.
+        AugmentationError: the fallback LLM failed.
+    """
+    provider = provider or KnowledgeProvider()
+    progress = progress or (lambda f, m: None)
+    item = repo.get_item(db, item_id)
+    progress(0.1, "looking the item up in the curated files…")
+    pairs = [(normalize_feature_name(f["name"]), f.get("descriptor") or f["name"])
+             for f in features]
+    got = provider.fill(ws.domain, item.raw_features, pairs, external_id=item.external_id,
+                        cache=cache)
+    if got.record is None and not got.llm:
+        raise ValueError("No curated knowledge for this item: give it a UMLS CUI or a name "
+                         "from the disease mappings (New item → Find a disease), and set "
+                         "EMERFLOW_DATA.")
+    progress(0.7, "curated values found" if got.record is not None else "no curated match")
+    rows = current_features(db, item_id)
+    by_name = {r["name"]: r for r in rows}
+    new_rows: list[dict[str, Any]] = [dict(f) for f in got.features]
+    descs = dict(pairs)
+    curated_names = {f["name"] for f in new_rows}
+    for name, value in got.values.items():
+        if name in curated_names or not value or got.llm is None:
+            continue
+        new_rows.append({"name": name, "descriptor": descs.get(name, name), "value": value,
+                         "source": "llm", "keep": True, "provider": got.llm.get("provider"),
+                         "model": got.llm.get("model"),
+                         "prompt_version": got.llm.get("prompt_version"), "llm_value": value})
+    for new in new_rows:
+        old = by_name.get(new["name"])
+        if old is not None and old.get("source") == "analyst":
+            if new.get(CURATED_KEY):
+                old["curated_value"] = new["value"]
+                old["curated_source"] = new[CURATED_KEY]
+            continue
+        if old is not None:
+            old.clear()
+            old.update(new)
+        else:
+            rows.append(new)
+            by_name[new["name"]] = new
+    fv = repo.save_feature_version(db, item_id, rows, created_by=analyst or "analyst")
+    if repo.current_phase(db, item_id) == 0:
+        flows.predict_item(db, ws, item_id, recompute=True)
+    progress(1.0, f"saved feature version {fv.version}")
+    return fv
+
+
+def curated_frame(features: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The curated values alone (feature, value, source file, in text): shown apart from LLM and
+    analyst values. A curated value the analyst overrode is listed with its curated original."""
+    rows = []
+    for f in features:
+        if f.get(CURATED_KEY):
+            rows.append({"feature": f.get("descriptor") or f["name"], "value": str(f["value"]),
+                         "source": f[CURATED_KEY], "in text": bool(f.get("keep", True))})
+        elif f.get("curated_value"):
+            rows.append({"feature": f.get("descriptor") or f["name"],
+                         "value": str(f["curated_value"]),
+                         "source": f"{f.get('curated_source') or 'curated'} (overridden by the "
+                                   "analyst)", "in text": False})
+    return pd.DataFrame(rows, columns=["feature", "value", "source", "in text"])
+
+
+def source_groups(features: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """How many features come from each origin: dataset, curated, LLM, analyst."""
+    out = {"dataset": 0, "curated": 0, "LLM": 0, "analyst": 0}
+    for f in features:
+        if f.get(CURATED_KEY):
+            out["curated"] += 1
+        elif f.get("source") == "llm":
+            out["LLM"] += 1
+        elif f.get("source") == "analyst":
+            out["analyst"] += 1
+        else:
+            out["dataset"] += 1
+    return out
+
+
 # ---- review table -------------------------------------------------------------------------------
 def source_label(f: Mapping[str, Any]) -> str:
-    """``dataset`` / ``LLM openai gpt-4o-mini (prompt v1)`` / ``analyst alice @ time``."""
+    """``dataset`` / ``curated: <file, version>`` / ``LLM openai gpt-4o-mini (prompt v1)`` /
+    ``analyst alice @ time``."""
+    if f.get(CURATED_KEY) and f.get("source") == "dataset":
+        return str(f[CURATED_KEY])
     src = f.get("source")
     if src == "llm":
         return f"LLM {f.get('provider') or ''} {f.get('model') or ''} " \
@@ -225,6 +323,9 @@ def apply_review(previous: Sequence[Mapping[str, Any]], edited: pd.DataFrame, *,
         if value != prev_value or (desc and desc != prev_desc):
             if f.get("source") == "llm" and "llm_value" not in f:
                 f["llm_value"] = prev_value
+            if f.get(CURATED_KEY):  # a curated value overridden: the tag moves aside
+                f["curated_value"] = prev_value
+                f["curated_source"] = f.pop(CURATED_KEY)
             f.update(value=value, descriptor=desc or prev_desc, source="analyst",
                      analyst=analyst, edited_at=_now())
         f["keep"] = keep
@@ -289,6 +390,7 @@ def version_history(db: Engine, item_id: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-__all__ = ["AugmentationError", "apply_review", "augment_item", "load_suggested",
+__all__ = ["AugmentationError", "apply_review", "augment_item", "curated_frame", "fill_curated",
+           "load_suggested", "source_groups",
            "review_frame", "save_review", "save_suggested", "serialized_text", "set_feature",
            "suggest_for_domain", "version_history"]

@@ -41,6 +41,11 @@ def _env(monkeypatch):
     monkeypatch.setenv("EMERFLOW_DATA", str(KNOWLEDGE))
 
 
+def _curated(at: AppTest):
+    """The Features page's curated-values table."""
+    return next(d.value for d in at.dataframe if "in text" in d.value.columns)
+
+
 def _features(item_id: int) -> dict[str, dict]:
     from app.state import get_db
     from db import repository as repo
@@ -60,7 +65,7 @@ def test_new_item_omim_fills_synonyms_and_phenotypes_in_one_step(demo_env):
     assert at.multiselect(key="nd_pheno").value[0] == "Micrognathia (HP:0000347)"
     assert len(at.multiselect(key="nd_pheno").value) == 6
     assert "Resolved: Marfan Syndrome (C0024796)" in texts(at.text)
-    links = at.dataframe[0].value
+    links = _curated(at)
     assert {"UMLS", "OMIM", "Orphanet", "MeSH"} <= set(links["vocabulary"])
     assert "https://omim.org/entry/154700" in set(links["link"])
     # the analyst removes one phenotype and adds one by id, writes a description
@@ -108,3 +113,44 @@ def test_movie_year_from_catalogue_title(demo_env):
     at.form_submit_button[0].click().run()
     assert not at.error
     assert _features(at.session_state[ITEM_KEY])["year"]["value"] == "1995"
+
+
+def test_features_page_curated_values_apart(demo_env):
+    at = open_page("new_item", **{WORKSPACE_KEY: "demo-diseases"})
+    at.text_input(key="nd_name").input("Marfan's Syndrome")  # typed, not looked up
+    at.form_submit_button[0].click().run()
+    item_id = at.session_state[ITEM_KEY]
+    at.switch_page("pages/features.py").run()
+    assert not at.exception
+    assert "No curated values yet" in texts(at.info)
+    at.button(key="fill_curated_btn").click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    assert "with curated values" in texts(at.success)
+    cur = _curated(at)
+    assert "Phenotypes (HPO)" in set(cur["feature"])
+    assert cur["source"].str.startswith("curated: ").all()
+    review = at.data_editor(key=f"review_{item_id}_2").value
+    src = dict(zip(review["name"], review["source"], strict=True))
+    assert src["phenotypes"].startswith("curated: HPO&Orphanet") and src["name"] == "dataset"
+    assert "Phenotypes (HPO): Micrognathia" in at.code[0].value
+    assert "OMIM:154700" not in at.code[0].value  # ids are features and links, not text
+    # the analyst overrides the curated phenotypes: the curated original stays listed apart
+    row = review.index[review["name"] == "phenotypes"][0]
+    at.session_state[f"review_{item_id}_2"] = {
+        "edited_rows": {str(row): {"value": "Tall stature"}}, "added_rows": [],
+        "deleted_rows": []}
+    at.button(key="save_review").click().run()
+    assert not at.exception
+    cur = _curated(at)
+    assert cur["source"].str.contains("overridden by the analyst").any()
+
+
+def test_features_page_no_knowledge_is_readable(demo_env, monkeypatch):
+    monkeypatch.delenv("EMERFLOW_DATA")
+    at = open_page("new_item", **{WORKSPACE_KEY: "demo-diseases"})
+    at.text_input(key="nd_name").input("Some unknown disease")
+    at.form_submit_button[0].click().run()
+    at.switch_page("pages/features.py").run()
+    at.button(key="fill_curated_btn").click().run()
+    assert not at.exception
+    assert "No curated knowledge for this item" in texts(at.error)

@@ -18,6 +18,7 @@ from app.state import (
     require_item,
 )
 from db import repository as repo
+from engine.schema import DISEASE
 
 ws, db, item = require_item("Features")
 header(ws, item, repo.current_phase(db, item.id))
@@ -77,6 +78,33 @@ elif st.button("Fill feature values with the LLM", type="primary", key="fill_btn
         except (AugmentationError, ValueError) as exc:
             status.update(label="Augmentation failed", state="error")
             st.error(f"Augmentation failed: {exc}")
+
+# ---- curated knowledge (kept apart from LLM and analyst values) --------------------------------
+if ws.domain == DISEASE:
+    st.subheader("Curated knowledge")
+    current = feats.current_features(db, item.id)
+    counts = feats.source_groups(current)
+    st.caption("Values from curated files (DisGeNET disease mappings, HPO annotations), each "
+               "tagged with its file and version · features by origin: "
+               + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if st.button("Fill curated values", key="fill_curated_btn",
+                 help="Synonyms, UMLS/OMIM/Orphanet/MeSH/DO ids and HPO phenotypes from the "
+                      "files under EMERFLOW_DATA; an LLM fills the rest when the provider is "
+                      "'knowledge' with a server configured."):
+        try:
+            prov = get_provider() if settings is not None and \
+                settings.provider == "knowledge" else None
+            new_fv = feats.fill_curated(db, ws, item.id, stored, provider=prov,
+                                        cache=get_cache(), analyst=analyst_name())
+            st.success(f"Saved feature version {new_fv.version} with curated values.")
+            current = feats.current_features(db, item.id)
+        except (AugmentationError, ValueError) as exc:
+            st.error(str(exc))
+    cur = feats.curated_frame(current)
+    if cur.empty:
+        st.info("No curated values yet for this item.")
+    else:
+        st.dataframe(cur, hide_index=True, width="stretch", key="curated_table")
 
 # ---- review -------------------------------------------------------------------------------------
 fv = repo.latest_feature_version(db, item.id)

@@ -572,11 +572,19 @@ class _JSONClosedStop:
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
-#: Provider name -> class. Every class takes an :class:`LLMSettings` as first argument.
-PROVIDERS: dict[str, type[LLMProvider]] = {
+def _knowledge_provider(settings: LLMSettings) -> LLMProvider:
+    """Curated knowledge first, then an LLM (engine/augment/knowledge.py; imported lazily)."""
+    from engine.augment.knowledge import KnowledgeProvider
+
+    return KnowledgeProvider(settings)
+
+
+#: Provider name -> class (or factory). Each takes an :class:`LLMSettings` as first argument.
+PROVIDERS: dict[str, Any] = {
     "openai": OpenAIProvider,
     "local": LocalProvider,
     "none": NoneProvider,
+    "knowledge": _knowledge_provider,
 }
 
 
