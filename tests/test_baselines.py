@@ -283,3 +283,20 @@ def test_candidate_mask_rated_is_users_with_an_old_rating(movie_ctx, disease_ctx
     mask[order] = expected
     np.testing.assert_array_equal(movie_ctx.candidate_mask, mask)
     assert disease_ctx.candidate_mask.all()
+
+
+@pytest.mark.parametrize("name", ["item-mean", "backbone"])
+def test_generic_score_all_default_equals_the_dense_override(name, disease_ctx):
+    """``Method.score_all``'s default (``score`` over chunks of pairs) gives what the dense
+    overrides give (embedding methods: the sigmoid of their logits)."""
+    from engine.baselines import Method
+
+    ctx = disease_ctx
+    method = _method(name)
+    method.fit(ctx)
+    batch = ctx.rows(ctx.split.phases["I"])
+    state = method.update(method.start(), batch, batch)
+    dense = np.asarray(method.score_all(state), dtype=np.float64)
+    if isinstance(method, EmbeddingMethod):
+        dense = 1.0 / (1.0 + np.exp(-dense))
+    np.testing.assert_allclose(Method.score_all(method, state), dense, rtol=1e-4, atol=1e-5)
