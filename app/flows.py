@@ -14,12 +14,31 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from db import repository as repo
+from db.errors import ConcurrentUpdateError, DuplicateError
 from db.repository import FeatureVersionRecord, ItemRecord
 from engine.schema import NAME, PHASES, TARGET_ID
 from engine.workspace import Prediction, Workspace
 
 SNAPSHOT_K = 50  #: ranks stored per phase for audit and rank-change charts
 MAX_PHASE = len(PHASES) - 1
+
+
+#: How often a refinement overtaken by a concurrent one is recomputed on top of it.
+MAX_REFINE_ATTEMPTS = 20
+
+
+class StaleItemError(ValueError):
+    """The item moved on since the page was shown; nothing was written.
+
+    ``phase`` is the item's phase now; the analyst's decisions are kept by the page.
+    """
+
+    def __init__(self, phase: int):
+        self.phase = phase
+        super().__init__(
+            f"The item moved to Phase {PHASES[phase]}; your decisions are kept — review and "
+            "apply."
+        )
 
 
 class DuplicateItemError(ValueError):
@@ -121,25 +140,30 @@ def new_item(
             raise DuplicateItemError(dups)
     raw = {k: _as_text(v) for k, v in features.items() if v not in (None, "", [])}
     raw[NAME] = name
-    item = repo.create_item(
-        db,
-        workspace=ws.name,
-        domain=ws.domain,
-        name=name,
-        external_id=external_id or None,
-        raw_features=raw,
-        created_by=analyst,
-    )
-    repo.save_feature_version(
-        db,
-        item.id,
-        [
-            *dataset_features(ws, raw),
-            *entered_features(ws, raw, analyst),
-            *(dict(f) for f in extra_features),
-        ],
-        created_by=analyst,
-    )
+    try:
+        item, _ = repo.create_item_with_features(  # one transaction: item + version 1
+            db,
+            workspace=ws.name,
+            domain=ws.domain,
+            name=name,
+            external_id=external_id or None,
+            raw_features=raw,
+            features=[
+                *dataset_features(ws, raw),
+                *entered_features(ws, raw, analyst),
+                *(dict(f) for f in extra_features),
+            ],
+            created_by=analyst,
+        )
+    except DuplicateError as exc:
+        # a concurrent create of the same name (or a copy under an identical name)
+        dups = repo.find_duplicates(db, workspace=ws.name, name=name, external_id=external_id)
+        if dups and not allow_duplicate:
+            raise DuplicateItemError(dups) from exc
+        raise ValueError(
+            f"An item named {name!r} already exists in this workspace; give the new one a "
+            "different name."
+        ) from exc
     return item
 
 
@@ -251,44 +275,95 @@ def confirm_and_refine(
     *,
     analyst: str = "analyst",
     source: str = "analyst",
+    notes: Mapping[str, str] | None = None,
+    expected_phase: int | None = None,
 ) -> ItemState:
-    """Record the analyst's decisions and refine the embedding into the next phase.
+    """Record the analyst's decisions (with their notes) and refine the embedding.
 
-    One transaction stores the decisions, the new embedding and its ranking snapshot.
+    One transaction stores the decisions, notes, the new embedding and its ranking snapshot;
+    it is refused if another refinement of the item committed in the meantime (the item's
+    ``phase_version``), and then recomputed on top of it. ``expected_phase`` is the phase the
+    analyst looked at (default: the current one):
+
+    * the item is still there: refine it to the next phase;
+    * another analyst refined that same phase meanwhile: the next phase is recomputed from
+      ``expected_phase`` with both analysts' decisions (nothing of either is lost);
+    * the item moved further: :class:`StaleItemError`, nothing is written.
 
     Raises:
         ValueError: nothing decided, the item is already in the last phase, or a bad target.
+        StaleItemError: the item moved more than one phase past ``expected_phase``.
     """
     if not decisions:
         raise ValueError("Confirm or reject at least one target before refining.")
-    state = predict_item(db, ws, item_id)
-    if state.phase >= MAX_PHASE:
-        raise ValueError(f"The item is already in Phase {PHASES[MAX_PHASE]}, the last phase.")
-    merged = dict(state.decisions) if ws.config.refine.use_all_seen else {}
-    merged.update({str(t): int(y) for t, y in decisions})
-    raw, aug, desc = engine_inputs(ws, state.item, repo.latest_feature_version(db, item_id))
-    new_emb = ws.refine(state.prediction.embedding, raw, list(merged.items()))
-    pred = ws.predict(raw, augmented=aug, descriptors=desc, embedding=new_emb)
-    repo.record_refinement(
-        db,
-        item_id,
-        phase=state.phase + 1,
-        decisions=[{"target_id": str(t), "label": int(y)} for t, y in decisions],
-        analyst=analyst,
-        source=source,
-        vector=new_emb.astype(np.float32).tobytes(),
-        dim=int(new_emb.shape[0]),
-        feature_version=state.feature_version,
-        model_version=ws.model_version,
-        snapshot=_snapshot(pred),
-    )
-    return ItemState(
-        item=state.item,
-        phase=state.phase + 1,
-        feature_version=state.feature_version,
-        prediction=pred,
-        decisions=_decisions(db, item_id),
-    )
+    mine = {str(t): int(y) for t, y in decisions}
+    notes = {str(k): str(v) for k, v in (notes or {}).items() if v}
+    if expected_phase is None:
+        expected_phase = repo.item_version(db, item_id)[0]  # the phase at the call
+    for _attempt in range(MAX_REFINE_ATTEMPTS):
+        _, version = repo.item_version(db, item_id)
+        state = predict_item(db, ws, item_id)
+        phase_now, version_after = repo.item_version(db, item_id)
+        if version_after != version or phase_now != state.phase:
+            continue  # something committed while we read (or phase 0 was just stored)
+        if state.phase == expected_phase:
+            base_embedding = state.prediction.embedding
+        elif state.phase == expected_phase + 1:
+            # Another analyst refined the phase this one looked at: redo that refinement
+            # from the same starting point with both analysts' decisions.
+            base = _embedding_at(db, item_id, expected_phase)
+            if base is None:
+                raise StaleItemError(state.phase)
+            base_embedding = base
+        else:
+            raise StaleItemError(state.phase)
+        if expected_phase >= MAX_PHASE:
+            raise ValueError(
+                f"The item is already in Phase {PHASES[MAX_PHASE]}, the last phase."
+            )
+        target_phase = expected_phase + 1
+        recorded = state.decisions if ws.config.refine.use_all_seen else {
+            i.target_id: i.label for i in repo.interactions(db, item_id)
+            if i.phase == target_phase
+        }
+        merged = {**recorded, **mine}
+        raw, aug, desc = engine_inputs(ws, state.item, repo.latest_feature_version(db, item_id))
+        new_emb = ws.refine(base_embedding, raw, sorted(merged.items()))
+        pred = ws.predict(raw, augmented=aug, descriptors=desc, embedding=new_emb)
+        try:
+            repo.record_refinement(
+                db,
+                item_id,
+                phase=target_phase,
+                decisions=[{"target_id": t, "label": y, "note": notes.get(t)}
+                           for t, y in mine.items()],
+                analyst=analyst,
+                source=source,
+                vector=new_emb.astype(np.float32).tobytes(),
+                dim=int(new_emb.shape[0]),
+                feature_version=state.feature_version,
+                model_version=ws.model_version,
+                snapshot=_snapshot(pred),
+                expected_version=version,
+            )
+        except ConcurrentUpdateError:
+            continue  # overtaken: recompute on top of the refinement that won
+        return ItemState(
+            item=state.item,
+            phase=target_phase,
+            feature_version=state.feature_version,
+            prediction=pred,
+            decisions=_decisions(db, item_id),
+        )
+    raise ValueError("The item is being refined by others right now; nothing was written. "
+                     "Try again in a moment.")
+
+
+def _embedding_at(db: Engine, item_id: int, phase: int) -> np.ndarray | None:
+    for e in repo.embeddings(db, item_id):
+        if e.phase == phase:
+            return np.frombuffer(e.vector, dtype=np.float32).copy()
+    return None
 
 
 def top_targets_table(ws: Workspace, state: ItemState, k: int = 10) -> pd.DataFrame:

@@ -23,6 +23,7 @@ from db.database import (
     upgrade,
 )
 from db.errors import (
+    ConcurrentUpdateError,
     DBError,
     DuplicateError,
     NotFoundError,
@@ -45,6 +46,7 @@ from db.repository import (
 
 __all__ = [
     "BenchmarkRunRecord",
+    "ConcurrentUpdateError",
     "DBError",
     "DomainFeatureSetRecord",
     "DuplicateError",

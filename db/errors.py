@@ -38,6 +38,18 @@ class PhaseError(ValidationError):
     """The requested phase transition is not allowed (e.g. going back to an earlier phase)."""
 
 
+class ConcurrentUpdateError(PhaseError):
+    """Another refinement of the item committed after this one was computed (nothing written).
+
+    ``phase`` is the item's phase now, ``version`` its ``phase_version`` now.
+    """
+
+    def __init__(self, field: str, message: str, *, phase: int = 0, version: int = 0) -> None:
+        super().__init__(field, message)
+        self.phase = phase
+        self.version = version
+
+
 class SecretRefusedError(ValidationError):
     """The value looks like a credential (API key, password, token) and is never stored."""
 

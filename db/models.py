@@ -125,6 +125,7 @@ class Item(SQLModel, table=True):
         # NULLs are distinct in unique constraints on both SQLite and PostgreSQL, so this only
         # constrains items that have an external id.
         UniqueConstraint("workspace_id", "external_id", name="uq_item_workspace_external_id"),
+        Index("uq_item_workspace_name", "workspace_id", "name", unique=True),
         Index("ix_item_workspace_normalized_name", "workspace_id", "normalized_name"),
         CheckConstraint("status IN ('emerging', 'established')", name="ck_item_status"),
     )
@@ -146,6 +147,11 @@ class Item(SQLModel, table=True):
     status: str = Field(sa_column=Column(String(ENUM_LEN), nullable=False))
     created_by: str = Field(sa_column=Column(String(SHORT_LEN), nullable=False))
     created_at: datetime = _ts()
+    #: incremented by every write of the item's embeddings (phase 0, refinements): a
+    #: refinement computed from version v is refused once another one has committed
+    phase_version: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
 
 
 class FeatureVersion(SQLModel, table=True):

@@ -55,6 +55,7 @@ from sqlmodel import Session, or_, select
 
 from db.database import write_engine
 from db.errors import (
+    ConcurrentUpdateError,
     DBError,
     DuplicateError,
     NotFoundError,
@@ -1051,15 +1052,76 @@ def _add_item(
             created_by=created_by,
             created_at=created_at,
         )
-        .on_conflict_do_nothing(index_elements=["workspace_id", "external_id"])
+        .on_conflict_do_nothing()  # (workspace, name) and (workspace, external_id) unique
         .returning(table.c.id)
     )
     row = session.execute(stmt).first()
     if row is None:
+        same_name = session.exec(
+            select(Item.id).where(Item.workspace_id == ws.id, Item.name == name)
+        ).first()
+        if same_name is not None:
+            raise DuplicateError(
+                "name", f"workspace {workspace!r} already has an item named {name!r} "
+                f"(#{same_name})"
+            )
         raise DuplicateError(
             "external_id", f"workspace {workspace!r} already has an item {external_id!r}"
         )
     return _get_item(session, row[0])
+
+
+def create_item_with_features(
+    engine: Engine,
+    *,
+    workspace: str,
+    domain: str,
+    name: str,
+    external_id: str | int | None = None,
+    raw_features: dict[str, Any],
+    features: list[dict[str, Any]],
+    status: str = DEFAULT_STATUS,
+    created_by: str = DEFAULT_CREATED_BY,
+) -> tuple[ItemRecord, FeatureVersionRecord]:
+    """Create an item and its feature version 1 in one transaction (all or nothing).
+
+    Every value is validated before anything is written, so a refused feature (e.g. a
+    too-long synonym) leaves no half-created item behind.
+
+    Raises:
+        NotFoundError: unknown workspace.
+        DuplicateError: the workspace already has an item with this name or ``external_id``.
+        ValidationError: any invalid field.
+    """
+    workspace = _req_str("workspace", workspace, MAX_NAME_LEN)
+    domain = _check_domain(domain)
+    name = _req_str("name", name, MAX_NAME_LEN)
+    ext = _check_id("external_id", external_id, allow_none=True)
+    raw = _check_raw_features("raw_features", raw_features)
+    clean = _check_features("features", features)
+    status = _check_choice("status", status, ITEM_STATUSES)
+    created_by = _req_str("created_by", created_by, MAX_SHORT_LEN)
+    now = _now()
+    with _write_session(engine) as session:
+        item = _add_item(
+            session, workspace=workspace, domain=domain, name=name, external_id=ext,
+            raw_features=raw, status=status, created_by=created_by, created_at=now,
+        )
+        assert item.id is not None
+        fv = FeatureVersion(item_id=item.id, version=1, features=clean, created_by=created_by,
+                            created_at=now)
+        session.add(fv)
+        session.flush()
+        return _item_record(item, workspace), _fv_record(fv)
+
+
+def item_version(engine: Engine, item_id: int) -> tuple[int, int]:
+    """``(phase, phase_version)`` of the item: pass the version to :func:`record_refinement`
+    as ``expected_version`` to refuse a refinement computed from an outdated state."""
+    item_id = _check_item_id(item_id)
+    with Session(engine) as session:
+        item = _get_item(session, item_id)
+        return _phase_of(session, item_id), int(item.phase_version or 0)
 
 
 def find_duplicates(
@@ -1198,10 +1260,12 @@ def save_phase0(
     topk = _check_snapshot("snapshot", snapshot)
     now = _now()
     with _write_session(engine) as session:
-        _lock_item(session, item_id)
+        item = _lock_item(session, item_id)
         current = _phase_of(session, item_id)
         if current > 0:
             raise PhaseError("phase", f"item {item_id} is already in phase {current}")
+        item.phase_version = int(item.phase_version or 0) + 1
+        session.add(item)
         _check_feature_version_exists(session, item_id, fv)
         _upsert_embedding(
             session,
@@ -1229,12 +1293,16 @@ def record_refinement(
     feature_version: int,
     model_version: str,
     snapshot: list[dict[str, Any]],
-) -> None:
-    """Record a refinement to ``phase`` (1..3): decisions, embedding and snapshot, atomically.
+    expected_version: int | None = None,
+) -> int:
+    """Record a refinement to ``phase`` (1..3): decisions (with their notes), embedding and
+    snapshot, atomically. Returns the item's new ``phase_version``.
 
     ``phase`` may be the current phase (re-run: replaces that phase's embedding and snapshot)
-    or any later one; an earlier phase raises :class:`PhaseError`. If anything fails, nothing
-    is written and the previous phase stays intact.
+    or any later one; an earlier phase raises :class:`PhaseError`. With ``expected_version``
+    (from :func:`item_version`, read before the refinement was computed), a refinement that
+    another one overtook raises :class:`ConcurrentUpdateError`. If anything fails, nothing is
+    written and the previous phase stays intact.
     """
     item_id = _check_item_id(item_id)
     phase = _check_phase("phase", phase, lo=MIN_PHASE)
@@ -1247,12 +1315,23 @@ def record_refinement(
     fv = _check_int("feature_version", feature_version, 0, 2**31 - 1)
     model_version = _check_model_version(model_version)
     topk = _check_snapshot("snapshot", snapshot)
+    if expected_version is not None:
+        expected_version = _check_int("expected_version", expected_version, 0, 2**62)
     now = _now()
     with _write_session(engine) as session:
-        _lock_item(session, item_id)
+        item = _lock_item(session, item_id)
         current = _phase_of(session, item_id)
+        version = int(item.phase_version or 0)
+        if expected_version is not None and version != expected_version:
+            raise ConcurrentUpdateError(
+                "phase_version",
+                f"item {item_id} was refined by someone else (now phase {current})",
+                phase=current, version=version,
+            )
         if phase < current:
             raise PhaseError("phase", f"item {item_id} is in phase {current}; cannot go to {phase}")
+        item.phase_version = version + 1
+        session.add(item)
         _check_feature_version_exists(session, item_id, fv)
         _apply_decisions(
             session, item_id, clean, phase=phase, analyst=analyst, source=source, now=now
@@ -1268,6 +1347,7 @@ def record_refinement(
             now=now,
         )
         _insert_snapshot(session, item_id, phase=phase, topk=topk, now=now)
+        return version + 1
 
 
 def record_decisions(

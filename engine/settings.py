@@ -18,15 +18,13 @@ import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The LLM provider when none is configured: works offline, the analyst fills features by hand.
 DEFAULT_PROVIDER = "none"
-#: Providers that :mod:`engine.augment.providers` implements.
-PROVIDER_CHOICES = ("openai", "local", "none")
 
 
 class Settings(BaseSettings):
@@ -40,7 +38,8 @@ class Settings(BaseSettings):
         openai_api_key: ``OPENAI_API_KEY``: the operator's key for the operator's endpoint.
         openai_base_url: ``OPENAI_BASE_URL`` (or ``EMERFLOW_LLM_BASE_URL``): the operator's
             OpenAI-compatible endpoint; the key above is only ever sent there.
-        llm_provider: ``EMERFLOW_LLM_PROVIDER``: ``openai``, ``local`` or ``none``.
+        llm_provider: ``EMERFLOW_LLM_PROVIDER``: a provider of ``engine.augment.PROVIDERS``
+            (``openai``, ``local``, ``none``, ...).
         llm_model: ``EMERFLOW_LLM_MODEL``: model name (or directory for ``local``).
         llm_timeout: ``EMERFLOW_LLM_TIMEOUT``: seconds per request.
         llm_max_retries: ``EMERFLOW_LLM_MAX_RETRIES``: HTTP retries.
@@ -63,7 +62,8 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(
         default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "EMERFLOW_LLM_BASE_URL")
     )
-    llm_provider: Literal["openai", "local", "none"] = Field(
+    #: checked against the registered providers by ``engine.augment.LLMSettings``
+    llm_provider: str = Field(
         default=DEFAULT_PROVIDER, validation_alias="EMERFLOW_LLM_PROVIDER"
     )
     llm_model: str | None = Field(default=None, validation_alias="EMERFLOW_LLM_MODEL")
@@ -201,5 +201,5 @@ def emerflow_home() -> Path:
     return get_settings().home
 
 
-__all__ = ["DEFAULT_PROVIDER", "PROVIDER_CHOICES", "Settings", "emerflow_home", "env_names",
+__all__ = ["DEFAULT_PROVIDER", "Settings", "emerflow_home", "env_names",
            "get_settings"]

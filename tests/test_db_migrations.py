@@ -45,7 +45,7 @@ BACKENDS = [
     pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
 ]
 TS = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-HEAD = "0003"
+HEAD = "0004"
 
 
 @pytest.fixture(params=BACKENDS)
@@ -73,7 +73,7 @@ def engine(db_url: str) -> Iterator[Engine]:
         eng.dispose()
 
 
-def test_head_is_0003() -> None:
+def test_head_is_0004() -> None:
     assert head_revision() == HEAD
 
 

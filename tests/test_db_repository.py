@@ -276,8 +276,13 @@ def test_external_id_unique_per_workspace(engine: Engine, item: repo.ItemRecord)
         external_id="C0000001",
         raw_features={},
     )
-    for _ in range(2):  # many items without external id are fine
-        repo.create_item(engine, workspace="diseases", domain="disease", name="N", raw_features={})
+    for i in range(2):  # many items without external id are fine
+        repo.create_item(engine, workspace="diseases", domain="disease", name=f"N{i}",
+                         raw_features={})
+    with pytest.raises(DuplicateError) as err:  # names are unique per workspace (0004)
+        repo.create_item(engine, workspace="diseases", domain="disease", name="N0",
+                         raw_features={})
+    assert err.value.field == "name"
 
 
 def test_find_duplicates(engine: Engine, item: repo.ItemRecord) -> None:

@@ -191,6 +191,8 @@ def test_no_module_reads_the_environment_for_settings() -> None:
         for path in (REPO / root).rglob("*.py"):
             if path.name == "settings.py" and path.parent.name == "engine":
                 continue
+            if path.relative_to(REPO).as_posix() == "db/migrations/env.py":
+                continue  # the `alembic` command line only; the library gets its URL passed
             text = path.read_text()
             for m in re.finditer(r"os\.environ(?:\.get)?\(?\[?[\"']([A-Z_]+)", text):
                 if m.group(1).startswith(("EMERFLOW_", "OPENAI_", "DATABASE_")):

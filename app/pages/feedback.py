@@ -9,9 +9,9 @@ import streamlit as st
 
 from app import flows, history
 from app import predictions as preds
+from app.safe_text import md
 from app.state import analyst_name, header, require_item
 from app.uploads import parse_interactions_csv
-from db import repository as repo
 from engine.schema import NAME, PHASES, TARGET_ID, TARGET_NOUN
 
 ws, db, item = require_item("Feedback and phases")
@@ -24,27 +24,31 @@ header(ws, item, state.phase)
 noun = TARGET_NOUN[ws.domain]
 last = state.phase >= flows.MAX_PHASE
 next_label = flows.phase_label(min(state.phase + 1, flows.MAX_PHASE))
+KEPT = f"fb_kept_{item.id}"  #: decisions of a refinement refused because the item moved on
 if "refine_message" in st.session_state:
     st.success(st.session_state.pop("refine_message"))
+if "refine_warning" in st.session_state:
+    st.warning(st.session_state.pop("refine_warning"))
+kept: dict[str, int] = st.session_state.get(KEPT) or {}
 
 
 def refine(decisions: list[tuple[str, int]], source: str, notes: dict[str, str] | None = None
            ) -> None:
     """Refine and remember a message for the rerun; readable errors, nothing lost."""
     before = state.prediction.targets.set_index(TARGET_ID)["rank"]
-    try:
-        if notes:
-            repo.record_decisions(db, item.id, phase=state.phase + 1, analyst=analyst_name(),
-                                  source=source,
-                                  decisions=[{"target_id": t, "label": y, "note": notes.get(t)}
-                                             for t, y in decisions])
+    try:  # one transaction: decisions + notes + refinement, checked against the shown phase
         new = flows.confirm_and_refine(db, ws, item.id, decisions, analyst=analyst_name(),
-                                       source=source)
+                                       source=source, notes=notes, expected_phase=state.phase)
+    except flows.StaleItemError as exc:
+        st.session_state[KEPT] = dict(decisions)
+        st.session_state["refine_warning"] = str(exc)
+        st.rerun()
     except ValueError as exc:
-        st.error(str(exc))
+        st.error(md(str(exc)))
         return
     after = new.prediction.targets.set_index(TARGET_ID)["rank"]
     moved = [f"{t}: {before[t]} → {after[t]}" for t, y in decisions if y == 1][:10]
+    st.session_state.pop(KEPT, None)
     st.session_state["refine_message"] = (
         f"Refined to Phase {new.phase_label} with {len(decisions)} decision(s)."
         + (f" Confirmed {noun} ranks: {'; '.join(moved)}" if moved else ""))
@@ -71,9 +75,12 @@ ids = (table["gene id"] if "gene id" in table.columns else table["user"]).astype
 labels = dict(zip(ids, (f"#{r} {n} ({i})" for r, n, i in
                         zip(table["rank"], table[label_col], ids, strict=True)), strict=True))
 c1, c2 = st.columns(2)
-pick_yes = c1.multiselect(f"Confirm {noun}s", ids, format_func=labels.get,
+options = ids + [t for t in kept if t not in labels]
+pick_yes = c1.multiselect(f"Confirm {noun}s", options, format_func=lambda t: labels.get(t, t),
+                          default=[t for t, y in kept.items() if y == 1],
                           key=f"fb_confirm_{item.id}_{state.phase}")
-pick_no = c2.multiselect(f"Reject {noun}s", ids, format_func=labels.get,
+pick_no = c2.multiselect(f"Reject {noun}s", options, format_func=lambda t: labels.get(t, t),
+                         default=[t for t, y in kept.items() if y == 0],
                          key=f"fb_reject_{item.id}_{state.phase}")
 decisions: dict[str, int] = {}
 for i, row in zip(ids, edited.itertuples(), strict=True):

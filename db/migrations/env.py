@@ -5,13 +5,16 @@ Used in two ways:
 * programmatically by :func:`db.database.upgrade` / ``init_db``, which passes an open
   connection (inside a transaction) in ``config.attributes["connection"]``;
 * from the command line (``alembic -c db/migrations/alembic.ini upgrade head``), where the URL
-  comes from ``sqlalchemy.url`` if set, else from ``DATABASE_URL`` / ``EMERFLOW_HOME`` exactly as
-  the application resolves it.
+  comes from ``sqlalchemy.url`` if set, else from ``DATABASE_URL`` / ``EMERFLOW_HOME`` as
+  ``engine.settings`` resolves them (this command-line path is the only place under ``db/``
+  that reads the environment: the library itself always gets its URL from the caller).
 """
 
 from __future__ import annotations
 
+import os
 from logging.config import fileConfig
+from pathlib import Path
 from typing import Any
 
 from alembic import context
@@ -22,6 +25,15 @@ from db import models
 from db.database import make_engine, resolve_url, write_engine
 
 config = context.config
+
+
+def _command_line_url() -> str:
+    """``sqlalchemy.url``, else ``DATABASE_URL``, else ``$EMERFLOW_HOME/emerflow.db``."""
+    url = config.get_main_option("sqlalchemy.url") or os.environ.get("DATABASE_URL", "").strip()
+    if url:
+        return url
+    home = os.environ.get("EMERFLOW_HOME", "").strip() or "~/.emerflow"
+    return resolve_url(None, Path(home).expanduser())
 target_metadata = SQLModel.metadata
 
 
@@ -52,7 +64,7 @@ def run_with_connection(connection: Connection) -> None:
 
 def run_migrations_offline() -> None:
     """Emit SQL to stdout instead of running it (``alembic upgrade --sql``)."""
-    url = resolve_url(config.get_main_option("sqlalchemy.url") or None)
+    url = _command_line_url()
     _configure(url=url, literal_binds=True, dialect_opts={"paramstyle": "named"})
     with context.begin_transaction():
         context.run_migrations()
@@ -64,7 +76,7 @@ def run_migrations_online() -> None:
     if connection is not None:
         run_with_connection(connection)
         return
-    engine = make_engine(config.get_main_option("sqlalchemy.url") or None)
+    engine = make_engine(_command_line_url())
     try:
         with write_engine(engine).begin() as conn:
             run_with_connection(conn)
