@@ -65,6 +65,41 @@ class ItemState:
         return PHASES[self.phase]
 
 
+@dataclass(frozen=True)
+class OpenedDatabase:
+    """The dashboard's database: ``read_only`` holds the reason when it could only be opened
+    for reading (read-only data folder, full disk): browsing works, saving shows that reason."""
+
+    engine: Engine
+    read_only: str | None = None
+
+
+def open_database(url: str) -> OpenedDatabase:
+    """Open and migrate ``url``; fall back to a read-only engine when the database cannot be
+    written (read-only home, full disk), so analysts can still browse.
+
+    Raises:
+        OSError / sqlalchemy errors: the database cannot even be read.
+    """
+    from sqlalchemy.exc import OperationalError
+
+    from app.errors import DISK_FULL, READ_ONLY, classify
+    from db.database import init_db, make_engine, make_read_only_engine
+
+    engine = make_engine(url)
+    try:
+        init_db(engine)
+        return OpenedDatabase(engine)
+    except (OperationalError, OSError) as exc:
+        reason = classify(exc)
+        if reason not in (READ_ONLY, DISK_FULL):
+            raise
+        engine.dispose()
+        ro = make_read_only_engine(url)
+        repo.list_workspaces(ro)  # readable at all? (raises otherwise)
+        return OpenedDatabase(ro, read_only=reason)
+
+
 def phase_label(phase: int) -> str:
     return PHASES[phase]
 

@@ -15,11 +15,11 @@ import streamlit as st
 from sqlalchemy.engine import Engine
 
 from app import flows
+from app.errors import user_message
 from app.llm import LLMChoice, resolve_settings
 from app.llm_cache import DBResponseCache
 from app.safe_text import md
 from db import repository as repo
-from db.database import init_db, make_engine
 from engine.augment import AugmentationError, LLMProvider, LLMSettings, make_provider
 from engine.build import build_dataset_workspace, workspace_dir
 from engine.config import EncoderConfig
@@ -48,16 +48,26 @@ def get_encoder(model: str = EncoderConfig().model) -> TextEncoder:
 
 
 @st.cache_resource(show_spinner="Opening the database…")
+def _opened(url: str) -> flows.OpenedDatabase:
+    return flows.open_database(url)
+
+
 def _db_for(url: str) -> Engine:
-    engine = make_engine(url)
-    init_db(engine)
-    return engine
+    return _opened(url).engine
 
 
 def get_db() -> Engine:
     """The database of the current settings (``DATABASE_URL`` or ``EMERFLOW_HOME``), opened
-    and migrated once per distinct address."""
-    return _db_for(get_settings().database_url_resolved())
+    and migrated once per distinct address. When it can only be read (read-only home, full
+    disk) the page says so once and browsing goes on."""
+    try:
+        opened = _opened(get_settings().database_url_resolved())
+    except Exception as exc:  # noqa: BLE001 - a sentence for the user, details in the log
+        st.error(user_message(exc, "Opening the database"))
+        st.stop()
+    if opened.read_only:
+        st.warning(opened.read_only)
+    return opened.engine
 
 
 @st.cache_resource(show_spinner="Loading the workspace…")
@@ -158,7 +168,7 @@ def current_workspace() -> Workspace | None:
     try:
         return get_workspace(name)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        st.error(f"Could not load workspace {name}: {exc}")
+        st.error(md(f"Could not load workspace {name}: {exc}"))
         return None
 
 

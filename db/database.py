@@ -82,7 +82,7 @@ def _ensure_sqlite_dir(url: URL) -> None:
     Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, read_only: bool = False) -> None:
     """Pragmas on every new connection and explicit BEGIN / BEGIN IMMEDIATE transactions.
 
     pysqlite's own transaction handling is disabled (``isolation_level = None``) and the
@@ -97,7 +97,9 @@ def _configure_sqlite(engine: Engine) -> None:
         try:
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-            if engine.url.database not in (None, "", ":memory:"):
+            if read_only:
+                cursor.execute("PRAGMA query_only = ON")
+            elif engine.url.database not in (None, "", ":memory:"):
                 _enable_wal(cursor)
                 cursor.execute("PRAGMA synchronous = FULL")  # research data: durable commits
         finally:
@@ -154,6 +156,25 @@ def make_engine(url: str | None = None, home: Path | None = None, **kwargs: Any)
         kwargs.setdefault("pool_pre_ping", True)
         engine = create_engine(sa_url, **kwargs)
     log.info("database engine: %s", redacted(sa_url))
+    return engine
+
+
+def make_read_only_engine(url: str) -> Engine:
+    """An engine that only reads ``url`` (for browsing when the data folder is read-only).
+
+    For a SQLite file it opens ``mode=ro&immutable=1`` (no WAL/shm files are created, so it
+    works on a read-only file system) with ``query_only``; any write fails at once with
+    "attempt to write a readonly database". Other databases: a normal engine.
+    """
+    sa_url = make_url(url)
+    if sa_url.get_backend_name() != "sqlite" or sa_url.database in (None, "", ":memory:"):
+        return make_engine(url)
+    path = Path(str(sa_url.database)).expanduser().resolve()
+    ro_url = f"sqlite:///file:{path}?mode=ro&immutable=1&uri=true"
+    engine = create_engine(ro_url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S,
+                                                 "check_same_thread": False})
+    _configure_sqlite(engine, read_only=True)
+    log.info("database engine (read-only): %s", redacted(sa_url))
     return engine
 
 

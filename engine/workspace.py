@@ -10,7 +10,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import shutil
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +29,8 @@ from engine.data.protocol import Split
 from engine.emerflow.aligner import Aligner
 from engine.emerflow.meta import MetaTrainer
 from engine.emerflow.refine import refine_one
+from engine.emerflow.shared_space import SharedConfig, SharedRanker, train_shared
+from engine.models.twotower import positive_matrix
 from engine.emerflow.tasks import ItemRows
 from engine.index import ItemIndex
 from engine.models.deepfm import DeepFM, FieldLayout, TargetCache
@@ -106,6 +111,7 @@ class Workspace:
     target_fields: FieldEncoder
     index: ItemIndex
     meta: dict = field(default_factory=dict)
+    shared: SharedRanker | None = None
 
     def __post_init__(self) -> None:
         self.backbone.eval()
@@ -160,8 +166,33 @@ class Workspace:
         return self.aligner(torch.from_numpy(np.asarray(text_vecs, dtype=np.float32))).numpy()
 
     def embed_text(self, text: str) -> np.ndarray:
-        """Encode (Eq. 3) and align (Eq. 4) one serialized text -> ``[D]``."""
-        return self.align(self.encoder.encode([text]))[0]
+        """Encode (Eq. 3) and align (Eq. 4) one serialized text -> ``[D]`` (the shared-space
+        aligner's embedding when the workspace ranks with ``twotower``)."""
+        vecs = self.encoder.encode([text])
+        if self.shared is not None:
+            return self.shared.align(vecs)[0]
+        return self.align(vecs)[0]
+
+    @property
+    def refines_from_prior(self) -> bool:
+        """True when :meth:`refine` expects the phase-0 (text) embedding and every decision so
+        far (the shared-space update), False when it continues from the latest embedding."""
+        return self.shared is not None
+
+    def target_rows(self, target_ids: Sequence[str]) -> np.ndarray:
+        """Rows of ``target_ids`` in the target table (ValueError naming unknown ids)."""
+        ids = [str(t) for t in target_ids]
+        unknown = [t for t in ids if t not in self.target_pos.index]
+        if unknown:
+            raise ValueError(f"unknown target ids: {unknown[:5]}")
+        return self.target_pos.loc[ids].to_numpy(dtype=np.int64, copy=True)
+
+    def _split_decisions(self, decisions: Mapping[str, int] | None) -> tuple[np.ndarray,
+                                                                            np.ndarray]:
+        """(confirmed rows, rejected rows) of ``{target_id: 1 or 0}``."""
+        decisions = decisions or {}
+        return (self.target_rows([t for t, y in decisions.items() if int(y) == 1]),
+                self.target_rows([t for t, y in decisions.items() if int(y) == 0]))
 
     def item_field_row(self, features: Mapping[str, object]) -> torch.Tensor:
         """Backbone non-ID field indices of one item ``[S_i]`` (memoized per field values)."""
@@ -176,7 +207,11 @@ class Workspace:
 
     @torch.no_grad()
     def score(self, embedding: np.ndarray, features: Mapping[str, object]) -> np.ndarray:
-        """Probability for every target ``[N]``, one tensor op per ``SCORE_CHUNK`` candidates."""
+        """Score of every target ``[N]``: the shared-space rank score (log-probability) with
+        the ``twotower`` ranker, else the DeepFM probability (one tensor op per
+        ``SCORE_CHUNK`` candidates)."""
+        if self.shared is not None:
+            return self.shared.scores(embedding, np.zeros(0, np.int64))
         item_idx = self.item_field_row(features).unsqueeze(0)
         vec = torch.as_tensor(np.asarray(embedding, dtype=np.float32)).unsqueeze(0)
         cache, n = self.target_cache, len(self.target_cache.linear)
@@ -191,7 +226,8 @@ class Workspace:
         return torch.sigmoid(logits).numpy()
 
     def neighbours(self, embedding: np.ndarray, k: int = 5) -> pd.DataFrame:
-        """The k nearest established items by cosine similarity of aligned embeddings."""
+        """The k nearest established items by cosine similarity: of the backbone's own ID
+        embeddings (shared space), or of aligned embeddings (DeepFM ranker)."""
         hits = self.index.search(np.asarray(embedding, dtype=np.float32), k)[0]
         names = self._target_names
         rows = []
@@ -207,12 +243,18 @@ class Workspace:
             )
         return pd.DataFrame(rows, columns=[ITEM_ID, NAME, "similarity", "evidence"])
 
-    def rank(self, scores: np.ndarray) -> pd.DataFrame:
-        """All targets sorted by score, with ``rank`` 1..N and the targets' display columns."""
+    def rank(self, scores: np.ndarray, lift: np.ndarray | None = None) -> pd.DataFrame:
+        """All targets sorted by score, with ``rank`` 1..N, ``percentile`` (share of the
+        catalog ranked below, 0-100), ``lift`` over popularity when known, and the targets'
+        display columns."""
         order = np.argsort(-scores, kind="stable")
+        n = len(order)
         out = self.dataset.targets.iloc[order].reset_index(drop=True).copy()
+        if lift is not None:
+            out.insert(0, "lift", np.asarray(lift, np.float64)[order])
+        out.insert(0, "percentile", 100.0 * (n - np.arange(1, n + 1)) / max(n - 1, 1))
         out.insert(0, "score", scores[order])
-        out.insert(0, "rank", np.arange(1, len(order) + 1))
+        out.insert(0, "rank", np.arange(1, n + 1))
         return out
 
     def predict(
@@ -222,18 +264,35 @@ class Workspace:
         augmented: Mapping[str, str] | None = None,
         descriptors: Mapping[str, str] | None = None,
         embedding: np.ndarray | None = None,
+        decisions: Mapping[str, int] | None = None,
         n_neighbours: int = 5,
     ) -> Prediction:
-        """Phase-0 prediction from features, or a later phase's from a refined ``embedding``."""
+        """Phase-0 prediction from features, or a later phase's from a refined ``embedding``.
+
+        ``decisions`` (``{target_id: 1 confirmed / 0 rejected}``, every decision so far): with
+        the shared-space ranker, confirmed targets propagate to co-associated ones; in both
+        rankers confirmed targets are listed first and rejected ones last.
+        """
         text = self.serialize(features, augmented, descriptors)
         if not text:
             raise ValueError("the item has no feature values to serialize")
         emb = self.embed_text(text) if embedding is None else np.asarray(embedding, np.float32)
-        scores = self.score(emb, features)
+        confirmed, rejected = self._split_decisions(decisions)
+        lift = None
+        if self.shared is not None:
+            scores = self.shared.scores(emb, confirmed)
+            lift = self.shared.lift(emb)
+        else:
+            scores = self.score(emb, features).astype(np.float64)
+        if len(confirmed) or len(rejected):
+            scores = scores.copy()
+            top, bottom = float(scores.max()), float(scores.min())
+            scores[confirmed] = top + 1.0  # a confirmed association is known: never below
+            scores[rejected] = bottom - 1.0
         return Prediction(
             text=text,
             embedding=emb,
-            targets=self.rank(scores),
+            targets=self.rank(scores, lift),
             neighbours=self.neighbours(emb, n_neighbours),
         )
 
@@ -243,7 +302,13 @@ class Workspace:
         features: Mapping[str, object],
         interactions: Sequence[tuple[str, int]],
     ) -> np.ndarray:
-        """One phase update: gradient steps on the embedding from (target_id, label) pairs."""
+        """One phase update from (target_id, label) pairs.
+
+        Shared-space ranker: :func:`engine.emerflow.shared_space.posterior_update` of
+        ``embedding`` (the phase-0 text embedding, see :attr:`refines_from_prior`) with every
+        decision so far, the same update the benchmark and meta-training use. DeepFM ranker:
+        gradient steps on ``embedding`` (positives-only data get sampled negatives).
+        """
         if not interactions:
             raise ValueError("refinement needs at least one interaction")
         unknown = [t for t, _ in interactions if str(t) not in self.target_pos.index]
@@ -253,6 +318,9 @@ class Workspace:
         if bad:
             raise ValueError(f"labels must be 0 or 1, got {bad[:5]}")
         pairs = [(str(t), int(y)) for t, y in interactions]
+        if self.shared is not None:
+            confirmed, rejected = self._split_decisions(dict(pairs))
+            return self.shared.refine(np.asarray(embedding, np.float32), confirmed, rejected)
         if self.dataset.positives_only:
             pairs += self.sampled_negatives(pairs)
         rows = torch.from_numpy(self.target_pos.loc[[t for t, _ in pairs]].to_numpy(copy=True))
@@ -287,8 +355,32 @@ class Workspace:
 
     # ---- persistence ------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
-        """Write state_dicts, JSON config, tables and the index into ``directory``."""
-        directory.mkdir(parents=True, exist_ok=True)
+        """Write state_dicts, JSON config, tables and the index into ``directory``, atomically.
+
+        Everything is written into a temporary sibling directory, flushed to disk, and then
+        renamed into place (the previous workspace is renamed aside first and removed after),
+        so a process killed at any moment leaves either the old or the new workspace complete;
+        :func:`load_workspace` puts an old copy back if the kill fell between the two renames.
+        """
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        _recover_workspace(directory)
+        tmp = directory.parent / f".{directory.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            self._write_files(tmp)
+            _fsync_tree(tmp)
+            old = directory.parent / f".{directory.name}.old-{uuid.uuid4().hex[:8]}"
+            if directory.exists():
+                os.replace(directory, old)
+            os.replace(tmp, directory)
+            _fsync_dir(directory.parent)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+
+    def _write_files(self, directory: Path) -> None:
         torch.save(self.backbone.state_dict(), directory / "backbone.pt")
         torch.save(self.aligner.state_dict(), directory / "aligner.pt")
         self.dataset.items.to_parquet(directory / "items.parquet")
@@ -297,6 +389,9 @@ class Workspace:
             _split_part(self.split, part).to_parquet(directory / f"split_{part}.parquet")
         self.index.save(directory / "index.faiss")
         self.encoder.save_cache(directory / "text_cache.npz")
+        if self.shared is not None:
+            torch.save(self.shared.model.state_dict(), directory / "twotower.pt")
+            torch.save(self.shared.aligner.state_dict(), directory / "shared_aligner.pt")
         doc = {
             "format_version": FORMAT_VERSION,
             "config": self.config.to_dict(),
@@ -322,11 +417,76 @@ class Workspace:
                 "item_layout": _layout_json(self.item_fields),
             },
             "aligner": {"text_dim": self.aligner.text_dim, "embed_dim": self.aligner.embed_dim},
+            "shared": None if self.shared is None else {
+                "n_items": self.shared.model.item_id.num_embeddings,
+                "n_targets": self.shared.n_targets,
+                "text_dim": self.shared.aligner.text_dim,
+                "hidden": self.shared.aligner.hidden,
+            },
             "meta": self.meta,
         }
-        tmp = directory / "workspace.json.tmp"
-        tmp.write_text(json.dumps(doc, indent=1))
-        tmp.replace(directory / "workspace.json")
+        (directory / "workspace.json").write_text(json.dumps(doc, indent=1))
+
+
+def _fsync_tree(directory: Path) -> None:
+    for path in directory.iterdir():
+        if path.is_file():
+            with path.open("rb") as fh:
+                os.fsync(fh.fileno())
+    _fsync_dir(directory)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _recover_workspace(directory: Path) -> None:
+    """Put back the previous copy of a workspace whose save was killed between its renames,
+    and remove leftovers of killed saves."""
+    parent = directory.parent
+    if not parent.is_dir():
+        return
+    olds = sorted(parent.glob(f".{directory.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if not (directory / "workspace.json").is_file():
+        for old in reversed(olds):
+            if (old / "workspace.json").is_file():
+                if directory.exists():
+                    shutil.rmtree(directory, ignore_errors=True)
+                os.replace(old, directory)
+                olds.remove(old)
+                break
+    for leftover in [*olds, *parent.glob(f".{directory.name}.tmp-*")]:
+        prefix = f".{directory.name}.tmp-"
+        if leftover.name.startswith(prefix):
+            pid = leftover.name[len(prefix):].split("-")[0]
+            if pid.isdigit() and _alive(int(pid)):
+                continue  # another process is saving right now
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+class WorkspaceDamagedError(ValueError):
+    """A saved workspace cannot be read; the message says how to rebuild it."""
 
 
 def _cache_slice(cache: TargetCache, start: int, stop: int) -> TargetCache:
@@ -368,10 +528,33 @@ def workspace_exists(directory: Path) -> bool:
 
 
 def load_workspace(directory: Path, encoder: TextEncoder | None = None) -> Workspace:
-    """Load a workspace saved by :meth:`Workspace.save` (``weights_only=True``)."""
+    """Load a workspace saved by :meth:`Workspace.save` (``weights_only=True``).
+
+    Raises:
+        FileNotFoundError: no workspace was saved in ``directory``.
+        WorkspaceDamagedError: a file of it is missing, truncated or unreadable; the message
+            says "workspace damaged — rebuild with `emerflow build --dataset NAME`".
+    """
+    directory = Path(directory)
+    try:
+        _recover_workspace(directory)
+    except OSError:
+        pass  # a read-only home: load what is there
     doc_path = directory / "workspace.json"
     if not doc_path.is_file():
         raise FileNotFoundError(f"{doc_path}: no workspace here (build it first)")
+    try:
+        return _load_workspace_files(directory, doc_path, encoder)
+    except Exception as exc:  # noqa: BLE001 - every way a file can be damaged
+        raise WorkspaceDamagedError(
+            f"workspace {directory.name} damaged ({type(exc).__name__}: "
+            f"{str(exc)[:200]}) — rebuild with `emerflow build --dataset {directory.name}`"
+        ) from exc
+
+
+def _load_workspace_files(
+    directory: Path, doc_path: Path, encoder: TextEncoder | None
+) -> Workspace:
     doc = json.loads(doc_path.read_text())
     if doc.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{doc_path}: unsupported format_version {doc.get('format_version')}")
@@ -416,6 +599,9 @@ def load_workspace(directory: Path, encoder: TextEncoder | None = None) -> Works
     if encoder is None:
         encoder = TextEncoder(config.encoder, cache_path=directory / "text_cache.npz")
     index = ItemIndex.load(directory / "index.faiss", doc["index_ids"])
+    shared = None
+    if doc.get("shared"):
+        shared = _load_shared(directory, doc["shared"], config.shared, dataset, split)
     return Workspace(
         config=config,
         dataset=dataset,
@@ -427,7 +613,39 @@ def load_workspace(directory: Path, encoder: TextEncoder | None = None) -> Works
         target_fields=target_fields,
         index=index,
         meta=doc.get("meta", {}),
+        shared=shared,
     )
+
+
+def _load_shared(directory: Path, info: dict, config: SharedConfig, dataset: Dataset,
+                 split: Split) -> SharedRanker:
+    """The shared-space ranker of a saved workspace (``weights_only=True``); the EASE index is
+    recomputed from the saved old-item rows."""
+    from engine.emerflow.shared_space import EaseIndex, RetrievalAligner
+    from engine.models.twotower import TwoTower
+
+    n_items, n_targets = int(info["n_items"]), int(info["n_targets"])
+    model = TwoTower(n_items, n_targets, config.twotower)
+    model.load_state_dict(torch.load(directory / "twotower.pt", weights_only=True))
+    for p in model.parameters():
+        p.requires_grad_(False)
+    aligner = RetrievalAligner(torch.zeros(n_items, int(info["text_dim"])),
+                               torch.zeros(n_items, config.twotower.dim), int(info["hidden"]),
+                               config.meta.dropout, config.meta.temperature)
+    aligner.load_state_dict(torch.load(directory / "shared_aligner.pt", weights_only=True))
+    return SharedRanker(model, aligner, EaseIndex(_old_positives(dataset, split),
+                                                  config.meta.ease_lam), config)
+
+
+def _old_positives(dataset: Dataset, split: Split) -> np.ndarray:
+    """``[K_old, N_targets]`` positives of the old items (rows in ``split.old_items`` order)."""
+    targets = pd.Series(np.arange(len(dataset.targets)),
+                        index=dataset.targets[TARGET_ID].astype(str).to_numpy())
+    old = pd.Series(np.arange(len(split.old_items)), index=[str(i) for i in split.old_items])
+    train = split.train
+    return positive_matrix(old.loc[train[ITEM_ID].astype(str)].to_numpy(),
+                           targets.loc[train[TARGET_ID].astype(str)].to_numpy(),
+                           train[LABEL].to_numpy(), len(old), len(targets))
 
 
 # ---- building ---------------------------------------------------------------------------------
@@ -545,10 +763,15 @@ def build_workspace(
 
     t0 = time.perf_counter()
     texts = item_texts(dataset)
-    progress("encode", 0.0, f"encoding {len(texts)} item texts")
-    vecs = encoder.encode(
-        texts, lambda i, n: progress("encode", i / max(n, 1), f"encoded {i}/{n} texts")
+    # Only the established items' texts are used (aligner training and the index): new items
+    # are entered by the analyst, the rest of the catalog never reaches the model.
+    progress("encode", 0.0, f"encoding {len(old_item_rows)} established item texts")
+    old_vecs = encoder.encode(
+        [texts[i] for i in old_item_rows],
+        lambda i, n: progress("encode", i / max(n, 1), f"encoded {i}/{n} texts"),
     )
+    vecs = np.zeros((len(texts), old_vecs.shape[1]), np.float32)
+    vecs[old_item_rows] = old_vecs
     timings["encode"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -569,9 +792,19 @@ def build_workspace(
     )
     timings["meta"] = time.perf_counter() - t0
 
+    shared = None
+    if config.ranker == "twotower":
+        t0 = time.perf_counter()
+        positives = positive_matrix(o_rows, t_rows, labels, len(old_ids), len(dataset.targets))
+        shared = train_shared(old_vecs, positives, config.shared, config.seed, progress)
+        timings["shared"] = time.perf_counter() - t0
+
     t0 = time.perf_counter()
-    with torch.no_grad():
-        old_emb = aligner(torch.from_numpy(vecs[old_item_rows])).numpy()
+    if shared is not None:  # neighbours in the backbone's own space: its ID embeddings
+        old_emb = shared.model.item_id.weight.detach().numpy()
+    else:
+        with torch.no_grad():
+            old_emb = aligner(torch.from_numpy(vecs[old_item_rows])).numpy()
     index = ItemIndex.build(old_emb, old_ids)
     timings["index"] = time.perf_counter() - t0
     progress("index", 1.0, f"indexed {len(old_ids)} established items")
@@ -581,7 +814,8 @@ def build_workspace(
         "backbone_losses": losses,
         "meta_history": history[-1:] if history else [],
         "split": split.summary(),
-        "model_version": _state_digest(backbone, aligner),
+        "model_version": _state_digest(
+            backbone, aligner, *([shared.model, shared.aligner] if shared else [])),
         "encoder": encoder.name,
     }
     return Workspace(
@@ -595,4 +829,5 @@ def build_workspace(
         target_fields=target_fields,
         index=index,
         meta=meta,
+        shared=shared,
     )

@@ -189,3 +189,187 @@ def test_concurrent_creates_of_one_name_give_one_item(engines, diseases) -> None
     with pytest.raises(ValueError, match="already exists"):
         flows.new_item(engines[0], diseases, name="Race disease", features={},
                        allow_duplicate=True)
+
+
+# ---- 4. workspace saves are atomic; damaged files give a clear message ------------------------
+SAVE_LOOP = """
+import sys
+from pathlib import Path
+from engine.workspace import load_workspace
+src, dst = Path(sys.argv[1]), Path(sys.argv[2])
+ws = load_workspace(src)
+print("ready", flush=True)
+while True:
+    ws.save(dst)
+"""
+
+
+def _copy_workspace(src: Path, dst: Path) -> None:
+    import shutil
+
+    shutil.copytree(src, dst, symlinks=False)
+
+
+@pytest.mark.slow
+def test_kill_9_during_saves_never_leaves_an_unloadable_workspace(
+    demo_home: Path, tmp_path: Path, encoder
+) -> None:
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from engine.workspace import load_workspace
+
+    src = demo_home / "workspaces" / "demo-diseases"
+    dst = tmp_path / "workspaces" / "demo-diseases"
+    _copy_workspace(src, dst)
+    rng = random.Random(13)
+    proc = subprocess.Popen([sys.executable, "-c", SAVE_LOOP, str(src), str(dst)],
+                            stdout=subprocess.PIPE, cwd=Path(__file__).resolve().parents[1])
+    assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+    kills = 5
+    try:
+        for _ in range(kills):
+            time.sleep(rng.uniform(0.05, 0.6))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            ws = load_workspace(dst, encoder)  # must load after every kill
+            assert ws.name == "demo-diseases"
+            proc = subprocess.Popen([sys.executable, "-c", SAVE_LOOP, str(src), str(dst)],
+                                    stdout=subprocess.PIPE,
+                                    cwd=Path(__file__).resolve().parents[1])
+            assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+    finally:
+        proc.kill()
+        proc.wait()
+    leftovers = [p.name for p in dst.parent.iterdir() if p.name != "demo-diseases"]
+    load_workspace(dst, encoder)
+    assert all(n.startswith(".demo-diseases.") for n in leftovers)
+
+
+@pytest.mark.parametrize("damage", ["zero_pt", "truncated_parquet", "bad_json"])
+def test_damaged_workspace_files_give_a_rebuild_message(
+    demo_home: Path, tmp_path: Path, encoder, damage: str
+) -> None:
+    from engine.workspace import WorkspaceDamagedError, load_workspace
+
+    dst = tmp_path / "demo-movies"
+    _copy_workspace(demo_home / "workspaces" / "demo-movies", dst)
+    if damage == "zero_pt":
+        (dst / "aligner.pt").write_bytes(b"")
+    elif damage == "truncated_parquet":
+        data = (dst / "targets.parquet").read_bytes()
+        (dst / "targets.parquet").write_bytes(data[: len(data) // 2])
+    else:
+        (dst / "workspace.json").write_text('{"format_version": ')
+    with pytest.raises(WorkspaceDamagedError,
+                       match=r"damaged .*rebuild with `emerflow build --dataset demo-movies`"):
+        load_workspace(dst, encoder)
+
+
+def test_truncated_text_cache_is_discarded_and_rebuilt(tmp_path: Path, encoder) -> None:
+    from engine.text.encoder import TextEncoder
+
+    cache = tmp_path / "text_cache.npz"
+    encoder.encode(["a sentence to cache"])
+    encoder.save_cache(cache)
+    data = cache.read_bytes()
+    cache.write_bytes(data[: len(data) // 3])
+    enc = TextEncoder(encoder.config, cache_path=cache)  # no exception: the cache is discarded
+    assert not cache.exists()
+    vec = enc.encode(["a sentence to cache"])
+    enc.save_cache()
+    assert cache.exists() and vec.shape == (1, enc.dim)
+
+
+# ---- 5. full disk, read-only home, locked database: a clear message; browsing goes on --------
+def _mount_tmpfs(path: Path, size: str = "2m") -> None:
+    import subprocess
+
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                          capture_output=True)
+    if done.returncode != 0:
+        pytest.skip("needs permission to mount a tmpfs (root in a container or CI)")
+
+
+def _umount(path: Path) -> None:
+    import subprocess
+
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def test_full_disk_gives_a_clear_message_and_reads_still_work(tmp_path: Path, diseases) -> None:
+    from app.errors import DISK_FULL, user_message
+
+    home = tmp_path / "small"
+    _mount_tmpfs(home, "3m")
+    try:
+        url = f"sqlite:///{home / 'emerflow.db'}"
+        db = flows.open_database(url).engine
+        first = flows.new_item(db, diseases, name="Before the disk filled", features={})
+        fd = os.open(home / "filler", os.O_WRONLY | os.O_CREAT)  # fill the disk for real
+        try:
+            while os.write(fd, b"\0" * 65536):
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        with pytest.raises(Exception) as err:
+            for i in range(200):  # until SQLite needs a new page
+                flows.new_item(db, diseases, name=f"Disk full {i}", features={
+                    "description": "x" * 4000})
+        message = user_message(err.value, "Creating the item")
+        assert message.startswith(DISK_FULL) and "Traceback" not in message
+        assert repo.get_item(db, first.id).name == "Before the disk filled"  # browsing works
+        db.dispose()
+    finally:
+        _umount(home)
+
+
+def test_read_only_home_still_browses(tmp_path: Path, diseases) -> None:
+    import subprocess
+
+    from app.errors import READ_ONLY, user_message
+
+    home = tmp_path / "ro"
+    _mount_tmpfs(home, "8m")
+    try:
+        url = f"sqlite:///{home / 'emerflow.db'}"
+        db = flows.open_database(url).engine
+        item = flows.new_item(db, diseases, name="Written before", features={})
+        db.dispose()
+        done = subprocess.run(["mount", "-o", "remount,ro", str(home)], capture_output=True)
+        assert done.returncode == 0, done.stderr
+        opened = flows.open_database(url)
+        assert opened.read_only == READ_ONLY
+        assert [i.name for i in repo.list_items(opened.engine, diseases.name)] == [
+            "Written before"]
+        assert repo.get_item(opened.engine, item.id).name == "Written before"
+        with pytest.raises(Exception) as err:
+            flows.new_item(opened.engine, diseases, name="Cannot write", features={})
+        assert user_message(err.value, "Creating the item").startswith(READ_ONLY)
+        opened.engine.dispose()
+    finally:
+        _umount(home)
+
+
+def test_locked_database_gives_a_clear_message(tmp_path: Path) -> None:
+    import sqlite3
+
+    from app.errors import LOCKED, user_message
+
+    path = tmp_path / "locked.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    with pytest.raises(sqlite3.OperationalError) as err:
+        other.execute("BEGIN IMMEDIATE")
+    assert user_message(err.value, "Saving").startswith(LOCKED)
+    holder.execute("ROLLBACK")
+    holder.close()
+    other.close()

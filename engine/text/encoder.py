@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -11,6 +12,8 @@ import numpy as np
 import torch
 
 from engine.config import DEFAULT_ENCODER, EncoderConfig
+
+logger = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int], None]
 
@@ -68,9 +71,22 @@ class TextEncoder:
         return self.config.model
 
     def _load_cache(self, path: Path) -> None:
-        with np.load(path) as data:
-            keys = data["keys"]
-            vecs = data["vectors"]
+        """Load the persisted cache; a damaged file (truncated by a kill, zero bytes, not an
+        npz) is discarded with a warning and the cache is rebuilt by encoding again."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                keys = data["keys"]
+                vecs = data["vectors"]
+            if len(keys) != len(vecs):
+                raise ValueError("keys and vectors differ in length")
+        except Exception as exc:  # noqa: BLE001 - any damage: the cache is only a speed-up
+            logger.warning("discarding damaged text cache %s (%s); it will be rebuilt",
+                           path, exc)
+            try:
+                path.unlink()
+            except OSError:
+                pass
+            return
         if vecs.ndim == 2 and vecs.shape[1] == self.dim:
             self._cache.update(zip(keys.tolist(), vecs, strict=True))
 
