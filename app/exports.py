@@ -2,6 +2,10 @@
 
 CSV/TSV carry the stamp as leading ``# key: value`` comment lines (read them back with
 ``pd.read_csv(..., comment="#")``); JSON has ``{"stamp": {...}, "rows": [...]}``.
+
+CSV/TSV are safe to open in a spreadsheet: text cells starting with ``=``, ``+``, ``-``, ``@``,
+a tab or CR get a leading ``'`` (no formula runs), and stamp values are percent-encoded where
+they hold the separator, quotes or line breaks, so a stamp line is always one cell.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from app.flows import ItemState, phase_label
+from engine.csv_safety import header_value, neutralize_frame
 from engine.workspace import Workspace
 
 FORMATS = {"CSV": ("csv", "text/csv"), "TSV": ("tsv", "text/tab-separated-values"),
@@ -49,8 +54,9 @@ def export_bytes(table: pd.DataFrame, fmt: str, meta: Mapping[str, Any]) -> tupl
     if fmt == "JSON":
         doc = {"stamp": dict(meta), "rows": json.loads(table.to_json(orient="records"))}
         return json.dumps(doc, indent=1).encode("utf-8"), name, mime
+    sep = "," if fmt == "CSV" else "\t"
     buf = io.StringIO()
     for k, v in meta.items():
-        buf.write(f"# {k}: {v}\n")
-    table.to_csv(buf, index=False, sep="," if fmt == "CSV" else "\t", lineterminator="\n")
+        buf.write(f"# {header_value(k, sep)}: {header_value(v, sep)}\n")
+    neutralize_frame(table).to_csv(buf, index=False, sep=sep, lineterminator="\n")
     return buf.getvalue().encode("utf-8"), name, mime

@@ -8,7 +8,6 @@ once per process (``engine.knowledge`` caches per path).
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -60,7 +59,9 @@ def knowledge(root: str | None = None) -> Knowledge:
 
 
 def data_root_set() -> bool:
-    return bool(os.environ.get("EMERFLOW_DATA", "").strip())
+    from engine.settings import get_settings
+
+    return get_settings().data is not None
 
 
 # ---- diseases ---------------------------------------------------------------------------------

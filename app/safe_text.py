@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import re
 
-#: Characters with a meaning in CommonMark/GFM (and Streamlit's ``:color[...]``/``$math$``).
-_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$&=\"'^%@])")
+#: Characters that start Markdown images, links, HTML, code, emphasis, headings, tables,
+#: strike-through and math (and Streamlit's ``:color[...]`` directives, which need ``[``).
+#: ``_`` is left alone: intraword it is never emphasis, and ids like ``target_id`` stay
+#: readable in the raw text.
+_SPECIAL = re.compile(r"([\\`*\[\]()<>#!|~$])")
 
 
 def md(text: object) -> str:

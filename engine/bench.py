@@ -34,6 +34,7 @@ import torch
 
 from engine.baselines import METHODS, BenchContext, Method, MethodNotAvailable, Rows
 from engine.config import BackboneConfig, EncoderConfig, WorkspaceConfig, emerflow_home
+from engine.csv_safety import restore
 from engine.data.base import Dataset
 from engine.data.protocol import ProtocolConfig, Split, split_dataset, validation_split
 from engine.data.registry import get_dataset_entry
@@ -111,7 +112,7 @@ def load_augmentations(path: Path | None) -> tuple[pd.DataFrame | None, dict | N
     """(augmentation frame item_id -> features, llm info, reason when absent)."""
     if path is None or not path.is_file():
         return None, None, f"no LLM augmentations found at {path}"
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False).map(restore)
     if ITEM_ID not in frame.columns:
         return None, None, f"{path}: no {ITEM_ID} column"
     if "augment_error" in frame.columns:

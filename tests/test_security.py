@@ -304,3 +304,89 @@ def test_cli_failures_are_one_line_with_details_in_the_log(
     assert err.startswith("error: RuntimeError: kaboom") and "Traceback" not in err
     assert "pw-secret-1" not in err
     assert "Traceback" in (emerflow_home / "logs" / "emerflow.log").read_text()
+
+
+# ---- 6. exports and augment CSVs never carry a formula -----------------------------------------
+def _cells(data: bytes, sep: str) -> list[list[str]]:
+    """What a spreadsheet sees: every line split by the CSV rules."""
+    import csv
+    import io
+
+    return list(csv.reader(io.StringIO(data.decode()), delimiter=sep))
+
+
+@pytest.mark.parametrize("fmt", ["CSV", "TSV"])
+def test_exports_neutralize_formulas_and_keep_stamp_lines_whole(fmt: str) -> None:
+    import io
+
+    import pandas as pd
+
+    from app import exports
+
+    evil = "x,=1+1,@SUM(A1)\t-2+3\r\n=cmd"
+    table = pd.DataFrame({"target_id": ["1", "2", "3"], "name": ["=HYPERLINK(1)", "+1", "ok"],
+                          "note": ["@x", "\tTAB", "-minus"], "score": [-0.5, 0.25, 1.0]})
+    meta = {"workspace": "w", "item": evil, "phase": "0"}
+    data, _, _ = exports.export_bytes(table, fmt, meta)
+    sep = "," if fmt == "CSV" else "\t"
+    rows = _cells(data, sep)
+    stamp = [r for r in rows if r and r[0].startswith("#")]
+    assert len(stamp) == 3 and all(len(r) == 1 for r in stamp), stamp  # one cell per line
+    for row in rows:
+        for cell in row:
+            assert not cell.startswith(("=", "+", "@", "\t", "\r")), (cell, row)
+            assert not cell.startswith("-") or cell == "-0.5", (cell, row)
+    back = pd.read_csv(io.BytesIO(data), comment="#", sep=sep, dtype={"target_id": str})
+    assert back["score"].tolist() == [-0.5, 0.25, 1.0]
+    assert back["name"].tolist() == ["'=HYPERLINK(1)", "'+1", "ok"]
+    from urllib.parse import unquote
+
+    assert unquote(stamp[1][0].split(": ", 1)[1]) == evil
+
+
+def test_llm_values_written_to_augment_csv_are_neutralized(tmp_path: Path) -> None:
+    from engine.augment import JsonlCache, LLMSettings, make_provider
+    from engine.augment.batch import augment_dataset
+    from engine.bench import load_augmentations
+    from engine.data.demo import load_demo
+
+    answer = json.dumps({"director": "=HYPERLINK(\"http://evil/\",\"x\")",
+                         "themes": "@SUM(1+1)"})
+    body = {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": answer}}]}
+    with RecordingLLM(body=body) as server:
+        provider = make_provider(LLMSettings(provider="openai", base_url=server.base_url,
+                                             model="m", max_retries=0, timeout_s=10))
+        dataset = load_demo("demo-movies")
+        out = tmp_path / "augment" / "demo-movies.csv"
+        augment_dataset(provider, dataset, out, JsonlCache(tmp_path / "c.jsonl"),
+                        features=["director", "themes"], limit=2, concurrency=1)
+    rows = _cells(out.read_bytes(), ",")
+    values = [c for r in rows[1:] for c in r]
+    assert any(v.startswith("'=HYPERLINK") for v in values), rows
+    assert not any(v.startswith(("=", "+", "@", "\t", "\r")) for v in values), rows
+    frame, _, _ = load_augmentations(out)  # the benchmark reads the LLM's values back intact
+    assert frame is not None and frame["director"].iloc[0].startswith("=HYPERLINK")
+
+
+# ---- 7. user and LLM text is never rendered as markdown ----------------------------------------
+def test_markdown_in_names_and_llm_errors_is_shown_literally() -> None:
+    from app.safe_text import md
+
+    shown = md("![t](http://host/x.png) [click](http://evil) <img src=x> `code` **b**")
+    assert "![" not in shown.replace("\\!\\[", "") and "](" not in shown.replace("\\]\\(", "")
+    assert "<img" not in shown.replace("\\<img", "")
+    assert md("target_id 'nope': line 3") == "target_id 'nope': line 3"
+
+
+def test_pages_escape_item_names_and_error_bodies() -> None:
+    pages = {
+        "app/state.py": "item **{md(item.name)}**",
+        "app/pages/predictions.py": "for {md(item.name)}",
+        "app/pages/new_item.py": "{md(data.name)}",
+        "app/pages/features.py": 'md(f"Augmentation failed: {exc}")',
+        "app/pages/settings.py": "md(redact_text(f\"Connection failed: {exc}\"))",
+    }
+    for path, needle in pages.items():
+        assert needle in (REPO / path).read_text(), path

@@ -16,13 +16,14 @@ from app.benchmark import (
     results_dir,
     wide_table,
 )
+from app.safe_text import md
 from engine.schema import PHASES
 
 st.title("Benchmark")
 root = results_dir()
 res = load_results(root)
 for problem in res.problems:
-    st.warning(f"Skipped an unreadable result file: {problem}")
+    st.warning(md(f"Skipped an unreadable result file: {problem}"))
 if res.empty:
     st.info(f"No benchmark results yet in `{root}`. Run a benchmark (e.g. `emerflow bench`) "
             "to write results/<dataset>/<method>.json, then reload this page.")
@@ -93,7 +94,7 @@ try:  # diversity and the headline comparison come from the engine's report help
                "with a 95% paired bootstrap interval (1,000 resamples of new items).")
     st.markdown(headline_table(headline(docs, dataset)))
 except Exception as exc:  # noqa: BLE001 - the tables above do not need these helpers
-    st.caption(f"Diversity and headline unavailable: {exc}")
+    st.caption(md(f"Diversity and headline unavailable: {exc}"))
 
 st.subheader("Runs")
 runs = [r for r in res.runs if r["dataset"] == dataset]

@@ -7,6 +7,7 @@ import streamlit as st
 
 from app import features as feats
 from app.llm import settings_summary
+from app.safe_text import md
 from app.state import (
     AugmentationError,
     analyst_name,
@@ -28,10 +29,10 @@ st.subheader("LLM augmentation")
 try:
     settings = current_llm_settings()
     summary = settings_summary(settings)
-    st.caption(" · ".join(f"{k}: {v}" for k, v in summary.items()) + " (change on Settings)")
+    st.caption(md(" · ".join(f"{k}: {v}" for k, v in summary.items())) + " (change on Settings)")
 except ValueError as exc:
     settings = None
-    st.error(f"The LLM settings are invalid: {exc}")
+    st.error(md(f"The LLM settings are invalid: {exc}"))
 
 stored = feats.load_suggested(db, ws.domain)
 with st.expander(f"Feature list for {ws.domain}s ({len(stored)} stored; suggested once, "
@@ -56,7 +57,7 @@ with st.expander(f"Feature list for {ws.domain}s ({len(stored)} stored; suggeste
                 st.success(f"{len(got)} features stored for {ws.domain}s.")
                 st.rerun()
             except (AugmentationError, ValueError) as exc:
-                st.error(f"Feature suggestion failed: {exc}")
+                st.error(md(f"Feature suggestion failed: {exc}"))
 
 if settings is not None and settings.provider == "none":
     st.info("Provider **none**: no LLM is used. Add features by hand below (or in the table).")
@@ -77,7 +78,7 @@ elif st.button("Fill feature values with the LLM", type="primary", key="fill_btn
                           expanded=False)
         except (AugmentationError, ValueError) as exc:
             status.update(label="Augmentation failed", state="error")
-            st.error(f"Augmentation failed: {exc}")
+            st.error(md(f"Augmentation failed: {exc}"))
 
 # ---- curated knowledge (kept apart from LLM and analyst values) --------------------------------
 if ws.domain == DISEASE:

@@ -18,7 +18,7 @@ ws, db, item = require_item("Feedback and phases")
 try:
     state = flows.predict_item(db, ws, item.id)
 except ValueError as exc:
-    st.error(f"Cannot predict yet: {exc}. Add feature values on the Features page.")
+    st.error(md(f"Cannot predict yet: {exc}.") + " Add feature values on the Features page.")
     st.stop()
 header(ws, item, state.phase)
 noun = TARGET_NOUN[ws.domain]
@@ -95,7 +95,7 @@ st.caption(f"{sum(decisions.values())} confirmed, {len(decisions) - sum(decision
            f"rejected, to be recorded with the refinement.")
 if st.button(f"Refine → Phase {next_label}", type="primary", disabled=last, key="refine_btn"):
     if both:
-        st.error(f"Decide each {noun} once: {', '.join(sorted(both))} is both confirmed and "
+        st.error(f"Decide each {noun} once: {md(', '.join(sorted(both)))} is both confirmed and "
                  "rejected.")
     else:
         refine(list(decisions.items()), "analyst")
@@ -108,7 +108,7 @@ with st.expander("Upload observed interactions (CSV: target_id,label[,note])"):
     if up is not None:
         result = parse_interactions_csv(up.getvalue(), ws.target_pos.index)
         if result.errors:
-            st.error("The file was not used:\n\n" + "\n".join(f"- {e}" for e in result.errors))
+            st.error("The file was not used:\n\n" + "\n".join(f"- {md(e)}" for e in result.errors))
         else:
             ups = pd.DataFrame(result.decisions, columns=[TARGET_ID, "label", "note"])
             st.dataframe(ups, hide_index=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import flows, items, lookup
+from app.safe_text import md
 from app.state import (
     ITEM_KEY,
     analyst_name,
@@ -151,14 +152,14 @@ if submitted:
 pending = st.session_state.get(PENDING)
 if pending:
     data, dup_ids = pending
-    st.warning(f"“{data.name}” looks like an item that already exists in {ws.name}. "
+    st.warning(f"“{md(data.name)}” looks like an item that already exists in {ws.name}. "
                "Open the existing one instead of creating a copy?")
     for dup_id in dup_ids[:3]:
         try:
             dup = flows.repo.get_item(db, dup_id)
         except ValueError:
             continue
-        if st.button(f"Open existing: {dup.name} (#{dup.id})", key=f"open_dup_{dup.id}",
+        if st.button(f"Open existing: {md(dup.name)} (#{dup.id})", key=f"open_dup_{dup.id}",
                      type="primary"):
             _open(dup.id, f"Opened {dup.name} (#{dup.id}).")
             st.rerun()

@@ -9,6 +9,7 @@ import streamlit as st
 
 from app import exports, flows
 from app import predictions as preds
+from app.safe_text import md
 from app.state import header, page_link, require_item
 from engine.schema import DISEASE, TARGET_NOUN
 
@@ -17,7 +18,7 @@ t0 = time.perf_counter()
 try:
     state = flows.predict_item(db, ws, item.id)
 except ValueError as exc:
-    st.error(f"Cannot predict yet: {exc}. Add feature values on the Features page.")
+    st.error(md(f"Cannot predict yet: {exc}.") + " Add feature values on the Features page.")
     page_link("features", "Go to Features", icon=":material/tune:")
     st.stop()
 elapsed = time.perf_counter() - t0
@@ -32,7 +33,7 @@ if ws.domain == DISEASE:
     classes = c3.multiselect("Protein class", preds.target_classes(ws), key="pred_classes")
 
 table = preds.ranked_targets(ws, state, top_n=top_n, min_score=min_score, classes=classes)
-st.subheader(f"Top {noun}s for {item.name}")
+st.subheader(f"Top {noun}s for {md(item.name)}")
 st.caption(f"Phase {state.phase_label} · feature version {state.feature_version} · "
            f"{len(state.prediction.targets)} {noun}s scored in {elapsed * 1000:.0f} ms")
 if table.empty:
@@ -64,7 +65,7 @@ st.dataframe(preds.neighbour_table(state), hide_index=True, width="stretch",
 
 st.subheader("Export")
 meta = exports.stamp(ws, state)
-st.caption(" · ".join(f"{k}: {v}" for k, v in meta.items() if k != "exported_at"))
+st.caption(md(" · ".join(f"{k}: {v}" for k, v in meta.items() if k != "exported_at")))
 cols = st.columns(len(exports.FORMATS))
 for col, fmt in zip(cols, exports.FORMATS, strict=True):
     data, fname, mime = exports.export_bytes(table, fmt, meta)

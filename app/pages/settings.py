@@ -18,6 +18,7 @@ from app.llm import (
     settings_summary,
     test_connection,
 )
+from app.safe_text import md
 from app.state import (
     LLM_KEY,
     AugmentationError,
@@ -38,7 +39,7 @@ try:
     active = current_llm_settings()
 except ValueError as exc:
     active = None
-    st.error(redact_text(f"The LLM settings from the environment are invalid: {exc}"))
+    st.error(md(redact_text(f"The LLM settings from the environment are invalid: {exc}")))
 choice = llm_choice()
 with st.form("llm_form"):
     current_provider = choice.provider or (active.provider if active else "none")
@@ -71,7 +72,7 @@ with st.form("llm_form"):
             st.success("LLM settings applied to this session.")
             active = current_llm_settings()
         except ValueError as exc:
-            st.error(redact_text(f"Not applied: {exc}"))
+            st.error(md(redact_text(f"Not applied: {exc}")))
 
 if active is not None:
     st.table(settings_summary(active))
@@ -81,9 +82,9 @@ if active is not None:
 if st.button("Test connection", key="test_llm"):
     with st.spinner("Contacting the LLM…"):
         try:
-            st.success(test_connection(current_llm_settings()))
+            st.success(md(test_connection(current_llm_settings())))
         except (AugmentationError, ValueError) as exc:
-            st.error(redact_text(f"Connection failed: {exc}"))
+            st.error(md(redact_text(f"Connection failed: {exc}")))
 
 st.subheader("Encoder and storage")
 st.table({

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app.safe_text import md
 from app.state import WORKSPACE_KEY, build_with_status, get_workspace, is_built, set_workspace
 from engine.data.registry import DATASETS
 
@@ -51,4 +52,4 @@ else:
             set_workspace(name)
             st.success(f"{name} is built and selected.")
         except (FileNotFoundError, ValueError, OSError) as exc:
-            st.error(f"Could not build {name}: {exc}")
+            st.error(md(f"Could not build {name}: {exc}"))

@@ -31,6 +31,7 @@ from engine.augment.service import (
     fill_values_many,
     suggest_features,
 )
+from engine.csv_safety import neutralize_frame
 from engine.schema import ITEM_ID
 
 logger = logging.getLogger(__name__)
@@ -262,7 +263,8 @@ def augment_dataset(
         provider, dataset.domain, items, chosen, cache, concurrency=concurrency, progress=progress
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(out, frame.to_csv(index=False))
+    # LLM answers are untrusted: no cell may start a spreadsheet formula
+    _write_atomically(out, neutralize_frame(frame).to_csv(index=False))
     summary = {
         "dataset": dataset.name,
         "items": len(frame),
