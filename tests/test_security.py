@@ -390,3 +390,11 @@ def test_pages_escape_item_names_and_error_bodies() -> None:
     }
     for path, needle in pages.items():
         assert needle in (REPO / path).read_text(), path
+
+
+def test_invalid_base_url_error_does_not_echo_credentials() -> None:
+    from engine.augment.providers import LLMSettings
+
+    with pytest.raises(ValueError) as err:
+        LLMSettings(provider="openai", base_url="ftp://user:hunter2pw@h/x?token=t-secret-789")
+    assert "hunter2pw" not in str(err.value) and "t-secret-789" not in str(err.value)

@@ -124,7 +124,8 @@ class LLMSettings:
         if not 1 <= self.batch_size <= 256:
             raise ValueError(f"batch_size must be in 1..256, got {self.batch_size}")
         if self.base_url is not None and not self.base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https://, got {self.base_url!r}")
+            raise ValueError("base_url must start with http:// or https://, got "
+                             f"{redact_url(self.base_url)!r}")
 
     @classmethod
     def from_env(
