@@ -300,3 +300,17 @@ def test_generic_score_all_default_equals_the_dense_override(name, disease_ctx):
     if isinstance(method, EmbeddingMethod):
         dense = 1.0 / (1.0 + np.exp(-dense))
     np.testing.assert_allclose(Method.score_all(method, state), dense, rtol=1e-4, atol=1e-5)
+
+
+def test_invalid_settings_fail_at_construction():
+    """Typed settings are checked when a method is built, before any fitting."""
+    with pytest.raises(ValueError, match="unknown settings"):
+        METHODS["backbone"](refine_step=3)
+    with pytest.raises(ValueError, match="RefineConfig.lr"):
+        METHODS["cvar"](refine_lr=0.0)
+    with pytest.raises(ValueError, match="RefineConfig.steps"):
+        METHODS["mwuf"](refine_steps=-1)
+    with pytest.raises(ValueError, match="MetaConfig.alpha"):
+        METHODS["metaemb"](alpha=2.0)
+    with pytest.raises(ValueError, match="AlignerConfig.dropout"):
+        METHODS["emerflow-nollm"](aligner_dropout=1.5)

@@ -336,6 +336,16 @@ class EmbeddingMethod(Method):
     grid: ClassVar[dict[str, tuple[Any, ...]]] = {"refine_steps": (5, 10, 20),
                                                   "refine_lr": (0.05, 0.2, 0.5, 1.0)}
 
+    def __init__(self, **overrides: Any):
+        super().__init__(**overrides)
+        self.refine_config()  # invalid refinement settings fail here, not mid-benchmark
+
+    def refine_config(self) -> RefineConfig:
+        """The typed refinement settings (ValueError on invalid values)."""
+        return RefineConfig(steps=int(self.config["refine_steps"]),
+                            lr=float(self.config["refine_lr"]),
+                            use_all_seen=bool(self.config["refine_all_seen"]))
+
     def init_embeddings(self) -> torch.Tensor:
         raise NotImplementedError
 
@@ -346,9 +356,7 @@ class EmbeddingMethod(Method):
         ctx = self.ctx
         assert ctx is not None
         target, label, mask = rows.padded(ctx.n_new)
-        cfg = RefineConfig(steps=int(self.config["refine_steps"]),
-                           lr=float(self.config["refine_lr"]),
-                           use_all_seen=bool(self.config["refine_all_seen"]))
+        cfg = self.refine_config()
         return refine_embeddings(ctx.backbone, emb, ctx.new_item_table,
                                  ctx.tables.target_table[target], label, mask, cfg)
 

@@ -65,6 +65,10 @@ class _MetaGenerated(EmbeddingMethod):
     grid: ClassVar[dict[str, tuple[Any, ...]]] = {**EmbeddingMethod.grid,
                                                   "inner_lr": (0.1, 0.2, 0.5)}
 
+    def __init__(self, **overrides: Any):
+        super().__init__(**overrides)
+        meta_config(self.config)  # invalid meta-training settings fail here
+
     def inputs(self, ctx: BenchContext) -> tuple[torch.Tensor, torch.Tensor]:
         """(old items' generator inputs ``[K, X]``, new items' ``[M, X]``)."""
         raise NotImplementedError
@@ -127,15 +131,21 @@ class EmerFlow(_MetaGenerated):
                                                   "aligner_hidden": (64, 256),
                                                   "aligner_dropout": (0.1, 0.3)}
 
+    def __init__(self, **overrides: Any):
+        super().__init__(**overrides)
+        self.aligner_config()  # invalid aligner settings fail here
+
+    def aligner_config(self) -> AlignerConfig:
+        return AlignerConfig(hidden=int(self.config["aligner_hidden"]),
+                             dropout=float(self.config["aligner_dropout"]))
+
     def inputs(self, ctx: BenchContext) -> tuple[torch.Tensor, torch.Tensor]:
         vecs = np.asarray(ctx.text_vectors(self.text_variant), dtype=np.float32)
         return (torch.from_numpy(vecs[ctx.old_item_rows]),
                 torch.from_numpy(vecs[ctx.new_item_rows]))
 
     def make_generator(self, ctx: BenchContext, in_dim: int) -> nn.Module:
-        cfg = AlignerConfig(hidden=int(self.config["aligner_hidden"]),
-                            dropout=float(self.config["aligner_dropout"]))
-        return Aligner(in_dim, ctx.embed_dim, cfg)
+        return Aligner(in_dim, ctx.embed_dim, self.aligner_config())
 
 
 class EmerFlowNoLLM(EmerFlow):
