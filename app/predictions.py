@@ -6,6 +6,7 @@ predicted appeal per age band, gender and occupation.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from urllib.parse import quote
 
@@ -36,6 +37,19 @@ def target_classes(ws: Workspace) -> list[str]:
     for v in ws.dataset.targets["protein_class"].dropna().astype(str):
         vals.update(p.strip() for p in v.split(MULTI_SEP) if p.strip())
     return sorted(vals)
+
+
+def score_range(state: ItemState) -> tuple[float, float]:
+    """``(0, 1)`` for probabilities; otherwise the scores' own range, rounded outwards (a
+    ranker may score with unbounded logits)."""
+    scores = state.prediction.targets["score"].astype(float)
+    if scores.empty:
+        return 0.0, 1.0
+    lo, hi = float(scores.min()), float(scores.max())
+    if lo >= 0.0 and hi <= 1.0:
+        return 0.0, 1.0
+    lo, hi = math.floor(lo * 100) / 100, math.ceil(hi * 100) / 100
+    return lo, hi if hi > lo else lo + 1.0
 
 
 def _decision(state: ItemState, target_id: str) -> str:
@@ -101,4 +115,4 @@ def neighbour_table(state: ItemState) -> pd.DataFrame:
 
 
 __all__ = ["appeal_by_group", "hgnc_url", "ncbi_url", "neighbour_table", "ranked_targets",
-           "target_classes"]
+           "score_range", "target_classes"]

@@ -65,7 +65,7 @@ def test_new_item_omim_fills_synonyms_and_phenotypes_in_one_step(demo_env):
     assert at.multiselect(key="nd_pheno").value[0] == "Micrognathia (HP:0000347)"
     assert len(at.multiselect(key="nd_pheno").value) == 6
     assert "Resolved: Marfan Syndrome (C0024796)" in texts(at.text)
-    links = _curated(at)
+    links = at.dataframe[0].value
     assert {"UMLS", "OMIM", "Orphanet", "MeSH"} <= set(links["vocabulary"])
     assert "https://omim.org/entry/154700" in set(links["link"])
     # the analyst removes one phenotype and adds one by id, writes a description
@@ -154,3 +154,23 @@ def test_features_page_no_knowledge_is_readable(demo_env, monkeypatch):
     at.button(key="fill_curated_btn").click().run()
     assert not at.exception
     assert "No curated knowledge for this item" in texts(at.error)
+
+
+def test_predictions_page_evidence(demo_env):
+    at = open_page("new_item", **{WORKSPACE_KEY: "demo-diseases"})
+    at.text_input(key="nd_lookup").input("OMIM:154700").run()
+    at.button(key="nd_resolve").click().run()
+    at.form_submit_button[0].click().run()
+    at.switch_page("pages/predictions.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.dataframe[0].value
+    for col in ("nearest diseases with the gene", "co-association with confirmed",
+                "phenotype overlap", "why this rank", "HGNC", "OMIM gene", "Ensembl"):
+        assert col in table.columns, col
+    assert table["why this rank"].iloc[0].startswith("#1 of")
+    assert table["phenotype overlap"].iloc[0].endswith("of 6 HPO terms")
+    assert "evidence in" in texts(at.caption)
+    pick = at.selectbox(key="pred_evidence_gene")
+    pick.select_index(1).run()
+    assert "why this rank: #2 of" in texts(at.text)
+    assert "best-known targets" in at.dataframe[1].value.columns

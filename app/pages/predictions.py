@@ -7,7 +7,8 @@ import time
 import altair as alt
 import streamlit as st
 
-from app import exports, flows
+from app import evidence, exports, flows
+from app import features as feats
 from app import predictions as preds
 from app.safe_text import md
 from app.state import header, page_link, require_item
@@ -27,22 +28,33 @@ noun = TARGET_NOUN[ws.domain]
 
 c1, c2, c3 = st.columns([1, 1, 2])
 top_n = c1.selectbox("Top N", [10, 25, 50, 100, 250], index=1, key="pred_top_n")
-min_score = c2.slider("Min score", 0.0, 1.0, 0.0, 0.01, key="pred_min_score")
+lo, hi = preds.score_range(state)
+min_score = c2.slider("Min score", lo, hi, lo, (hi - lo) / 100 or 0.01, key="pred_min_score")
 classes: list[str] = []
 if ws.domain == DISEASE:
     classes = c3.multiselect("Protein class", preds.target_classes(ws), key="pred_classes")
 
 table = preds.ranked_targets(ws, state, top_n=top_n, min_score=min_score, classes=classes)
+t_ev = time.perf_counter()
+table = evidence.with_evidence(
+    ws, state, table, phenotypes=evidence.item_phenotypes(feats.current_features(db, item.id)))
+ev_ms = (time.perf_counter() - t_ev) * 1000
 st.subheader(f"Top {noun}s for {md(item.name)}")
 st.caption(f"Phase {state.phase_label} · feature version {state.feature_version} · "
-           f"{len(state.prediction.targets)} {noun}s scored in {elapsed * 1000:.0f} ms")
+           f"{len(state.prediction.targets)} {noun}s scored in {elapsed * 1000:.0f} ms"
+           + (f" · evidence in {ev_ms:.0f} ms" if ws.domain == DISEASE else ""))
 if table.empty:
     st.info("No target passes the filters; lower the minimum score or clear the class filter.")
-cfg = {"score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0,
+cfg = {"score": st.column_config.ProgressColumn("score", min_value=lo, max_value=hi,
                                                 format="%.4f")}
 if ws.domain == DISEASE:
     cfg["NCBI Gene"] = st.column_config.LinkColumn("NCBI Gene", display_text=r".*/gene/(\d+)$")
-    cfg["HGNC"] = st.column_config.LinkColumn("HGNC", display_text="HGNC")
+    cfg["HGNC"] = st.column_config.LinkColumn("HGNC", display_text=r".*hgnc_id/(HGNC:\d+)$")
+    cfg["OMIM gene"] = st.column_config.LinkColumn("OMIM gene", display_text=r".*/entry/(\d+)$")
+    cfg["Ensembl"] = st.column_config.LinkColumn("Ensembl", display_text=r".*g=(ENSG\d+)$")
+    cfg["why this rank"] = st.column_config.TextColumn("why this rank", width="large")
+    cfg["nearest diseases with the gene"] = st.column_config.TextColumn(
+        "nearest diseases with the gene", width="large")
 st.dataframe(table, hide_index=True, width="stretch", column_config=cfg, key="pred_table")
 
 if ws.domain != DISEASE:
@@ -59,8 +71,21 @@ if ws.domain != DISEASE:
         ).resolve_scale(x="independent")
         st.altair_chart(chart)
 
+if ws.domain == DISEASE and not table.empty:
+    st.subheader("Evidence for one gene")
+    labels = [f"#{r['rank']} {r['symbol']} ({r['gene id']})" for _, r in table.iterrows()]
+    pick = st.selectbox("Gene", labels, key="pred_evidence_gene")
+    row = table.iloc[labels.index(pick) if pick in labels else 0]
+    for col in evidence.EVIDENCE_COLUMNS:
+        st.text(f"{col}: {row[col] if str(row[col]) else '—'}")
+    for col in evidence.LINK_COLUMNS:
+        if row.get(col):
+            st.link_button(col, str(row[col]))
+
 st.subheader("Nearest established items (FAISS)")
-st.dataframe(preds.neighbour_table(state), hide_index=True, width="stretch",
+st.caption("Best-known targets: each neighbour's highest-scoring genes (DisGeNET score, then "
+           "earliest year)." if ws.domain == DISEASE else "")
+st.dataframe(evidence.neighbour_evidence(ws, state), hide_index=True, width="stretch",
              column_config={"similarity": st.column_config.NumberColumn(format="%.4f")})
 
 st.subheader("Export")
