@@ -605,8 +605,10 @@ def tune(dataset: Dataset, protocol: ProtocolConfig, methods: Sequence[str], *,
     items only. New items are never touched.
 
     Every method gets the same budget: ``trials`` settings drawn by :func:`grid_trials` from
-    its ``grid`` (methods with a smaller grid run all of it), each fitted and run through the
-    phases once. Criterion: mean validation NDCG@100 over phases 0..III (ties: Recall@100).
+    its ``grid`` (methods with a smaller grid run all of it), each run through the phases once
+    (a method is fitted once per distinct value of the settings ``fit`` reads; trials that
+    differ only in ``phase_settings`` reuse that fit through ``Method.with_settings``).
+    Criterion: mean validation NDCG@100 over phases 0..III (ties: Recall@100).
 
     Returns ``{method: {"best": {...}, "trials": [{"settings", "val": {phase: {metric}},
     "score"}]}}`` (not run methods: ``{"best": None, "reason": ...}``).
@@ -634,11 +636,20 @@ def tune(dataset: Dataset, protocol: ProtocolConfig, methods: Sequence[str], *,
         cls = METHODS[name]
         base = settings.method_overrides.get(name, {})
         records = []
+        fitted: dict[str, Method] = {}  # one fit per distinct setting that fit reads
         try:
             for k, trial in enumerate(grid_trials(cls.grid, trials, seed)):
                 t0 = time.perf_counter()
-                method = cls(**{**base, **trial})
-                method.fit(ctx)
+                full = {**base, **trial}
+                phase_only = {s: v for s, v in full.items() if s in cls.phase_settings}
+                fit_key = _digest({s: v for s, v in full.items()
+                                   if s not in cls.phase_settings})
+                if fit_key in fitted:
+                    method = fitted[fit_key].with_settings(**phase_only)
+                else:
+                    method = cls(**full)
+                    method.fit(ctx)
+                    fitted[fit_key] = method
                 run = run_phases(method, ctx)
                 phases = list(run.metrics)
                 score = float(np.nanmean([run.metrics[p][TUNE_METRIC] for p in phases]))

@@ -309,3 +309,24 @@ def test_tune_cli_writes_every_trial(tmp_path):
     assert doc["criterion"] == "mean validation NDCG@100 over phases 0-III"
     assert doc["trials_per_method"] == 2 and "--trials 2" in doc["command"]
     assert {len(doc["methods"][m]["trials"]) for m in ("popularity", "cooc-knn")} == {2}
+
+
+def test_with_settings_reuses_a_fit_for_phase_only_settings(movies):
+    from test_baselines import make_context
+
+    from engine.bench import run_phases
+
+    ctx = make_context(movies, TINY_MOVIES)
+    fitted = METHODS["cooc-knn"](alpha=0.5)
+    fitted.fit(ctx)
+    changed = fitted.with_settings(alpha=1.0)
+    fresh = METHODS["cooc-knn"](alpha=1.0)
+    fresh.fit(ctx)
+    assert changed.config == fresh.config and fitted.config["alpha"] == 0.5
+    assert json.dumps(run_phases(changed, ctx).metrics) == json.dumps(  # NaN F1 compares
+        run_phases(fresh, ctx).metrics)
+    with pytest.raises(ValueError, match="read by fit"):
+        METHODS["ease"]().with_settings(lam=2.0)
+    with pytest.raises(ValueError, match="alpha"):
+        fitted.with_settings(alpha=3.0)
+    assert METHODS["emerflow-nollm"].phase_settings == frozenset()  # always refitted

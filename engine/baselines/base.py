@@ -25,6 +25,7 @@ embeddings as state, fed to the frozen backbone; counting baselines keep their o
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -272,12 +273,16 @@ class Method:
             None for methods without one; recorded in every result file.
         probabilistic: whether ``score`` returns probabilities; F1 (thresholded at the mean
             score) is written as null for methods whose scores are not.
+        phase_settings: settings read only by ``start``/``update``/``score`` (not by ``fit``):
+            :meth:`with_settings` changes them on a fitted method, so tuning fits once per
+            distinct fit setting.
     """
 
     name: ClassVar[str] = ""
     uses_llm: ClassVar[bool] = False
     defaults: ClassVar[dict[str, Any]] = {}
     grid: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    phase_settings: ClassVar[frozenset[str]] = frozenset()
     backbone: ClassVar[str | None] = "deepfm"
     probabilistic: ClassVar[bool] = True
 
@@ -290,6 +295,21 @@ class Method:
 
     def fit(self, ctx: BenchContext) -> None:
         self.ctx = ctx
+
+    def with_settings(self, **changes: Any) -> Method:
+        """A copy of this (fitted) method with other ``phase_settings`` values.
+
+        Raises:
+            ValueError: a change to a setting that ``fit`` reads, or an invalid value.
+        """
+        fit_only = set(changes) - set(self.phase_settings)
+        if fit_only:
+            raise ValueError(f"{self.name}: {sorted(fit_only)} are read by fit; build and fit "
+                             "a new method to change them")
+        checked = type(self)(**{**self.config, **changes})  # validates the new values
+        clone = copy.copy(self)
+        clone.config = checked.config
+        return clone
 
     def start(self) -> Any:
         raise NotImplementedError
@@ -335,6 +355,8 @@ class EmbeddingMethod(Method):
                                           "refine_all_seen": True}
     grid: ClassVar[dict[str, tuple[Any, ...]]] = {"refine_steps": (5, 10, 20),
                                                   "refine_lr": (0.05, 0.2, 0.5, 1.0)}
+    phase_settings: ClassVar[frozenset[str]] = frozenset({"refine_steps", "refine_lr",
+                                                          "refine_all_seen"})
 
     def __init__(self, **overrides: Any):
         super().__init__(**overrides)

@@ -65,6 +65,10 @@ class _MetaGenerated(EmbeddingMethod):
     grid: ClassVar[dict[str, tuple[Any, ...]]] = {**EmbeddingMethod.grid,
                                                   "inner_lr": (0.1, 0.2, 0.5)}
 
+    #: Refit for every trial: meta-training may be made to simulate the deployed refinement
+    #: ("meta-train what is deployed"), and then it reads the refine settings too.
+    phase_settings: ClassVar[frozenset[str]] = frozenset()
+
     def __init__(self, **overrides: Any):
         super().__init__(**overrides)
         meta_config(self.config)  # invalid meta-training settings fail here

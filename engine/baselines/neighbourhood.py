@@ -87,6 +87,14 @@ class _Neighbourhood(Popularity):
     probabilistic: ClassVar[bool] = False
     grid: ClassVar[dict[str, tuple[Any, ...]]] = {}
 
+    def __init__(self, **overrides: Any):
+        super().__init__(**overrides)
+        self.settings  # noqa: B018 - invalid settings raise ValueError here, before fitting
+
+    @property
+    def settings(self) -> Any:
+        raise NotImplementedError
+
     def fit(self, ctx: BenchContext) -> None:
         super().fit(ctx)
         top = float(self.prior.max()) if len(self.prior) else 0.0
@@ -123,10 +131,12 @@ class CoocKnn(_Neighbourhood):
     grid: ClassVar[dict[str, tuple[Any, ...]]] = {"alpha": (0.3, 0.5, 0.7, 1.0),
                                                   "pop_weight": (0.0, 0.01, 0.1)}
 
-    def __init__(self, **overrides: Any):
-        super().__init__(**overrides)
-        self.settings = CoocConfig(alpha=float(self.config["alpha"]),
-                                   pop_weight=float(self.config["pop_weight"]))
+    phase_settings: ClassVar[frozenset[str]] = frozenset({"alpha", "pop_weight"})
+
+    @property
+    def settings(self) -> CoocConfig:
+        return CoocConfig(alpha=float(self.config["alpha"]),
+                          pop_weight=float(self.config["pop_weight"]))
 
     def evidence(self, seen: np.ndarray) -> np.ndarray:
         a = self.settings.alpha
@@ -144,10 +154,12 @@ class Ease(_Neighbourhood):
     grid: ClassVar[dict[str, tuple[Any, ...]]] = {"lam": (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0,
                                                           100.0, 200.0, 500.0, 1000.0, 5000.0)}
 
-    def __init__(self, **overrides: Any):
-        super().__init__(**overrides)
-        self.settings = EaseConfig(lam=float(self.config["lam"]),
-                                   pop_weight=float(self.config["pop_weight"]))
+    phase_settings: ClassVar[frozenset[str]] = frozenset({"pop_weight"})
+
+    @property
+    def settings(self) -> EaseConfig:
+        return EaseConfig(lam=float(self.config["lam"]),
+                          pop_weight=float(self.config["pop_weight"]))
 
     def fit(self, ctx: BenchContext) -> None:
         super().fit(ctx)
@@ -176,11 +188,11 @@ class TextKnn(_Neighbourhood):
                                                   "temperature": (0.02, 0.05, 0.1, 1.0),
                                                   "pop_weight": (0.01, 0.05, 0.2)}
 
-    def __init__(self, **overrides: Any):
-        super().__init__(**overrides)
-        self.settings = TextKnnConfig(k=int(self.config["k"]),
-                                      temperature=float(self.config["temperature"]),
-                                      pop_weight=float(self.config["pop_weight"]))
+    @property
+    def settings(self) -> TextKnnConfig:
+        return TextKnnConfig(k=int(self.config["k"]),
+                             temperature=float(self.config["temperature"]),
+                             pop_weight=float(self.config["pop_weight"]))
 
     def fit(self, ctx: BenchContext) -> None:
         super().fit(ctx)
