@@ -8,6 +8,7 @@ What is rendered (protocol.md):
 - pooled AUC, F1 (null for non-probabilistic scores, shown as "—") and mean per-item AUC;
 - each method's backbone (``—``: no backbone);
 - diversity: the mean Jaccard overlap of two new items' top-20 targets at Phase 0;
+- feedback gain: Phase-III minus Phase-0 Recall@100 and NDCG@100;
 - the headline: the product's method (:data:`engine.tuned.PRODUCT_METHOD`) against the best
   baseline of each phase by NDCG@100, with a 95% paired bootstrap interval (1,000 resamples of
   items) of the per-item NDCG@100 and Recall@100 differences (the files' ``per_item`` blocks).
@@ -117,6 +118,19 @@ def diversity_table(docs: Mapping[str, dict]) -> str:
     for name, doc in docs.items():
         value = (doc.get("diversity") or {}).get(DIVERSITY_KEY) if _ran(doc) else None
         lines.append(f"| {name} | {'—' if value is None else f'{value:.3f}'} |")
+    return "\n".join(lines)
+
+
+def gain_table(docs: Mapping[str, dict]) -> str:
+    """What feedback pays: Phase-III minus Phase-0 Recall@100 and NDCG@100 per method."""
+    lines = ["| method | Recall@100 gain, Phase 0 → III | NDCG@100 gain, Phase 0 → III |",
+             "|---|---|---|"]
+    for name, doc in docs.items():
+        cells = []
+        for metric in ("recall@100", "ndcg@100"):
+            a, b = _mean(doc, "0", metric), _mean(doc, "III", metric)
+            cells.append("—" if a is None or b is None or not _ran(doc) else f"{b - a:+.4f}")
+        lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
 
 
@@ -259,7 +273,8 @@ def report_markdown(docs: Mapping[str, dict], dataset: str | None = None) -> str
     """Every table of one dataset's results as one markdown document."""
     parts = ["### Full-catalog ranking (mean ± std over seeds)", ranking_table(docs),
              "### AUC (pooled), F1 (— : scores are not probabilities), item-AUC",
-             markdown_table(docs), "### Diversity", diversity_table(docs)]
+             markdown_table(docs), "### Diversity", diversity_table(docs),
+             "### Feedback gain", gain_table(docs)]
     if docs:
         ds = dataset or str(next(iter(docs.values())).get("dataset", ""))
         parts += [f"### Headline: {product_method(ds)} vs the best baseline "

@@ -167,6 +167,7 @@ def test_report_renders_tables_charts_and_headline(tmp_path):
     assert auc[2].startswith("| popularity | 0.6000 ± 0.0100 | — | 0.6000 ± 0.0100")
     assert auc[2].endswith("| — |") and auc[4].endswith("| deepfm |")  # backbone column
     assert "Phase-0 NDCG@100" in text and "| 0.250 |" in text
+    assert "| emerflow-nollm | +0.2000 | +0.2000 |" in text  # feedback gain, Phase 0 -> III
     rows = headline(loaded, "ds", product="emerflow-nollm", n=200)
     by = {(r["phase"], r["metric"]): r for r in rows}
     assert by[("0", "ndcg@100")]["baseline"] in {"popularity", "ease"}

@@ -78,6 +78,7 @@ section(METRICS)
 try:  # diversity and the headline comparison come from the engine's report helpers
     from engine.bench_report import (
         diversity_table,
+        gain_table,
         headline,
         headline_table,
         product_method,
@@ -89,6 +90,9 @@ try:  # diversity and the headline comparison come from the engine's report help
     st.caption("Mean Jaccard overlap of the top-20 targets of two different new items at "
                "Phase 0 (1 = every item gets the same list).")
     st.markdown(diversity_table(docs))
+    st.subheader("Feedback gain")
+    st.caption("What the confirmed batches pay: Phase-III minus Phase-0 ranking metrics.")
+    st.markdown(gain_table(docs))
     st.subheader(f"Headline: {product_method(dataset)} against the best baseline")
     st.caption("Per phase, the baseline with the highest NDCG@100; mean per-item difference "
                "with a 95% paired bootstrap interval (1,000 resamples of new items).")
