@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 MAX_BYTES = 5_000_000
@@ -18,6 +18,10 @@ LABELS = {"1": 1, "0": 0, "true": 1, "false": 0, "yes": 1, "no": 0,
           "confirmed": 1, "rejected": 0, "positive": 1, "negative": 0}
 REQUIRED = ("target_id", "label")
 ALLOWED = (*REQUIRED, "note")
+#: Header names accepted for the target column (a gene may be given by symbol, alias or id).
+TARGET_ALIASES = ("gene", "symbol", "gene_symbol", "gene_id", "ncbi_gene_id")
+#: ``resolve(text) -> target id``; raises LookupError (message shown) when it can't.
+Resolver = Callable[[str], str]
 
 
 @dataclass
@@ -32,8 +36,15 @@ class UploadResult:
         return not self.errors and bool(self.decisions)
 
 
-def parse_interactions_csv(data: bytes, known_targets: Collection[str]) -> UploadResult:
-    """Parse and validate the file; ``errors`` is empty when every line is usable."""
+def parse_interactions_csv(data: bytes, known_targets: Collection[str],
+                           resolve: Resolver | None = None) -> UploadResult:
+    """Parse and validate the file; ``errors`` is empty when every line is usable.
+
+    ``resolve`` (e.g. :func:`app.lookup.resolve_gene` bound to a workspace) turns a value that
+    is not a known target id (a gene symbol, alias, HGNC or Ensembl id) into one; an ambiguous
+    alias is a line error listing the candidate genes. The target column may be headed
+    ``target_id`` or one of :data:`TARGET_ALIASES`.
+    """
     res = UploadResult()
     if len(data) > MAX_BYTES:
         res.errors.append(f"The file is larger than {MAX_BYTES // 1_000_000} MB.")
@@ -51,6 +62,8 @@ def parse_interactions_csv(data: bytes, known_targets: Collection[str]) -> Uploa
     reader = csv.reader(io.StringIO(text), delimiter=delim)
     try:
         header = [h.strip().lower() for h in next(reader)]
+        if "target_id" not in header:
+            header = ["target_id" if h in TARGET_ALIASES else h for h in header]
     except csv.Error as exc:
         res.errors.append(f"Line 1: {exc}")
         return res
@@ -95,6 +108,18 @@ def parse_interactions_csv(data: bytes, known_targets: Collection[str]) -> Uploa
                 err(line, f"label must be 1 or 0 (confirmed/rejected), got {raw_label!r}")
                 continue
             label = LABELS[raw_label]
+            if target not in known and resolve is not None:
+                try:
+                    target = str(resolve(target))
+                except LookupError as exc:
+                    reason = str(exc.args[0]) if exc.args else str(exc)
+                    err(line, reason if "alias of several" in reason else
+                        f"unknown target_id {target!r} (not an id, symbol or alias in this "
+                        "workspace)")
+                    continue
+                except ValueError as exc:
+                    err(line, str(exc))
+                    continue
             if target not in known:
                 err(line, f"unknown target_id {target!r} (not in this workspace)")
                 continue

@@ -174,3 +174,69 @@ def test_predictions_page_evidence(demo_env):
     pick.select_index(1).run()
     assert "why this rank: #2 of" in texts(at.text)
     assert "best-known targets" in at.dataframe[1].value.columns
+
+
+def _feedback_item(at: AppTest, name: str) -> int:
+    at.text_input(key="nd_name").input(name)
+    at.text_area(key="nd_desc").input("A disorder of photoreceptors.")
+    at.form_submit_button[0].click().run()
+    item_id = at.session_state[ITEM_KEY]
+    at.switch_page("pages/feedback.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return item_id
+
+
+def _targets_by_rank(item_id: int):
+    from app import flows
+    from app.state import get_db, get_workspace
+
+    ws = get_workspace("demo-diseases")
+    return flows.predict_item(get_db(), ws, item_id).prediction.targets
+
+
+def test_feedback_confirm_by_symbol_outside_top_list_and_refine(demo_env):
+    at = open_page("new_item", **{WORKSPACE_KEY: "demo-diseases"})
+    item_id = _feedback_item(at, "Search feedback disease")
+    assert at.button(key="refine_btn").disabled, "nothing selected: refine is disabled"
+    assert "Confirm or reject at least one gene to refine." in texts(at.caption)
+    t = _targets_by_rank(item_id)
+    far = t[t["rank"].isin([150, 300, 400, 500])]
+    symbols = far["symbol"].tolist()
+    at.text_input(key=f"fb_gene_query_{item_id}").input(
+        ", ".join([symbols[0].lower(), *symbols[1:3]])).run()
+    at.button(key="fb_gene_confirm").click().run()
+    at.text_input(key=f"fb_gene_query_{item_id}").input(str(far["target_id"].iloc[3])).run()
+    at.button(key="fb_gene_confirm").click().run()
+    at.text_input(key=f"fb_gene_query_{item_id}").input("NOSUCHGENE").run()
+    at.button(key="fb_gene_reject").click().run()
+    assert "unknown gene 'NOSUCHGENE'" in texts(at.error)
+    found = texts(at.text)
+    assert all(f"{s} (" in found for s in symbols) and "(rank 150)" in found
+    assert not at.button(key="refine_btn").disabled
+    at.button(key="refine_btn").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    msg = texts(at.success)
+    assert "Refined to Phase I with 4 decision(s)" in msg and f"{symbols[0]} (" in msg
+    # the reopen selector follows the current phase
+    assert at.selectbox(key="fb_reopen_phase").value == 1
+    at.selectbox(key="fb_reopen_phase").select(0).run()
+    at.text_input(key=f"fb_gene_query_{item_id}").input(symbols[0]).run()
+    at.button(key="fb_gene_reject").click().run()
+    at.button(key="refine_btn").click().run()
+    assert at.selectbox(key="fb_reopen_phase").value == 2
+
+
+def test_feedback_upload_by_symbol_is_cleared_after_apply(demo_env):
+    at = open_page("new_item", **{WORKSPACE_KEY: "demo-diseases"})
+    item_id = _feedback_item(at, "Upload feedback disease")
+    t = _targets_by_rank(item_id)
+    s1, s2 = t["symbol"].iloc[40], t["symbol"].iloc[41]
+    data = f"gene,label,note\n{s1},1,assay\n{s2},0,\n".encode()
+    at.file_uploader(key="fb_upload").set_value([("genes.csv", data, "text/csv")]).run()
+    assert not at.error, texts(at.error)
+    at.button(key="refine_upload").click().run()
+    assert "Refined to Phase I with 2 decision(s)" in texts(at.success)
+    assert f"{s1} (" in texts(at.success)
+    # the applied upload is gone: a fresh uploader, no button to re-apply it
+    assert at.file_uploader(key="fb_upload_1").value is None
+    assert not [b for b in at.button if b.key == "refine_upload"]

@@ -3,11 +3,13 @@ the next phase, and follow the phase history (rank movement, embedding drift, pa
 
 from __future__ import annotations
 
+import hashlib
+
 import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app import flows, history
+from app import flows, history, lookup
 from app import predictions as preds
 from app.safe_text import md
 from app.state import analyst_name, header, require_item
@@ -30,6 +32,19 @@ if "refine_message" in st.session_state:
 if "refine_warning" in st.session_state:
     st.warning(st.session_state.pop("refine_warning"))
 kept: dict[str, int] = st.session_state.get(KEPT) or {}
+EXTRA = f"fb_extra_{item.id}"  #: decisions on targets found by search (outside the top list)
+APPLIED = f"fb_applied_upload_{item.id}"  #: digest of the last upload applied
+UPLOADS = f"fb_upload_n_{item.id}"  #: bumped after an applied upload: a fresh, empty uploader
+extra: dict[str, int] = st.session_state.setdefault(EXTRA, {})
+_tg = ws.dataset.targets
+SYMBOLS = dict(zip(_tg[TARGET_ID].astype(str),
+                   _tg["symbol" if "symbol" in _tg.columns else NAME].astype(str), strict=True))
+
+
+def named(t: str) -> str:
+    """``PDE6B (5158)`` for a gene, the id for a user."""
+    sym = SYMBOLS.get(str(t), "")
+    return f"{sym} ({t})" if sym and sym != str(t) else str(t)
 
 
 def refine(decisions: list[tuple[str, int]], source: str, notes: dict[str, str] | None = None
@@ -47,8 +62,11 @@ def refine(decisions: list[tuple[str, int]], source: str, notes: dict[str, str] 
         st.error(md(str(exc)))
         return
     after = new.prediction.targets.set_index(TARGET_ID)["rank"]
-    moved = [f"{t}: {before[t]} → {after[t]}" for t, y in decisions if y == 1][:10]
+    moved = [f"{named(t)}: {before[t]} → {after[t]}" for t, y in decisions if y == 1][:10]
     st.session_state.pop(KEPT, None)
+    st.session_state[EXTRA] = {}
+    if source == "upload":  # an applied upload is cleared: no one-click re-apply
+        st.session_state[UPLOADS] = int(st.session_state.get(UPLOADS, 0)) + 1
     st.session_state["refine_message"] = (
         f"Refined to Phase {new.phase_label} with {len(decisions)} decision(s)."
         + (f" Confirmed {noun} ranks: {'; '.join(moved)}" if moved else ""))
@@ -82,7 +100,34 @@ pick_yes = c1.multiselect(f"Confirm {noun}s", options, format_func=lambda t: lab
 pick_no = c2.multiselect(f"Reject {noun}s", options, format_func=lambda t: labels.get(t, t),
                          default=[t for t, y in kept.items() if y == 0],
                          key=f"fb_reject_{item.id}_{state.phase}")
-decisions: dict[str, int] = {}
+# ---- any target by symbol, alias or id (outside the top list) ----------------------------------
+with st.container(border=True):
+    st.markdown(f"**Find any {noun}** by symbol, alias or id (NCBI, HGNC, Ensembl); several "
+                "separated by commas")
+    q1, q2, q3 = st.columns([3, 1, 1])
+    query = q1.text_input("Symbol, alias or id", key=f"fb_gene_query_{item.id}",
+                          label_visibility="collapsed", placeholder="e.g. PDE6B, RHO, 6010")
+    add_yes = q2.button("Add as confirmed", key="fb_gene_confirm", disabled=not query.strip())
+    add_no = q3.button("Add as rejected", key="fb_gene_reject", disabled=not query.strip())
+    if add_yes or add_no:
+        for part in [p.strip() for p in query.split(",") if p.strip()]:
+            try:
+                rec = lookup.resolve_gene(ws, part)
+            except (LookupError, ValueError) as exc:
+                st.error(md(str(exc.args[0]) if exc.args else str(exc)))
+                continue
+            extra[rec.gene_id] = 1 if add_yes else 0
+    if extra:
+        rank_of = dict(zip(state.prediction.targets[TARGET_ID].astype(str),
+                           state.prediction.targets["rank"].astype(int), strict=True))
+        st.text("Found by search: " + "; ".join(
+            f"{named(t)} {'confirmed' if y else 'rejected'} (rank {rank_of.get(t, '?')})"
+            for t, y in extra.items()))
+        if st.button("Clear the searched decisions", key="fb_gene_clear"):
+            st.session_state[EXTRA] = {}
+            st.rerun()
+
+decisions: dict[str, int] = dict(extra)
 for i, row in zip(ids, edited.itertuples(), strict=True):
     if row.reject:
         decisions[i] = 0
@@ -93,10 +138,13 @@ decisions.update({t: 1 for t in pick_yes})
 both = set(pick_yes) & set(pick_no)
 st.caption(f"{sum(decisions.values())} confirmed, {len(decisions) - sum(decisions.values())} "
            f"rejected, to be recorded with the refinement.")
-if st.button(f"Refine → Phase {next_label}", type="primary", disabled=last, key="refine_btn"):
+if not decisions and not last:
+    st.caption(f"Confirm or reject at least one {noun} to refine.")
+if st.button(f"Refine → Phase {next_label}", type="primary", disabled=last or not decisions,
+             key="refine_btn"):
     if both:
-        st.error(f"Decide each {noun} once: {md(', '.join(sorted(both)))} is both confirmed and "
-                 "rejected.")
+        st.error(f"Decide each {noun} once: {md(', '.join(named(t) for t in sorted(both)))} "
+                 "is both confirmed and rejected.")
     else:
         refine(list(decisions.items()), "analyst")
 if last:
@@ -104,9 +152,18 @@ if last:
 
 # ---- upload -------------------------------------------------------------------------------------
 with st.expander("Upload observed interactions (CSV: target_id,label[,note])"):
-    up = st.file_uploader("Interactions CSV", type=["csv", "tsv", "txt"], key="fb_upload")
+    n_up = int(st.session_state.get(UPLOADS, 0))
+    st.caption(f"The {noun} column may hold ids" + (", symbols or aliases (header target_id, "
+               "gene or symbol)." if ws.domain == "disease" else "."))
+    up = st.file_uploader("Interactions CSV", type=["csv", "tsv", "txt"],
+                          key="fb_upload" if n_up == 0 else f"fb_upload_{n_up}")
+    digest = hashlib.sha256(up.getvalue()).hexdigest() if up is not None else ""
+    if up is not None and digest == st.session_state.get(APPLIED):
+        st.info("This file was already applied; upload a new one to refine again.")
+        up = None
     if up is not None:
-        result = parse_interactions_csv(up.getvalue(), ws.target_pos.index)
+        result = parse_interactions_csv(up.getvalue(), ws.target_pos.index,
+                                        resolve=lambda q: lookup.resolve_gene(ws, q).gene_id)
         if result.errors:
             st.error("The file was not used:\n\n" + "\n".join(f"- {md(e)}" for e in result.errors))
         else:
@@ -115,6 +172,7 @@ with st.expander("Upload observed interactions (CSV: target_id,label[,note])"):
             if st.button(f"Refine with the upload → Phase {next_label}", disabled=last,
                          key="refine_upload"):
                 notes = {t: n for t, _, n in result.decisions if n}
+                st.session_state[APPLIED] = digest
                 refine([(t, y) for t, y, _ in result.decisions], "upload", notes)
 
 # ---- phase history ------------------------------------------------------------------------------
@@ -151,7 +209,11 @@ if len(drift) > 1:
 phases = sorted(history.phase_embeddings(db, item.id))
 if phases:
     c1, c2 = st.columns([1, 3])
-    chosen = c1.selectbox("Reopen the ranking of phase", phases, index=len(phases) - 1,
+    if st.session_state.get("fb_reopen_for") != (item.id, state.phase):
+        # a new phase (or item): reopen defaults to the current phase again
+        st.session_state["fb_reopen_for"] = (item.id, state.phase)
+        st.session_state["fb_reopen_phase"] = state.phase if state.phase in phases else phases[-1]
+    chosen = c1.selectbox("Reopen the ranking of phase", phases,
                           format_func=flows.phase_label, key="fb_reopen_phase")
     past = history.ranking_at_phase(db, ws, item.id, chosen)
     past_state = flows.ItemState(item=item, phase=chosen, feature_version=state.feature_version,
