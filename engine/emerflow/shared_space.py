@@ -1,0 +1,364 @@
+"""EmerFlow in a shared item/target space: aligner, the one phase update, meta-training, ranking.
+
+The backbone is :class:`engine.models.twotower.TwoTower` (frozen): an item embedding ``e``
+ranks the whole catalog by ``log p(t | e) = log_softmax(e T^T + b)``. On top of it:
+
+- :class:`RetrievalAligner` (Eq. 4): text vector -> embedding. An MLP plus attention over the
+  established items (keys: their text vectors, values: the backbone's own ID embeddings of
+  them), so generated embeddings keep the backbone's neighbourhoods (the idea of ALDI,
+  SIGIR'23: distil the warm embeddings into the cold generator).
+- :func:`posterior_update`: THE phase update, used by meta-training (differentiably), the
+  benchmark and the dashboard alike: ``steps`` gradient-ascent steps on the mean
+  log-likelihood of the confirmed targets (minus ``negative_weight`` times that of rejected
+  ones) with a Gaussian prior ``prior_weight / 2 * ||e - e_text||^2`` centred on the
+  text-generated embedding (prior + evidence).
+- :class:`EaseIndex`: propagation from the confirmed targets over target-target structure of
+  old items (EASE, Steck WWW'19, through the Woodbury identity: no ``[N, N]`` matrix).
+- :func:`meta_train` (Eq. 5-7): ``alpha * L_cold + (1 - alpha) * L_warm + distill * L_distill``
+  where ``L_cold`` is the full-catalog multinomial loss of the generated embedding on the old
+  item's positives, ``L_warm`` the same loss on the rest of its positives after
+  :func:`posterior_update` on a first batch of ``shot`` of them, and ``L_distill`` the squared
+  distance to the backbone's own ID embedding.
+- :func:`rank_scores`: ``log p(t | e) + beta * ease(confirmed)``, what every caller ranks by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.models.twotower import TwoTower, TwoTowerConfig, multinomial_nll
+
+ProgressFn = Callable[[int, int, float], None]
+
+
+@dataclass(frozen=True)
+class PosteriorConfig:
+    """The phase update (see :func:`posterior_update`).
+
+    Attributes:
+        steps: gradient-ascent steps (0 = no update of the embedding).
+        lr: step size.
+        prior_weight: strength of the pull back to the text-generated embedding.
+        negative_weight: weight of rejected targets' log-likelihood (pushed down).
+        beta: weight of the EASE propagation term in :func:`rank_scores`.
+    """
+
+    steps: int = 3
+    lr: float = 1.0
+    prior_weight: float = 0.1
+    negative_weight: float = 0.2
+    beta: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.steps < 0:
+            raise ValueError(f"PosteriorConfig.steps must be >= 0, got {self.steps}")
+        if not self.lr > 0:
+            raise ValueError(f"PosteriorConfig.lr must be > 0, got {self.lr}")
+        for name in ("prior_weight", "negative_weight", "beta"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"PosteriorConfig.{name} must be >= 0")
+
+
+@dataclass(frozen=True)
+class SharedMetaConfig:
+    """Meta-training of the retrieval aligner (Eq. 5-7 in the shared space).
+
+    Attributes:
+        alpha: weight of the cold loss; ``1 - alpha`` weighs the warm loss.
+        distill: weight of the distance to the backbone's ID embedding (ALDI).
+        shot: confirmed targets in the first (update) batch of each task.
+        epochs, lr, weight_decay: full-batch Adam over all old items.
+        hidden, dropout: the aligner MLP.
+        temperature: attention temperature over established items (cosine / temperature).
+        ease_lam: L2 of the EASE propagation index.
+    """
+
+    alpha: float = 0.5
+    distill: float = 1.0
+    shot: int = 4
+    epochs: int = 100
+    lr: float = 3e-3
+    weight_decay: float = 1e-5
+    hidden: int = 256
+    dropout: float = 0.1
+    temperature: float = 0.05
+    ease_lam: float = 50.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.alpha <= 1:
+            raise ValueError("SharedMetaConfig.alpha must be in [0, 1]")
+        for name in ("shot", "epochs", "hidden"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"SharedMetaConfig.{name} must be > 0")
+        for name in ("lr", "temperature", "ease_lam"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"SharedMetaConfig.{name} must be > 0")
+        if self.distill < 0 or self.weight_decay < 0:
+            raise ValueError("SharedMetaConfig.distill and weight_decay must be >= 0")
+        if not 0 <= self.dropout < 1:
+            raise ValueError("SharedMetaConfig.dropout must be in [0, 1)")
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    return F.normalize(x, dim=-1)
+
+
+class RetrievalAligner(nn.Module):
+    """Eq. 4 in the shared space: ``e = MLP(t) + sum_o softmax(cos(t, t_o) / tau)_o E_o``.
+
+    Args:
+        keys: established items' text vectors ``[K, T]`` (stored unit-normalized).
+        values: the backbone's ID embeddings of the same items ``[K, D]``.
+        hidden, dropout: MLP width and dropout.
+        temperature: attention temperature.
+    """
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, hidden: int = 256,
+                 dropout: float = 0.1, temperature: float = 0.05):
+        super().__init__()
+        if keys.shape[0] != values.shape[0]:
+            raise ValueError("RetrievalAligner: keys and values differ in rows")
+        if not temperature > 0:
+            raise ValueError("RetrievalAligner: temperature must be > 0")
+        self.text_dim = int(keys.shape[1])
+        self.embed_dim = int(values.shape[1])
+        self.hidden = int(hidden)
+        self.temperature = float(temperature)
+        self.register_buffer("keys", _unit(keys.float()).contiguous())
+        self.register_buffer("values", values.float().contiguous())
+        self.net = nn.Sequential(nn.Linear(self.text_dim, hidden), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Linear(hidden, self.embed_dim))
+        nn.init.normal_(self.net[-1].weight, std=0.01)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def attention(self, text: torch.Tensor, exclude: torch.Tensor | None = None) -> torch.Tensor:
+        """Weights over established items ``[M, K]``; ``exclude [M]`` masks each row's own item
+        (leave-one-out while meta-training on old items)."""
+        sim = _unit(text) @ self.keys.T / self.temperature  # [M, K]
+        if exclude is not None:
+            sim = sim.clone()
+            sim[torch.arange(len(text)), exclude] = float("-inf")
+        return torch.softmax(sim, dim=1)
+
+    def forward(self, text: torch.Tensor, exclude: torch.Tensor | None = None) -> torch.Tensor:
+        """``text [M, T]`` -> embeddings ``[M, D]``."""
+        return self.net(text) + self.attention(text, exclude) @ self.values
+
+
+def posterior_update(model: TwoTower, prior: torch.Tensor, confirmed: torch.Tensor,
+                     rejected: torch.Tensor | None, config: PosteriorConfig) -> torch.Tensor:
+    """The phase update: embeddings ``[M, D]`` from confirmed (and rejected) targets.
+
+    Maximizes ``mean_{s in confirmed} log p(s | e) - negative_weight * mean_{r in rejected}
+    log p(r | e) - prior_weight / 2 * ||e - prior||^2`` by ``steps`` gradient-ascent steps,
+    written out in closed form (``d log p(s|e) / de = T_s - E_p[T]``) so it is differentiable
+    for meta-training and needs no autograd at serving time.
+
+    Shapes: ``prior [M, D]``, ``confirmed [M, N]`` and ``rejected [M, N]`` 0/1 (or weights).
+    Items without any decision keep their prior.
+    """
+    if config.steps == 0:
+        return prior
+    t = model.target.weight  # [N, D]
+    n_pos = confirmed.sum(1, keepdim=True)
+    pos_mean = (confirmed @ t) / n_pos.clamp(min=1.0)  # [M, D]
+    has_pos = (n_pos > 0).to(prior.dtype)
+    if rejected is not None and config.negative_weight > 0:
+        n_neg = rejected.sum(1, keepdim=True)
+        neg_mean = (rejected @ t) / n_neg.clamp(min=1.0)
+        has_neg = (n_neg > 0).to(prior.dtype)
+    else:
+        neg_mean, has_neg = torch.zeros_like(prior), torch.zeros_like(has_pos)
+    e = prior
+    for _ in range(config.steps):
+        expect = torch.softmax(model.logits(e), dim=1) @ t  # [M, D]  E_p[T]
+        grad = (has_pos * (pos_mean - expect)
+                - config.negative_weight * has_neg * (neg_mean - expect)
+                - config.prior_weight * (e - prior))
+        e = e + config.lr * grad
+    return e
+
+
+class EaseIndex:
+    """EASE over the old items' positives ``x [K, N]``, scored without an ``[N, N]`` matrix.
+
+    ``B = I - P diag(1 / diag P)``, ``P = (x^T x + lam I)^-1 = (I - x^T (x x^T + lam I)^-1 x) /
+    lam`` (Woodbury), so ``seen @ B`` costs two ``[M, K] x [K, N]`` products.
+    """
+
+    def __init__(self, x: np.ndarray, lam: float):
+        if not lam > 0:
+            raise ValueError(f"EaseIndex: lam must be > 0, got {lam}")
+        self.lam = float(lam)
+        self.x = np.asarray(x, np.float32)  # [K, N]
+        x64 = self.x.astype(np.float64)
+        gram = x64 @ x64.T + self.lam * np.eye(len(x64))  # [K, K]
+        self.kinv_x = np.linalg.solve(gram, x64).astype(np.float32)  # [K, N]
+        self.diag_p = ((1.0 - (x64 * self.kinv_x).sum(0)) / self.lam).astype(np.float32)  # [N]
+
+    def scores(self, seen: np.ndarray) -> np.ndarray:
+        """``seen [M, N]`` 0/1 -> ``seen @ B`` ``[M, N]`` (0 for rows without a seen target)."""
+        s = np.asarray(seen, np.float32)
+        seen_p = (s - (s @ self.x.T) @ self.kinv_x) / self.lam  # [M, N] = seen @ P
+        return s - seen_p / self.diag_p[None, :]
+
+
+def rank_scores(model: TwoTower, ease: EaseIndex | None, emb: torch.Tensor,
+                confirmed: np.ndarray | None, beta: float) -> np.ndarray:
+    """What every caller ranks by: ``log p(t | e) + beta * ease(confirmed)`` ``[M, N]``."""
+    with torch.no_grad():
+        out = model.log_probs(emb).numpy().astype(np.float64)
+    if ease is not None and beta > 0 and confirmed is not None and np.any(confirmed):
+        out += beta * ease.scores(confirmed)
+    return out
+
+
+def _first_batch(x: torch.Tensor, shot: int, gen: torch.Generator) -> torch.Tensor:
+    """A random ``shot`` of each row's positives ``[K, N]`` (all of them when fewer)."""
+    r = torch.rand(x.shape, generator=gen) * x
+    k = min(shot, x.shape[1])
+    thr = torch.topk(r, k, dim=1).values[:, -1:]
+    return ((r >= thr) & (x > 0)).to(x.dtype)
+
+
+def meta_train(aligner: RetrievalAligner, model: TwoTower, text: torch.Tensor,
+               positives: torch.Tensor, meta: SharedMetaConfig, update: PosteriorConfig,
+               seed: int, progress: ProgressFn | None = None) -> list[dict[str, float]]:
+    """Meta-train ``aligner`` on old items (Eq. 5-7 with the deployed update).
+
+    Shapes: ``text [K, T]`` old items' text vectors (rows match the backbone's item ids),
+    ``positives [K, N]`` their positive targets. Attention leaves each item's own row out.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(aligner.parameters(), lr=meta.lr, weight_decay=meta.weight_decay)
+    own = torch.arange(len(text))
+    target_emb = model.item_id.weight.detach()
+    history = []
+    for epoch in range(meta.epochs):
+        aligner.train()
+        e = aligner(text, own)  # [K, D]
+        cold = multinomial_nll(model.log_probs(e), positives)
+        first = _first_batch(positives, meta.shot, gen)
+        rest = positives - first
+        warm_e = posterior_update(model, e, first, None, update)
+        warm = multinomial_nll(model.log_probs(warm_e), rest)
+        distill = (e - target_emb).pow(2).sum(1).mean()
+        loss = meta.alpha * cold + (1 - meta.alpha) * warm + meta.distill * distill
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        history.append({"loss": float(loss.detach()), "cold": float(cold.detach()),
+                        "warm": float(warm.detach()),
+                        "distill": float(distill.detach())})
+        if progress is not None and ((epoch + 1) % 25 == 0 or epoch + 1 == meta.epochs):
+            progress(epoch + 1, meta.epochs, float(loss.detach()))
+    aligner.eval()
+    return history
+
+
+@dataclass(frozen=True)
+class SharedConfig:
+    """Everything of the shared-space EmerFlow: backbone, phase update, meta-training."""
+
+    twotower: TwoTowerConfig = field(default_factory=TwoTowerConfig)
+    update: PosteriorConfig = field(default_factory=PosteriorConfig)
+    meta: SharedMetaConfig = field(default_factory=SharedMetaConfig)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SharedConfig:
+        """Inverse of ``dataclasses.asdict`` (unknown keys raise ``TypeError``)."""
+        return cls(twotower=TwoTowerConfig(**data.get("twotower", {})),
+                   update=PosteriorConfig(**data.get("update", {})),
+                   meta=SharedMetaConfig(**data.get("meta", {})))
+
+
+class SharedRanker:
+    """The product's ranking path on a shared-space backbone, composed by injection.
+
+    Args:
+        model: the frozen ``TwoTower`` backbone.
+        aligner: the meta-trained :class:`RetrievalAligner`.
+        ease: the propagation index over old items' positives.
+        config: the settings the parts were trained with (``update`` is used when serving).
+    """
+
+    def __init__(self, model: TwoTower, aligner: RetrievalAligner, ease: EaseIndex,
+                 config: SharedConfig):
+        self.model = model.eval()
+        self.aligner = aligner.eval()
+        self.ease = ease
+        self.config = config
+        with torch.no_grad():
+            self.prior_log_probs = torch.log_softmax(model.bias, 0).numpy()  # [N] popularity
+
+    @property
+    def n_targets(self) -> int:
+        return self.model.n_targets
+
+    def align(self, text: np.ndarray) -> np.ndarray:
+        """Text vectors ``[B, T]`` -> embeddings ``[B, D]``."""
+        with torch.no_grad():
+            return self.aligner(torch.from_numpy(np.asarray(text, np.float32))).numpy()
+
+    def decision_rows(self, confirmed: np.ndarray, rejected: np.ndarray) -> tuple[np.ndarray,
+                                                                                 np.ndarray]:
+        """Target-row index arrays -> ``[1, N]`` confirmed and rejected indicator rows."""
+        pos = np.zeros((1, self.n_targets), np.float32)
+        neg = np.zeros((1, self.n_targets), np.float32)
+        pos[0, np.asarray(confirmed, np.int64)] = 1.0
+        neg[0, np.asarray(rejected, np.int64)] = 1.0
+        return pos, neg
+
+    def refine(self, prior: np.ndarray, confirmed: np.ndarray, rejected: np.ndarray) -> np.ndarray:
+        """:func:`posterior_update` of one text-generated embedding ``[D]`` with every decision
+        so far (target-row arrays) -> ``[D]``."""
+        pos, neg = self.decision_rows(confirmed, rejected)
+        with torch.no_grad():
+            e = posterior_update(self.model, torch.from_numpy(np.asarray(prior, np.float32)[None]),
+                                 torch.from_numpy(pos), torch.from_numpy(neg), self.config.update)
+        return e[0].numpy()
+
+    def scores(self, emb: np.ndarray, confirmed: np.ndarray) -> np.ndarray:
+        """:func:`rank_scores` of one embedding ``[D]`` and its confirmed rows -> ``[N]``."""
+        pos, _ = self.decision_rows(confirmed, np.zeros(0, np.int64))
+        e = torch.from_numpy(np.asarray(emb, np.float32)[None])
+        return rank_scores(self.model, self.ease, e, pos, self.config.update.beta)[0]
+
+    def probabilities(self, emb: np.ndarray) -> np.ndarray:
+        """``p(t | e)`` ``[N]``: the chance that the item's next confirmed target is ``t``."""
+        with torch.no_grad():
+            e = torch.from_numpy(np.asarray(emb, np.float32)[None])
+            return torch.softmax(self.model.logits(e), 1)[0].numpy()
+
+    def lift(self, emb: np.ndarray) -> np.ndarray:
+        """``p(t | e) / p(t)`` ``[N]``: how much more likely than from popularity alone."""
+        return self.probabilities(emb) / np.exp(self.prior_log_probs)
+
+
+def train_shared(text: np.ndarray, positives: np.ndarray, config: SharedConfig, seed: int,
+                 progress: Callable[[str, float, str], None] | None = None) -> SharedRanker:
+    """Pretrain the ``TwoTower`` on old items' positives ``[K, N]``, meta-train the aligner on
+    their text vectors ``[K, T]``, index EASE: the one training path of the shared space."""
+    from engine.models.twotower import pretrain_twotower
+
+    model = TwoTower(len(positives), positives.shape[1], config.twotower)
+    pretrain_twotower(model, positives, seed, None if progress is None else (
+        lambda e, n, loss: progress("backbone", e / n, f"shared backbone epoch {e}/{n}: "
+                                                       f"loss {loss:.4f}")))
+    meta = config.meta
+    torch.manual_seed(seed)
+    text_t = torch.from_numpy(np.asarray(text, np.float32))
+    aligner = RetrievalAligner(text_t, model.item_id.weight.detach(), meta.hidden, meta.dropout,
+                               meta.temperature)
+    meta_train(aligner, model, text_t, torch.from_numpy(np.asarray(positives, np.float32)), meta,
+               config.update, seed, None if progress is None else (
+                   lambda e, n, loss: progress("meta", e / n, f"aligner epoch {e}/{n}: "
+                                                              f"loss {loss:.4f}")))
+    return SharedRanker(model, aligner, EaseIndex(positives, meta.ease_lam), config)
