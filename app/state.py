@@ -15,6 +15,14 @@ import streamlit as st
 from sqlalchemy.engine import Engine
 
 from app import flows
+from app.auth import (
+    AUTH_KEYS,
+    Identity,
+    auth_configured,
+    clean_analyst_name,
+    identity_from_user,
+    may_change_settings,
+)
 from app.errors import user_message
 from app.llm import LLMChoice, resolve_settings
 from app.llm_cache import DBResponseCache
@@ -143,10 +151,60 @@ def get_provider() -> LLMProvider:
     return _provider(s.provider, s.model, s.base_url, key_id)
 
 
-# ---- session: workspace and item ---------------------------------------------------------------
-def analyst_name() -> str:
-    return str(st.session_state.get(ANALYST_KEY) or "analyst").strip() or "analyst"
+# ---- who is working ----------------------------------------------------------------------------
+def _user() -> dict[str, Any]:
+    try:
+        return dict(st.user.to_dict())
+    except Exception:  # noqa: BLE001 - no user information outside a session
+        return {}
 
+
+def login_enabled() -> bool:
+    """Whether ``[auth]`` in secrets turns the OIDC login on."""
+    return auth_configured(read_secrets())
+
+
+def current_identity() -> Identity | None:
+    """The logged-in user when login is on; None in local single-user mode or logged out."""
+    if not login_enabled():
+        return None
+    return identity_from_user(_user())
+
+
+def login_gate() -> Identity | None:
+    """With login configured: the logged-in identity, or a "Log in" page and a stop. Local
+    single-user mode: None (nothing changes)."""
+    secrets = read_secrets()
+    if not auth_configured(secrets):
+        return None
+    ident = identity_from_user(_user())
+    if ident is None:
+        st.title("EmerFlow Studio")
+        st.info("Log in with your organisation's account to use EmerFlow Studio.")
+        auth = secrets.get("auth") or {}
+        provider = None if all(auth.get(k) for k in AUTH_KEYS) else next(
+            (k for k, v in auth.items() if isinstance(v, Mapping)), None)
+        if st.button("Log in", type="primary", key="login_btn"):
+            st.login(provider) if provider else st.login()
+        st.stop()
+    return ident
+
+
+def may_change_settings_now() -> bool:
+    """Local mode: yes; with login: only ``[emerflow] admins``."""
+    return may_change_settings(current_identity(), read_secrets())
+
+
+def analyst_name() -> str:
+    """Who is recorded with decisions, feature versions and items: the logged-in identity,
+    else (local mode) the sidebar's free-text name without markup."""
+    ident = current_identity()
+    if ident is not None:
+        return ident.label
+    return clean_analyst_name(st.session_state.get(ANALYST_KEY))
+
+
+# ---- session: workspace and item ---------------------------------------------------------------
 
 def available_workspaces() -> list[str]:
     return [n for n in DATASETS if is_built(n)]

@@ -398,3 +398,157 @@ def test_invalid_base_url_error_does_not_echo_credentials() -> None:
     with pytest.raises(ValueError) as err:
         LLMSettings(provider="openai", base_url="ftp://user:hunter2pw@h/x?token=t-secret-789")
     assert "hunter2pw" not in str(err.value) and "t-secret-789" not in str(err.value)
+
+
+# ---- 11. identity from a real login (st.login, OIDC) -------------------------------------------
+def _auth_secrets(idp, app_port: int, admins: list[str] | None = None) -> dict:
+    doc = {"auth": {"redirect_uri": f"http://127.0.0.1:{app_port}/oauth2callback",
+                    "cookie_secret": "x" * 32, "client_id": idp.client_id,
+                    "client_secret": idp.client_secret,
+                    "server_metadata_url": idp.metadata_url}}
+    if admins is not None:
+        doc["emerflow"] = {"admins": admins}
+    return doc
+
+
+def _toml(doc: dict) -> str:
+    lines = []
+    for section, values in doc.items():
+        lines.append(f"[{section}]")
+        for k, v in values.items():
+            lines.append(f"{k} = {json.dumps(v)}")
+    return "\n".join(lines) + "\n"
+
+
+def _provider_token(cookie_secret: str, provider: str = "default") -> str:
+    import time
+
+    from joserfc import jwt
+    from joserfc.jwk import OctKey
+
+    return jwt.encode({"alg": "HS256"}, {"provider": provider, "exp": int(time.time()) + 120},
+                      OctKey.import_key(cookie_secret))
+
+
+@pytest.mark.slow
+def test_login_through_a_real_oidc_provider(tmp_path: Path) -> None:
+    """The whole authorization-code flow: Streamlit's /auth/login -> the provider on 127.0.0.1
+    -> /oauth2callback (code exchanged with the client secret, ID token checked against the
+    provider's keys) -> the identity cookie."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    from tests.llm_server import free_port
+    from tests.oidc_provider import OIDCProvider
+
+    port = free_port()
+    with OIDCProvider(email="ana@example.org") as idp:
+        (tmp_path / ".streamlit").mkdir()
+        (tmp_path / ".streamlit" / "secrets.toml").write_text(_toml(_auth_secrets(idp, port)))
+        env = {**os.environ, "EMERFLOW_HOME": str(tmp_path / "home"),
+               "PYTHONPATH": str(REPO)}
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from engine.cli import main; main()", "app", "--port",
+             str(port)], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    if requests.get(f"{base}/_stcore/health", timeout=2).ok:
+                        break
+                except requests.RequestException:
+                    pass
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.5)
+            session = requests.Session()
+            # what st.login() sends the browser to: /auth/login with a provider token signed
+            # with the cookie secret (made here the way Streamlit makes it)
+            login = f"{base}/auth/login?provider={_provider_token('x' * 32)}"
+            resp = session.get(login, timeout=30, allow_redirects=True)
+            assert idp.token_requests == [{"client_ok": True, "code_ok": True}]
+            assert resp.url.rstrip("/") == base, resp.url
+            assert any(c.name.startswith("_streamlit_user") for c in session.cookies)
+            # a wrong client secret is refused by the provider: no identity cookie
+            idp.client_secret = "wrong"
+            other = requests.Session()
+            other.get(f"{base}/auth/login?provider={_provider_token('x' * 32)}", timeout=30,
+                      allow_redirects=True)
+            assert idp.token_requests[-1]["client_ok"] is False
+            assert not any(c.name.startswith("_streamlit_user") for c in other.cookies)
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+
+
+def _app(secrets: dict, user: dict, **state):
+    st_testing = pytest.importorskip("streamlit.testing.v1")
+    import app as app_pkg
+
+    at = st_testing.AppTest.from_file(str(Path(app_pkg.__file__).parent / "main.py"),
+                                      default_timeout=90)
+    for k, v in secrets.items():
+        at.secrets[k] = v
+    at.user = user
+    for k, v in state.items():
+        at.session_state[k] = v
+    return at
+
+
+def test_login_required_identity_recorded_and_settings_for_admins(demo_env) -> None:
+    from app.state import ITEM_KEY, WORKSPACE_KEY
+    from db import repository as repo
+    from db.database import make_engine
+    from tests.oidc_provider import OIDCProvider
+
+    with OIDCProvider() as idp:
+        secrets = _auth_secrets(idp, 8501, admins=["boss@example.org"])
+    # logged out: a login page, nothing else
+    at = _app(secrets, {"is_logged_in": False})
+    at.run()
+    assert not at.exception and [b.label for b in at.button] == ["Log in"]
+    assert "Log in" in "\n".join(str(e.value) for e in at.info)
+    # logged in: the identity is recorded with the decisions (no free-text name)
+    user = {"is_logged_in": True, "sub": "u-7", "email": "ana@example.org", "name": "Ana"}
+    at = _app(secrets, user, **{WORKSPACE_KEY: "demo-diseases"})
+    at.run()
+    at.switch_page("pages/new_item.py").run()
+    assert not at.text_input(key="nd_name").disabled
+    at.text_input(key="nd_name").input("Login disease")
+    at.text_area(key="nd_desc").input("A disorder of Wnt signaling affecting bone density.")
+    at.form_submit_button[0].click().run()
+    item_id = at.session_state[ITEM_KEY]
+    assert not any(t.label == "Analyst" for t in at.text_input)
+    at.switch_page("pages/feedback.py").run()
+    at.file_uploader(key="fb_upload").set_value(
+        [("ok.csv", b"target_id,label,note\n100001,1,lab result\n100002,0,\n", "text/csv")]
+    ).run()
+    at.button(key="refine_upload").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    from engine.settings import get_settings
+
+    db = make_engine(get_settings().database_url_resolved())
+    assert {i.analyst for i in repo.interactions(db, item_id)} == {"ana@example.org"}
+    assert repo.get_item(db, item_id).created_by == "ana@example.org"
+    # settings: read-only for a non-admin, editable for an admin
+    at.switch_page("pages/settings.py").run()
+    assert at.form_submit_button[0].disabled
+    at = _app(secrets, {**user, "email": "boss@example.org"})
+    at.run()
+    at.switch_page("pages/settings.py").run()
+    assert not at.form_submit_button[0].disabled
+    db.dispose()
+
+
+def test_local_mode_analyst_name_has_no_markup() -> None:
+    from app.auth import clean_analyst_name
+
+    assert clean_analyst_name("<b>anyone</b>") == "b anyone b"
+    assert clean_analyst_name("  ") == "analyst"
+    assert clean_analyst_name("Ana O'Neil-Smith ana@x.org") == "Ana O'Neil-Smith ana@x.org"

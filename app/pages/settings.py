@@ -24,6 +24,7 @@ from app.state import (
     AugmentationError,
     current_llm_settings,
     llm_choice,
+    may_change_settings_now,
     read_secrets,
 )
 from db.database import redacted
@@ -33,6 +34,10 @@ from engine.settings import get_settings
 from engine.workspace import workspaces_dir
 
 st.title("Settings")
+can_change = may_change_settings_now()
+if not can_change:
+    st.info("Only administrators ([emerflow] admins in secrets) can change these settings; "
+            "you can view them and test the connection.")
 
 st.subheader("LLM")
 try:
@@ -61,7 +66,7 @@ with st.form("llm_form"):
     model = st.text_input("Model", value=choice.model or "", key="set_model",
                           placeholder=(active.model if active else ""),
                           help="Empty: the default for the provider (or EMERFLOW_LLM_MODEL).")
-    if st.form_submit_button("Apply", type="primary"):
+    if st.form_submit_button("Apply", type="primary", disabled=not can_change) and can_change:
         new = LLMChoice(provider=provider, model=model.strip() or None,
                         base_url=base_url.strip() or None,
                         api_key=typed_key.strip() or (choice.api_key if base_url.strip()
