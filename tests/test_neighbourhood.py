@@ -15,7 +15,7 @@ from engine.data.base import Dataset
 from engine.emerflow.tasks import ItemRows
 from engine.schema import FeatureSpec
 
-NEIGHBOURHOOD = ("cooc-knn", "ease", "text-knn")
+NEIGHBOURHOOD = ("cooc-knn", "ease", "text-knn", "text-cooc")
 
 #: Old diseases and their genes: g1..g3 go together, g4..g6 together; g7 is the most popular.
 OLD = {"o1": ["g1", "g2", "g7"], "o2": ["g1", "g2", "g3", "g7"], "o3": ["g2", "g3", "g7"],
@@ -149,6 +149,22 @@ def test_neighbourhood_methods_are_registered_and_tunable():
         cls = METHODS[name]
         assert cls.grid and set(cls.grid) <= set(cls.defaults)
         assert cls.probabilistic is False and cls.backbone is None
+
+
+def test_text_cooc_is_the_sum_of_text_knn_and_cooc(ctx):
+    from engine.baselines.neighbourhood import cooc_evidence
+
+    text = METHODS["text-knn"](k=3, temperature=0.05, pop_weight=0.01)
+    both = METHODS["text-cooc"](k=3, temperature=0.05, pop_weight=0.01, alpha=0.5, weight=2.0)
+    for m in (text, both):
+        m.fit(ctx)
+    np.testing.assert_allclose(both.score_all(both.start()), text.score_all(text.start()))
+    batch = ctx.rows(ctx.split.phases["I"])
+    seen = ctx.positive_matrix(batch).astype(np.float32)
+    expected = text.score_all(batch) + 2.0 * cooc_evidence(ctx.old_positive_matrix(), seen, 0.5)
+    np.testing.assert_allclose(both.score_all(both.update(both.start(), batch, batch)), expected)
+    with pytest.raises(ValueError, match="weight"):
+        METHODS["text-cooc"](weight=-1.0)
 
 
 # ---- the one task sampler ---------------------------------------------------------------------

@@ -31,14 +31,14 @@ from engine.baselines.embedding import (
     MetaEmb,
 )
 from engine.baselines.mwuf import MWUF
-from engine.baselines.neighbourhood import CoocKnn, Ease, TextKnn
+from engine.baselines.neighbourhood import CoocKnn, Ease, TextCooc, TextKnn
 from engine.baselines.shared_space import EmerFlowShared, EmerFlowSharedNoLLM
 
 #: name -> method class, in the order results are tabulated.
 METHODS: dict[str, type[Method]] = {
     cls.name: cls
-    for cls in (Popularity, ItemMean, CoocKnn, Ease, TextKnn, Backbone, MetaEmb, CVAR, MWUF,
-                EmerFlowNoLLM, EmerFlowNoWarm, EmerFlow, EmerFlowAugOnly, EmerFlowSharedNoLLM,
+    for cls in (Popularity, ItemMean, CoocKnn, Ease, TextKnn, TextCooc, Backbone, MetaEmb, CVAR,
+                MWUF, EmerFlowNoLLM, EmerFlowNoWarm, EmerFlow, EmerFlowAugOnly, EmerFlowSharedNoLLM,
                 EmerFlowShared)
 }
 

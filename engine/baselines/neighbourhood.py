@@ -1,5 +1,5 @@
 """Neighbourhood baselines without a backbone (protocol.md; "Are we really making much
-progress?", RecSys 2019): ``cooc-knn``, ``ease`` and ``text-knn``.
+progress?", RecSys 2019): ``cooc-knn``, ``ease``, ``text-knn`` and their sum ``text-cooc``.
 
 All three work on ``X [K_old, N]``, the old items' positive targets (``ctx.old_positive_matrix``:
 DisGeNET associations, MovieLens ratings >= 4), and rank targets with dense matrix operations
@@ -19,6 +19,7 @@ baseline's prior scaled to a maximum of 1.
   with every old item's; among the ``k`` most similar old items, weights
   ``softmax(similarity / temperature)``; a target's score is the weighted share of those
   neighbours having it, plus ``pop_weight * pop``; the same score in every phase.
+- ``text-cooc``: the sum of ``text-knn``'s score and ``weight`` times ``cooc-knn``'s evidence.
 
 Scores are not probabilities (``probabilistic = False``: F1 is reported as null).
 """
@@ -77,6 +78,25 @@ class TextKnnConfig:
             raise ValueError(f"text-knn: temperature must be > 0, got {self.temperature}")
         if self.pop_weight < 0:
             raise ValueError(f"text-knn: pop_weight must be >= 0, got {self.pop_weight}")
+
+
+def cooc_evidence(x: np.ndarray, seen: np.ndarray, alpha: float) -> np.ndarray:
+    """Mean co-occurrence similarity with the seen positives ``[M, N]``.
+
+    Args:
+        x: ``[K_old, N]`` old items' positive targets (0/1).
+        seen: ``[M, N]`` the new items' seen positive targets (0/1).
+        alpha: ``sim(s, t) = c(s, t) / (d(s)^alpha * d(t)^(1 - alpha))``.
+
+    Returns:
+        ``[M, N]``: the mean of ``sim(s, t)`` over each item's seen positives ``s`` (0 without).
+    """
+    deg = x.sum(0).astype(np.float64)  # [N]
+    with np.errstate(divide="ignore"):
+        left = np.where(deg > 0, deg ** -alpha, 0.0).astype(np.float32)
+        right = np.where(deg > 0, deg ** -(1.0 - alpha), 0.0)
+    co = ((seen * left[None, :]) @ x.T) @ x  # [M, N]: sum_s c(s, t) d(s)^-alpha
+    return co * right[None, :] / np.maximum(seen.sum(1, keepdims=True), 1.0)
 
 
 class _Neighbourhood(Popularity):
@@ -139,13 +159,7 @@ class CoocKnn(_Neighbourhood):
                           pop_weight=float(self.config["pop_weight"]))
 
     def evidence(self, seen: np.ndarray) -> np.ndarray:
-        a = self.settings.alpha
-        deg = self.x.sum(0).astype(np.float64)  # [N]
-        with np.errstate(divide="ignore"):
-            left = np.where(deg > 0, deg ** -a, 0.0).astype(np.float32)
-            right = np.where(deg > 0, deg ** -(1.0 - a), 0.0)
-        co = ((seen * left[None, :]) @ self.x.T) @ self.x  # [M, N] sum_s c(s, t) d(s)^-a
-        return co * right[None, :] / np.maximum(seen.sum(1, keepdims=True), 1.0)
+        return cooc_evidence(self.x, seen, self.settings.alpha)
 
 
 class Ease(_Neighbourhood):
@@ -214,6 +228,36 @@ class TextKnn(_Neighbourhood):
     def score_all(self, state: Rows) -> np.ndarray:
         """The same ``[M, N]`` in every phase (text only)."""
         return self.base
+
+
+class TextCooc(TextKnn):
+    """The sum of the two simple signals: ``text-knn``'s score plus ``weight`` times
+    ``cooc-knn``'s co-occurrence evidence from the seen positives (protocol.md: a method that
+    combines a text prior with interaction evidence must beat each of them and their sum).
+    Phase 0 = ``text-knn``."""
+
+    name: ClassVar[str] = "text-cooc"
+    defaults: ClassVar[dict[str, Any]] = {**TextKnn.defaults, "alpha": 0.5, "weight": 1.0}
+    grid: ClassVar[dict[str, tuple[Any, ...]]] = {"k": (10, 20, 50), "temperature": (0.05, 0.1),
+                                                  "alpha": (0.5, 1.0),
+                                                  "weight": (0.5, 1.0, 2.0)}
+    phase_settings: ClassVar[frozenset[str]] = frozenset({"alpha", "weight"})
+
+    def __init__(self, **overrides: Any):
+        super().__init__(**overrides)
+        CoocConfig(alpha=float(self.config["alpha"]), pop_weight=0.0)
+        if float(self.config["weight"]) < 0:
+            raise ValueError(f"text-cooc: weight must be >= 0, got {self.config['weight']}")
+
+    def score_all(self, state: Rows) -> np.ndarray:
+        """``[M, N]``: text-knn's score + weight * co-occurrence evidence of seen positives."""
+        ctx = self.ctx
+        assert ctx is not None
+        seen = ctx.positive_matrix(state).astype(np.float32)
+        if not seen.any():
+            return self.base
+        return self.base + float(self.config["weight"]) * cooc_evidence(
+            self.x, seen, float(self.config["alpha"]))
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
