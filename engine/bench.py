@@ -3,9 +3,18 @@
 Per seed, one backbone is pretrained on the old items and frozen (cached on disk as a
 ``state_dict`` + JSON and reloaded with ``weights_only=True``); every method starts from it.
 Phase 0 scores each new item's test rows; then the phase-I batch updates the item
-representation and the test rows are scored again; then II; then III. Metrics are pooled AUC,
-F1 at the mean-probability threshold and mean per-item AUC (``engine.metrics.evaluate``),
-mean and std over seeds, written to ``results/<dataset>/<method>.json``.
+representation and the test rows are scored again; then II; then III. Metrics per phase: pooled
+AUC, F1 at the mean-probability threshold (null for methods whose scores are not
+probabilities) and mean per-item AUC (``engine.metrics.evaluate``), and the full-catalog
+ranking (``engine.metrics.ranking_metrics``: Recall@20, Recall@100, NDCG@100 over every
+candidate target, seen positives excluded); mean and std over seeds, written to
+``results/<dataset>/<method>.json`` with the method's backbone, the seed-mean per-item
+NDCG@100/Recall@100 (``per_item``, for the paired bootstrap of ``engine.bench_report``) and the
+Phase-0 top-20 Jaccard overlap of new items (``diversity``).
+
+Tuning (:func:`tune`): every method gets the same number of validation trials drawn from its
+``grid``, chosen by validation NDCG@100 on the OLD-item validation split; chosen settings live
+in ``engine.tuned``.
 
 Resumable: backbone checkpoints, text encodings and finished (method, seed) results are cached
 under ``cache_dir`` (default ``$EMERFLOW_HOME/bench-cache``) keyed by a hash of everything
