@@ -240,3 +240,33 @@ def test_feedback_upload_by_symbol_is_cleared_after_apply(demo_env):
     # the applied upload is gone: a fresh uploader, no button to re-apply it
     assert at.file_uploader(key="fb_upload_1").value is None
     assert not [b for b in at.button if b.key == "refine_upload"]
+
+
+def test_workspace_page_readable_table_sidebar_and_build_gate(demo_env, monkeypatch):
+    monkeypatch.delenv("EMERFLOW_DATA")
+    at = open_page()
+    df = at.dataframe[0].value
+    assert {"workspace", "data", "established items", "new items", "targets",
+            "model version"} <= set(df.columns)
+    assert not [c for c in df.columns if "_" in c], "no internal column names"
+    at.selectbox(key="ws_page_choice").select("demo-movies").run()
+    at.button[0].click().run()
+    assert "Now working in demo-movies" in texts(at.success)
+    assert at.session_state[WORKSPACE_KEY] == "demo-movies"
+    at.selectbox(key="ws_page_choice").select("disgenet-curated").run()
+    assert "EMERFLOW_DATA, which is not set" in texts(at.warning)
+    assert at.button(key="ws_build").disabled
+
+
+@pytest.mark.xfail(strict=False, reason="building the tiny DisGeNET fixture hits KeyError 'total' "
+                   "in the meta trainer's progress (engine, not this page); reported")
+def test_workspace_page_builds_a_real_workspace_with_progress(demo_env, monkeypatch,
+                                                              fixtures_dir):
+    monkeypatch.setenv("EMERFLOW_DATA", str(fixtures_dir / "disgenet"))
+    at = open_page()
+    at.selectbox(key="ws_page_choice").select("disgenet-curated").run()
+    assert not at.button(key="ws_build").disabled
+    at.button(key="ws_build").click().run(timeout=600)
+    assert not at.exception, [e.value for e in at.exception]
+    assert "disgenet-curated is built and selected." in texts(at.success), texts(at.error)
+    assert at.session_state[WORKSPACE_KEY] == "disgenet-curated"
