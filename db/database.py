@@ -49,9 +49,19 @@ MIGRATION_LOCK_KEY = 0x456D6572  # "Emer"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
+#: Query parameters of a database URL whose values are credentials (masked by :func:`redacted`).
+SECRET_URL_PARAMS = ("password", "sslpassword", "passfile", "sslkey", "token", "key",
+                     "secret", "api_key", "apikey", "access_token")
+
+
 def redacted(url: str | URL) -> str:
-    """``url`` as a string with its password masked (safe to log or show)."""
-    return make_url(url).render_as_string(hide_password=True)
+    """``url`` as a string with its password and credential query values masked (safe to log
+    or show)."""
+    sa_url = make_url(url)
+    secret = {k: "***" for k in sa_url.query if k.lower() in SECRET_URL_PARAMS}
+    if secret:
+        sa_url = sa_url.update_query_dict(secret)
+    return sa_url.render_as_string(hide_password=True)
 
 
 def default_sqlite_path(home: Path) -> Path:

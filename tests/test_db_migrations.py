@@ -35,7 +35,7 @@ from db.database import (
     upgrade,
     write_engine,
 )
-from db.errors import SchemaError
+from db.errors import DuplicateError, SchemaError
 from db.models import TABLE_NAMES
 
 POSTGRES_ENV = "EMERFLOW_TEST_POSTGRES_URL"
@@ -270,3 +270,29 @@ def test_alembic_command_line(db_url: str, tmp_path: Path) -> None:
         assert current_revision(eng) == HEAD
     finally:
         eng.dispose()
+
+
+def test_0004_renames_existing_duplicate_names_and_keeps_their_data(engine: Engine) -> None:
+    """Before 0004 two items could share a name (concurrent creates); the upgrade keeps the
+    oldest name, renames the later copies "<name> (#id)", keeps their decisions, and from then
+    on a second item of one name is refused."""
+    upgrade(engine, "0001")
+    _seed_0001(engine)
+    upgrade(engine, "0003")
+    with write_engine(engine).begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO item (workspace_id, domain, external_id, name, normalized_name, "
+                "raw_features, status, created_by, created_at) VALUES "
+                "(1, 'disease', NULL, 'Old Item', 'olditem', '{}', 'emerging', 'bob', :ts)"
+            ),
+            {"ts": TS},
+        )
+    init_db(engine)
+    items = repo.list_items(engine, "w")
+    assert [i.name for i in items] == ["Old Item", f"Old Item (#{items[1].id})"]
+    assert len(repo.interactions(engine, items[0].id)) == 2
+    assert repo.item_version(engine, items[0].id) == (1, 0)
+    with pytest.raises(DuplicateError):
+        repo.create_item(engine, workspace="w", domain="disease", name="Old Item",
+                         raw_features={})

@@ -552,3 +552,10 @@ def test_local_mode_analyst_name_has_no_markup() -> None:
     assert clean_analyst_name("<b>anyone</b>") == "b anyone b"
     assert clean_analyst_name("  ") == "analyst"
     assert clean_analyst_name("Ana O'Neil-Smith ana@x.org") == "Ana O'Neil-Smith ana@x.org"
+
+
+def test_database_urls_are_shown_without_credentials() -> None:
+    from db.database import redacted
+
+    shown = redacted("postgresql+psycopg://u:hunter2pw@h/db?sslpassword=s-secret-1&sslmode=require")
+    assert "hunter2pw" not in shown and "s-secret-1" not in shown and "sslmode=require" in shown
