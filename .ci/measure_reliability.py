@@ -63,7 +63,7 @@ def concurrent_analysts(url: str, ws, rounds: int) -> dict:
             t = s0.prediction.targets["target_id"].tolist()
             picks = {i: [(t[20 + 7 * i + r % 5], 1), (t[24 + 7 * i + r % 5], 0)]
                      for i in range(ANALYSTS)}
-            out = _together(ANALYSTS, lambda i: flows.confirm_and_refine(
+            out = _together(ANALYSTS, lambda i, item=item, picks=picks: flows.confirm_and_refine(
                 engines[i], ws, item.id, picks[i], analyst=f"a{i}", expected_phase=0))
             errors += sum(isinstance(o, Exception) for o in out)
             stored = {x.target_id: x.label for x in repo.interactions(engines[0], item.id)}
@@ -77,7 +77,7 @@ def concurrent_analysts(url: str, ws, rounds: int) -> dict:
                                rtol=1e-5, atol=1e-6):
                 wrong_embeddings += 1
             # four analysts create the same new item at once
-            made = _together(ANALYSTS, lambda i: flows.new_item(
+            made = _together(ANALYSTS, lambda i, r=r: flows.new_item(
                 engines[i], ws, name=f"Same name {r}", features={}))
             created_per_round.append(sum(not isinstance(m, Exception) for m in made))
     finally:
