@@ -1,0 +1,91 @@
+"""``emerflow-kb``: EmerFlow on the raw features plus curated knowledge text.
+
+The text of every item (old and new alike) is its raw features serialized (Eq. 2) followed by
+what the ``knowledge`` provider knows about it from curated files only: synonyms from DisGeNET's
+``disease_mappings.tsv`` and HPO phenotype names (``hpo/HPO&Orphanet_dis_symp.txt``), see
+:func:`engine.augment.knowledge.knowledge_augmentations`. No interaction data is read to build
+it, so no label leaks into the text.
+
+The method is :class:`~engine.baselines.embedding.EmerFlow` with one change: its generator
+inputs are the encoded ``raw+kb`` texts. Until ``engine.bench.TextVectors`` knows that variant,
+:meth:`EmerFlowKB.inputs` encodes the texts itself with the bench's encoder (same cache); once
+the bench offers it (``"raw+kb" in ctx.text_vectors.variants``) it is used as is.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from engine.augment.knowledge import KB_TEXT_FEATURES, knowledge_augmentations
+from engine.baselines.base import BenchContext, MethodNotAvailable
+from engine.baselines.embedding import EmerFlow
+
+KB_VARIANT = "raw+kb"
+
+
+def kb_data_root() -> Path | None:
+    """The data root holding the knowledge files (``$EMERFLOW_DATA``), or None."""
+    value = os.environ.get("EMERFLOW_DATA", "").strip()
+    return Path(value) if value else None
+
+
+def kb_texts(dataset: Any, data_root: Path | str | None) -> list[str]:
+    """Eq. 2 text per item of ``dataset`` (dataset order): raw features + curated knowledge.
+
+    Raises:
+        MethodNotAvailable: no knowledge file under the data root, or not a disease dataset.
+    """
+    from engine.workspace import item_texts
+
+    aug = knowledge_augmentations(dataset, data_root)
+    if aug.empty or not aug.drop(columns=["item_id"]).astype(bool).any().any():
+        raise MethodNotAvailable(
+            "emerflow-kb needs curated knowledge for a disease dataset: set EMERFLOW_DATA to "
+            "the folder with disgenet/disease_mappings.tsv and hpo/")
+    return item_texts(dataset, aug, KB_TEXT_FEATURES)
+
+
+class EmerFlowKB(EmerFlow):
+    """EmerFlow over raw + curated-knowledge text (no LLM)."""
+
+    name: ClassVar[str] = "emerflow-kb"
+    uses_llm: ClassVar[bool] = False
+    text_variant: ClassVar[str] = KB_VARIANT
+
+    def inputs(self, ctx: BenchContext) -> tuple[torch.Tensor, torch.Tensor]:
+        tv = ctx.text_vectors
+        if KB_VARIANT in getattr(tv, "variants", ()):
+            vecs = np.asarray(tv(KB_VARIANT), dtype=np.float32)
+        else:
+            vecs = kb_vectors(ctx)
+        return (torch.from_numpy(vecs[ctx.old_item_rows]),
+                torch.from_numpy(vecs[ctx.new_item_rows]))
+
+
+def kb_vectors(ctx: BenchContext, data_root: Path | str | None = None) -> np.ndarray:
+    """``[N_items, T]`` vectors of the ``raw+kb`` texts (rows of the split's items filled),
+    encoded once per context with the bench's encoder when it exposes one."""
+    if "kb_vectors" in ctx._cache:
+        return ctx._cache["kb_vectors"]
+    texts = kb_texts(ctx.dataset, data_root if data_root is not None else kb_data_root())
+    tv = ctx.text_vectors
+    if hasattr(tv, "encoder"):
+        enc = tv.encoder()
+    else:
+        from engine.text.encoder import TextEncoder
+
+        enc = TextEncoder(ctx.config.encoder)
+    rows = np.unique(np.concatenate([ctx.old_item_rows, ctx.new_item_rows]))
+    vecs = np.asarray(enc.encode([texts[i] for i in rows]), dtype=np.float32)
+    full = np.zeros((len(texts), vecs.shape[1]), np.float32)
+    full[rows] = vecs
+    ctx._cache["kb_vectors"] = full
+    return full
+
+
+__all__ = ["KB_VARIANT", "EmerFlowKB", "kb_data_root", "kb_texts", "kb_vectors"]
