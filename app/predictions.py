@@ -39,6 +39,18 @@ def target_classes(ws: Workspace) -> list[str]:
     return sorted(vals)
 
 
+_RATED: dict[tuple[str, str], frozenset[str]] = {}
+
+
+def rated_targets(ws: Workspace) -> frozenset[str]:
+    """Targets with at least one observed interaction in the workspace's training rows."""
+    key = (ws.name, ws.model_version)
+    if key not in _RATED:
+        train = ws.split.train
+        _RATED[key] = frozenset(train[TARGET_ID].astype(str).unique())
+    return _RATED[key]
+
+
 def score_range(state: ItemState) -> tuple[float, float]:
     """``(0, 1)`` for probabilities; otherwise the scores' own range, rounded outwards (a
     ranker may score with unbounded logits)."""
@@ -56,15 +68,24 @@ def _decision(state: ItemState, target_id: str) -> str:
     return {1: "confirmed", 0: "rejected"}.get(state.decisions.get(str(target_id), -1), "")
 
 
-def ranked_targets(ws: Workspace, state: ItemState, *, top_n: int = 25, min_score: float = 0.0,
-                   classes: Sequence[str] = ()) -> pd.DataFrame:
+def ranked_targets(ws: Workspace, state: ItemState, *, top_n: int = 25,
+                   min_score: float | None = None, classes: Sequence[str] = ()) -> pd.DataFrame:
     """The ranking with display columns, filtered (score, protein class) then cut to top_n.
 
     Disease: rank, symbol, gene id, NCBI, HGNC, protein class, score, decision.
-    Movie: rank, user, gender, age, occupation, score, decision.
+    Movie: rank, user, gender, age, occupation, score, decision; only users with a rating in
+    the workspace are ranked (ranks renumbered among them).
     """
     t = state.prediction.targets
-    t = t[t["score"] >= min_score]
+    if ws.domain != DISEASE:
+        # users without a single rating in the workspace (half of MovieLens-1M's users are
+        # absent from the partial ratings file) are not ranked: their scores carry no taste
+        active = rated_targets(ws)
+        if active:
+            t = t[t[TARGET_ID].astype(str).isin(active)].copy()
+            t["rank"] = range(1, len(t) + 1)
+    if min_score is not None:  # (None: no filter; scores may be logits below 0)
+        t = t[t["score"] >= min_score]
     if classes and "protein_class" in t.columns:
         wanted = set(classes)
         mask = [bool(wanted & {p.strip() for p in v.split(MULTI_SEP)})
@@ -115,4 +136,4 @@ def neighbour_table(state: ItemState) -> pd.DataFrame:
 
 
 __all__ = ["appeal_by_group", "hgnc_url", "ncbi_url", "neighbour_table", "ranked_targets",
-           "score_range", "target_classes"]
+           "rated_targets", "score_range", "target_classes"]

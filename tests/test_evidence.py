@@ -96,3 +96,14 @@ def test_item_phenotypes():
     feats = [{"name": "phenotype_ids", "value": "HP:0000347|HP:0000565"}]
     assert evidence.item_phenotypes(feats) == ["HP:0000347", "HP:0000565"]
     assert evidence.item_phenotypes([]) == []
+
+
+def test_movie_ranking_only_users_with_ratings(db, movies):
+    item = flows.new_item(db, movies, name="Rated users movie",
+                          features={"genres": "Drama", "year": 1999})
+    state = flows.predict_item(db, movies, item.id)
+    table = preds.ranked_targets(movies, state, top_n=10_000)
+    rated = preds.rated_targets(movies)
+    assert set(table["user"]) <= rated and len(table) == len(
+        set(state.prediction.targets[TARGET_ID].astype(str)) & rated)
+    assert list(table["rank"]) == list(range(1, len(table) + 1))

@@ -42,7 +42,8 @@ ev_ms = (time.perf_counter() - t_ev) * 1000
 st.subheader(f"Top {noun}s for {md(item.name)}")
 st.caption(f"Phase {state.phase_label} · feature version {state.feature_version} · "
            f"{len(state.prediction.targets)} {noun}s scored in {elapsed * 1000:.0f} ms"
-           + (f" · evidence in {ev_ms:.0f} ms" if ws.domain == DISEASE else ""))
+           + (f" · evidence in {ev_ms:.0f} ms" if ws.domain == DISEASE else
+              f" · ranked among the {len(preds.rated_targets(ws))} users with a rating"))
 if table.empty:
     st.info("No target passes the filters; lower the minimum score or clear the class filter.")
 cfg = {"score": st.column_config.ProgressColumn("score", min_value=lo, max_value=hi,
