@@ -216,7 +216,7 @@ def test_feedback_confirm_by_symbol_outside_top_list_and_refine(demo_env):
     at.button(key="refine_btn").click().run()
     assert not at.exception, [e.value for e in at.exception]
     msg = texts(at.success)
-    assert "Refined to Phase I with 4 decision(s)" in msg and f"{symbols[0]} (" in msg
+    assert "Refined to Phase I with 4 decision(s)" in msg and f"{symbols[0]} \\(" in msg
     # the reopen selector follows the current phase
     assert at.selectbox(key="fb_reopen_phase").value == 1
     at.selectbox(key="fb_reopen_phase").select(0).run()
@@ -236,7 +236,7 @@ def test_feedback_upload_by_symbol_is_cleared_after_apply(demo_env):
     assert not at.error, texts(at.error)
     at.button(key="refine_upload").click().run()
     assert "Refined to Phase I with 2 decision(s)" in texts(at.success)
-    assert f"{s1} (" in texts(at.success)
+    assert f"{s1} \\(" in texts(at.success)  # symbols named (markdown-escaped)
     # the applied upload is gone: a fresh uploader, no button to re-apply it
     assert at.file_uploader(key="fb_upload_1").value is None
     assert not [b for b in at.button if b.key == "refine_upload"]

@@ -62,7 +62,7 @@ def refine(decisions: list[tuple[str, int]], source: str, notes: dict[str, str] 
         st.error(md(str(exc)))
         return
     after = new.prediction.targets.set_index(TARGET_ID)["rank"]
-    moved = [f"{named(t)}: {before[t]} → {after[t]}" for t, y in decisions if y == 1][:10]
+    moved = [f"{md(named(t))}: {before[t]} → {after[t]}" for t, y in decisions if y == 1][:10]
     st.session_state.pop(KEPT, None)
     st.session_state[EXTRA] = {}
     if source == "upload":  # an applied upload is cleared: no one-click re-apply

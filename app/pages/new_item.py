@@ -45,7 +45,7 @@ def _create(data: items.NewItemInput, allow_duplicate: bool = False) -> None:
         st.error(str(exc))
         return
     st.session_state.pop(RESOLVED, None)
-    _open(item.id, f"Created {item.name} (#{item.id}). Review its features next.")
+    _open(item.id, f"Created {md(item.name)} (#{item.id}). Review its features next.")
 
 
 def _prefill(res: lookup.DiseaseResolution) -> None:
@@ -161,7 +161,7 @@ if pending:
             continue
         if st.button(f"Open existing: {md(dup.name)} (#{dup.id})", key=f"open_dup_{dup.id}",
                      type="primary"):
-            _open(dup.id, f"Opened {dup.name} (#{dup.id}).")
+            _open(dup.id, f"Opened {md(dup.name)} (#{dup.id}).")
             st.rerun()
     c1, c2 = st.columns(2)
     if c1.button("Create a new copy anyway", key="dup_anyway"):
@@ -189,4 +189,4 @@ else:
     pick = st.selectbox("Item", ids, index=ids.index(cur) if cur in ids else 0,
                         format_func=labels.get, key="reopen_choice")
     if st.button("Open item", key="reopen_btn"):
-        _open(pick, f"Opened {labels[pick]}.")
+        _open(pick, f"Opened {md(labels[pick])}.")
