@@ -54,8 +54,19 @@ def knowledge(root: str | None = None) -> Knowledge:
         return Knowledge()
     key = str(src.root.resolve())
     if key not in _KNOWLEDGE:
-        _KNOWLEDGE[key] = Knowledge.load(src)
+        # genes (NCBI + HGNC, ~3 s) are read on first use by the gene resolver, not here
+        _KNOWLEDGE[key] = Knowledge.load(src, genes=False)
     return _KNOWLEDGE[key]
+
+
+def _gene_knowledge(root: str | None = None) -> GeneResolver | None:
+    """NCBI gene_info + HGNC under the data root (read once), or None."""
+    kn = knowledge(root)
+    src = kn.sources
+    if kn.genes is None and src is not None and src.has("gene_info"):
+        kn.genes = GeneResolver.from_files(src.path("gene_info"),
+                                           src.path("hgnc") if src.has("hgnc") else None)
+    return kn.genes
 
 
 def data_root_set() -> bool:
@@ -237,11 +248,11 @@ def gene_resolver(ws: Workspace, root: str | None = None) -> GeneResolver:
 def _build_resolver(ws: Workspace, root: str | None) -> GeneResolver:
     targets = ws.dataset.targets
     own = GeneResolver.from_targets(targets, TARGET_ID, NAME)
-    kn = knowledge(root)
-    if kn.genes is None or ws.domain != DISEASE:
+    genes = _gene_knowledge(root) if ws.domain == DISEASE else None
+    if genes is None:
         return own
     ids = set(targets[TARGET_ID].astype(str))
-    rich = kn.genes.restrict(ids)
+    rich = genes.restrict(ids)
     if not len(rich):
         return own
     missing = [g for gid, g in own.genes.items() if rich.get(gid) is None]

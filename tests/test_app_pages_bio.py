@@ -270,3 +270,18 @@ def test_workspace_page_builds_a_real_workspace_with_progress(demo_env, monkeypa
     assert not at.exception, [e.value for e in at.exception]
     assert "disgenet-curated is built and selected." in texts(at.success), texts(at.error)
     assert at.session_state[WORKSPACE_KEY] == "disgenet-curated"
+
+
+@pytest.mark.needs_data
+def test_new_item_real_files_omim_in_one_step(demo_env, shared_data, monkeypatch):
+    monkeypatch.setenv("EMERFLOW_DATA", str(shared_data))
+    at = open_page("new_item", **{WORKSPACE_KEY: "demo-diseases"})
+    at.text_input(key="nd_lookup").input("OMIM:154700").run()
+    at.button(key="nd_resolve").click().run()
+    assert at.text_input(key="nd_cui").value == "C0024796"
+    assert len(at.multiselect(key="nd_pheno").value) > 50
+    assert len(at.multiselect(key="nd_pheno").options) > 5000
+    at.form_submit_button[0].click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    assert _features(at.session_state[ITEM_KEY])["phenotypes"]["curated"].startswith(
+        "curated: HPO&Orphanet")
