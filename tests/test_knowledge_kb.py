@@ -45,3 +45,18 @@ def test_method_is_emerflow_with_the_kb_variant():
     assert issubclass(EmerFlowKB, EmerFlow) and EmerFlowKB.name == "emerflow-kb"
     assert EmerFlowKB.text_variant == KB_VARIANT and not EmerFlowKB.uses_llm
     assert EmerFlowKB.defaults == EmerFlow.defaults and EmerFlowKB.grid == EmerFlow.grid
+
+
+def test_phenotype_subset_of_a_result_document():
+    from engine.baselines.kb import phenotype_subset
+
+    doc = {"per_item": {"items": ["C0002395", "C0019209", "C0036341"],
+                        "ndcg@100": {"0": [0.5, 0.1, None]},
+                        "recall@100": {"0": [1.0, 0.0, 0.5]}}}
+    out = phenotype_subset(doc, FIX)
+    assert out["n_items"] == 3 and out["n_with_phenotypes"] == 2
+    assert out["phases"]["0"]["recall@100"] == pytest.approx(0.75)
+    assert out["phases"]["0"]["ndcg@100"] == pytest.approx(0.5)
+    assert out["phases"]["0"]["recall@100 without phenotypes"] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="per_item"):
+        phenotype_subset({}, FIX)

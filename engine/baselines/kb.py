@@ -88,4 +88,37 @@ def kb_vectors(ctx: BenchContext, data_root: Path | str | None = None) -> np.nda
     return full
 
 
-__all__ = ["KB_VARIANT", "EmerFlowKB", "kb_data_root", "kb_texts", "kb_vectors"]
+def phenotype_subset(doc: dict, data_root: Path | str | None,
+                     keys: tuple[str, ...] = ("recall@100", "ndcg@100")) -> dict[str, Any]:
+    """Ranking metrics of a bench result document on the new items that have HPO phenotypes
+    (and on those without), from its ``per_item`` block (seed means per new item).
+
+    Returns ``{"n_items", "n_with_phenotypes", "phases": {phase: {"<key>": mean over items
+    with phenotypes, "<key> without phenotypes": ...}}}``.
+
+    Raises:
+        ValueError: the document has no ``per_item`` block.
+    """
+    from engine.knowledge import Knowledge, sources_from_env
+
+    per = doc.get("per_item")
+    if not per or "items" not in per:
+        raise ValueError("the result document has no per_item block (re-run the bench)")
+    src = sources_from_env(data_root) if data_root is not None else sources_from_env()
+    annotated = Knowledge.load(src, genes=False).annotated if src is not None else set()
+    items = [str(i) for i in per["items"]]
+    mask = np.array([i in annotated for i in items], dtype=bool)
+    out: dict[str, Any] = {"n_items": len(items), "n_with_phenotypes": int(mask.sum()),
+                           "phases": {}}
+    for key in keys:
+        for phase, values in (per.get(key) or {}).items():
+            v = np.array([np.nan if x is None else x for x in values], dtype=float)
+            row = out["phases"].setdefault(phase, {})
+            row[key] = float(np.nanmean(v[mask])) if mask.any() else float("nan")
+            row[f"{key} without phenotypes"] = (float(np.nanmean(v[~mask])) if (~mask).any()
+                                                else float("nan"))
+    return out
+
+
+__all__ = ["KB_VARIANT", "EmerFlowKB", "kb_data_root", "kb_texts", "kb_vectors",
+           "phenotype_subset"]
