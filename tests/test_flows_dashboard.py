@@ -298,5 +298,5 @@ def test_benchmark_results(tmp_path):
     assert len(res.table) == 12 and len(res.runs) == 1 and len(res.problems) == 1
     assert res.runs[0]["status"] == "ok"
     w = wide_table(res.table, "demo-movies", "auc")
-    assert list(w.columns) == ["method", "0", "I", "II", "III"]
-    assert w.iloc[0]["I"] == "0.7000 ± 0.0100"
+    assert list(w.columns) == ["method", "Phase-0", "Phase-I", "Phase-II", "Phase-III"]
+    assert w.iloc[0]["Phase-I"] == "0.7000 ± 0.0100"

@@ -37,12 +37,13 @@ _META = SharedMetaConfig()
 SHARED_DEFAULTS: dict[str, Any] = {
     "dim": _TT.dim, "backbone_epochs": _TT.epochs, "backbone_lr": _TT.lr, "backbone_l2": _TT.l2,
     "steps": _POST.steps, "step_lr": _POST.lr, "prior_weight": _POST.prior_weight,
-    "negative_weight": _POST.negative_weight, "beta": _POST.beta,
+    "negative_weight": _POST.negative_weight, "beta": _POST.beta, "rho": _POST.rho,
     "alpha": _META.alpha, "distill": _META.distill, "shot": _META.shot,
     "meta_epochs": _META.epochs, "meta_lr": _META.lr, "meta_weight_decay": _META.weight_decay,
     "aligner_hidden": _META.hidden, "aligner_dropout": _META.dropout,
     "temperature": _META.temperature, "ease_lam": _META.ease_lam,
 }
+SHARED_DEFAULTS.update(temperature=0.02, rho=1.0)
 
 
 def shared_configs(cfg: dict[str, Any]) -> tuple[TwoTowerConfig, PosteriorConfig,
@@ -53,7 +54,8 @@ def shared_configs(cfg: dict[str, Any]) -> tuple[TwoTowerConfig, PosteriorConfig
                        lr=float(cfg["backbone_lr"]), l2=float(cfg["backbone_l2"])),
         PosteriorConfig(steps=int(cfg["steps"]), lr=float(cfg["step_lr"]),
                         prior_weight=float(cfg["prior_weight"]),
-                        negative_weight=float(cfg["negative_weight"]), beta=float(cfg["beta"])),
+                        negative_weight=float(cfg["negative_weight"]), beta=float(cfg["beta"]),
+                        rho=float(cfg["rho"])),
         SharedMetaConfig(alpha=float(cfg["alpha"]), distill=float(cfg["distill"]),
                          shot=int(cfg["shot"]), epochs=int(cfg["meta_epochs"]),
                          lr=float(cfg["meta_lr"]), weight_decay=float(cfg["meta_weight_decay"]),
@@ -83,11 +85,11 @@ class EmerFlowShared(Method):
     probabilistic: ClassVar[bool] = False
     defaults: ClassVar[dict[str, Any]] = dict(SHARED_DEFAULTS)
     grid: ClassVar[dict[str, tuple[Any, ...]]] = {
-        "temperature": (0.02, 0.05, 0.1),
+        "temperature": (0.02, 0.05),
         "step_lr": (0.1, 0.3, 1.0),
-        "beta": (1.0, 3.0),
+        "beta": (1.0, 3.0, 10.0),
+        "rho": (0.5, 1.0, 3.0),
         "negative_weight": (0.0, 0.2),
-        "alpha": (0.5, 0.8),
     }
 
     def fit(self, ctx: BenchContext) -> None:
@@ -98,6 +100,7 @@ class EmerFlowShared(Method):
         self.ranker = train_shared(vecs[ctx.old_item_rows], ctx.old_positive_matrix(),
                                    SharedConfig(tt_cfg, self.post, meta), ctx.seed)
         self.model = self.ranker.model
+        self.vote = self.ranker.vote(self.new_text)  # [M, N]
 
     def start(self) -> SharedState:
         ctx = self.ctx
@@ -118,7 +121,8 @@ class EmerFlowShared(Method):
         return SharedState(state.prior, emb, confirmed, rejected)
 
     def score_all(self, state: SharedState) -> np.ndarray:
-        return rank_scores(self.model, self.ranker.ease, state.emb, state.confirmed, self.post.beta)
+        return rank_scores(self.model, self.ranker.ease, state.emb, state.confirmed, self.post,
+                           self.vote)
 
     def score(self, state: SharedState, rows: Rows) -> np.ndarray:
         return self.score_all(state)[rows.item, rows.target]

@@ -47,6 +47,8 @@ class PosteriorConfig:
         prior_weight: strength of the pull back to the text-generated embedding.
         negative_weight: weight of rejected targets' log-likelihood (pushed down).
         beta: weight of the EASE propagation term in :func:`rank_scores`.
+        rho: weight of the neighbour vote (log of the aligner's attention-weighted share of
+            established items having the target) in :func:`rank_scores`.
     """
 
     steps: int = 3
@@ -54,13 +56,14 @@ class PosteriorConfig:
     prior_weight: float = 0.1
     negative_weight: float = 0.2
     beta: float = 1.0
+    rho: float = 0.0
 
     def __post_init__(self) -> None:
         if self.steps < 0:
             raise ValueError(f"PosteriorConfig.steps must be >= 0, got {self.steps}")
         if not self.lr > 0:
             raise ValueError(f"PosteriorConfig.lr must be > 0, got {self.lr}")
-        for name in ("prior_weight", "negative_weight", "beta"):
+        for name in ("prior_weight", "negative_weight", "beta", "rho"):
             if getattr(self, name) < 0:
                 raise ValueError(f"PosteriorConfig.{name} must be >= 0")
 
@@ -209,13 +212,32 @@ class EaseIndex:
         return s - seen_p / self.diag_p[None, :]
 
 
+#: Floor of the neighbour vote inside its log (a target no neighbour has).
+VOTE_FLOOR = 1e-3
+
+
+def neighbour_vote(aligner: RetrievalAligner, text: torch.Tensor,
+                   positives: np.ndarray) -> np.ndarray:
+    """``[M, N]``: the aligner's attention over established items ``[M, K]`` times their
+    positives ``[K, N]`` (the attention-weighted share of neighbours having each target)."""
+    with torch.no_grad():
+        att = aligner.attention(text).numpy()
+    return att @ np.asarray(positives, np.float32)
+
+
 def rank_scores(model: TwoTower, ease: EaseIndex | None, emb: torch.Tensor,
-                confirmed: np.ndarray | None, beta: float) -> np.ndarray:
-    """What every caller ranks by: ``log p(t | e) + beta * ease(confirmed)`` ``[M, N]``."""
+                confirmed: np.ndarray | None, config: PosteriorConfig,
+                vote: np.ndarray | None = None) -> np.ndarray:
+    """What every caller ranks by, ``[M, N]``::
+
+        log p(t | e) + beta * ease(confirmed)_t + rho * log(VOTE_FLOOR + vote_t)
+    """
     with torch.no_grad():
         out = model.log_probs(emb).numpy().astype(np.float64)
-    if ease is not None and beta > 0 and confirmed is not None and np.any(confirmed):
-        out += beta * ease.scores(confirmed)
+    if ease is not None and config.beta > 0 and confirmed is not None and np.any(confirmed):
+        out += config.beta * ease.scores(confirmed)
+    if vote is not None and config.rho > 0:
+        out += config.rho * np.log(VOTE_FLOOR + vote)
     return out
 
 
@@ -325,11 +347,19 @@ class SharedRanker:
                                  torch.from_numpy(pos), torch.from_numpy(neg), self.config.update)
         return e[0].numpy()
 
-    def scores(self, emb: np.ndarray, confirmed: np.ndarray) -> np.ndarray:
-        """:func:`rank_scores` of one embedding ``[D]`` and its confirmed rows -> ``[N]``."""
+    def vote(self, text: np.ndarray) -> np.ndarray:
+        """:func:`neighbour_vote` of text vectors ``[B, T]`` -> ``[B, N]``."""
+        return neighbour_vote(self.aligner, torch.from_numpy(np.asarray(text, np.float32)),
+                              self.ease.x)
+
+    def scores(self, emb: np.ndarray, confirmed: np.ndarray,
+               vote: np.ndarray | None = None) -> np.ndarray:
+        """:func:`rank_scores` of one embedding ``[D]``, its confirmed rows and its neighbour
+        vote ``[N]`` -> ``[N]``."""
         pos, _ = self.decision_rows(confirmed, np.zeros(0, np.int64))
         e = torch.from_numpy(np.asarray(emb, np.float32)[None])
-        return rank_scores(self.model, self.ease, e, pos, self.config.update.beta)[0]
+        v = None if vote is None else np.asarray(vote)[None]
+        return rank_scores(self.model, self.ease, e, pos, self.config.update, v)[0]
 
     def probabilities(self, emb: np.ndarray) -> np.ndarray:
         """``p(t | e)`` ``[N]``: the chance that the item's next confirmed target is ``t``."""
@@ -348,6 +378,7 @@ def train_shared(text: np.ndarray, positives: np.ndarray, config: SharedConfig, 
     their text vectors ``[K, T]``, index EASE: the one training path of the shared space."""
     from engine.models.twotower import pretrain_twotower
 
+    torch.manual_seed(seed)  # the initialization too: the same seed gives the same ranker
     model = TwoTower(len(positives), positives.shape[1], config.twotower)
     pretrain_twotower(model, positives, seed, None if progress is None else (
         lambda e, n, loss: progress("backbone", e / n, f"shared backbone epoch {e}/{n}: "
