@@ -29,6 +29,14 @@ def hgnc_url(symbol: str) -> str:
     return HGNC_URL.format(quote(str(symbol)))
 
 
+def hgnc_page(ws: Workspace, gene_id: str, symbol: str) -> str:
+    """The gene's HGNC id page when HGNC/NCBI files know it, else an HGNC search by symbol."""
+    from app import lookup
+
+    rec = lookup.gene_info(ws, gene_id)
+    return rec.links()["HGNC"] or hgnc_url(symbol)
+
+
 def target_classes(ws: Workspace) -> list[str]:
     """Distinct protein classes of the targets (disease workspaces), sorted."""
     if "protein_class" not in ws.dataset.targets.columns:
@@ -97,7 +105,9 @@ def ranked_targets(ws: Workspace, state: ItemState, *, top_n: int = 25,
         symbol = t["symbol"] if "symbol" in t.columns else t[NAME]
         out = pd.DataFrame({
             "rank": t["rank"].astype(int), "symbol": symbol.astype(str), "gene id": ids,
-            "NCBI Gene": ids.map(ncbi_url), "HGNC": symbol.astype(str).map(hgnc_url),
+            "NCBI Gene": ids.map(ncbi_url),
+            "HGNC": [hgnc_page(ws, i, sym) for i, sym in zip(ids, symbol.astype(str),
+                                                              strict=True)],
             "protein class": (t["protein_class"].fillna("").astype(str).str.replace(
                 MULTI_SEP, ", ") if "protein_class" in t.columns else ""),
             "score": t["score"].astype(float),
@@ -136,4 +146,4 @@ def neighbour_table(state: ItemState) -> pd.DataFrame:
 
 
 __all__ = ["appeal_by_group", "hgnc_url", "ncbi_url", "neighbour_table", "ranked_targets",
-           "rated_targets", "score_range", "target_classes"]
+           "hgnc_page", "rated_targets", "score_range", "target_classes"]
