@@ -35,7 +35,7 @@ def build_dataset_workspace(
     """Load, split, train and save the workspace of a registered dataset."""
     entry = get_dataset_entry(name)
     if config is None:
-        from engine.bench import emerflow_workspace_config
+        from engine.tuned import emerflow_workspace_config
 
         config = emerflow_workspace_config(name)
     if config.dataset != name:

@@ -59,17 +59,30 @@ _WORKSPACE_FIELDS = {
 
 def emerflow_workspace_config(dataset: str, seed: int = 0) -> WorkspaceConfig:
     """The dashboard workspace settings of ``dataset``: engine defaults plus the validated
-    ``emerflow-nollm`` settings of :data:`DATASET_SETTINGS` (the demo catalogs have none)."""
+    settings of :data:`DATASET_SETTINGS` — ``emerflow-nollm``'s for the DeepFM path and the
+    product method's shared-space settings when it is an ``emerflow-tt`` variant (the
+    workspace then ranks with ``twotower``). The demo catalogs use the engine defaults."""
     config = WorkspaceConfig(dataset=dataset, seed=seed)
     settings = DATASET_SETTINGS.get(dataset, {})
+    methods = settings.get("methods", {})
     parts: dict[str, dict[str, Any]] = {}
-    for key, value in settings.get("methods", {}).get("emerflow-nollm", {}).items():
+    for key, value in methods.get("emerflow-nollm", {}).items():
         part, name = _WORKSPACE_FIELDS[key]
         parts.setdefault(part, {})[name] = value
     if settings.get("backbone"):
         parts["backbone"] = dict(settings["backbone"])
-    return replace(config, **{part: replace(getattr(config, part), **values)
-                              for part, values in parts.items()})
+    config = replace(config, **{part: replace(getattr(config, part), **values)
+                                for part, values in parts.items()})
+    product = product_method(dataset)
+    if product.startswith("emerflow-tt"):
+        from engine.baselines.shared_space import SHARED_DEFAULTS, shared_configs
+        from engine.emerflow.shared_space import SharedConfig
+
+        flat = {**SHARED_DEFAULTS, **methods.get(product, {})}
+        config = replace(config, ranker="twotower", shared=SharedConfig(*shared_configs(flat)))
+    elif dataset in PRODUCT_METHOD:
+        config = replace(config, ranker="deepfm")
+    return config
 
 
 #: The method the product ships per dataset: the headline of the benchmark report (compared

@@ -258,8 +258,6 @@ def test_workspace_page_readable_table_sidebar_and_build_gate(demo_env, monkeypa
     assert at.button(key="ws_build").disabled
 
 
-@pytest.mark.xfail(strict=False, reason="building the tiny DisGeNET fixture hits KeyError 'total' "
-                   "in the meta trainer's progress (engine, not this page); reported")
 def test_workspace_page_builds_a_real_workspace_with_progress(demo_env, monkeypatch,
                                                               fixtures_dir):
     monkeypatch.setenv("EMERFLOW_DATA", str(fixtures_dir / "disgenet"))

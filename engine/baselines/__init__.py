@@ -30,16 +30,17 @@ from engine.baselines.embedding import (
     EmerFlowNoWarm,
     MetaEmb,
 )
+from engine.baselines.kb import EmerFlowKB
 from engine.baselines.mwuf import MWUF
 from engine.baselines.neighbourhood import CoocKnn, Ease, TextCooc, TextKnn
-from engine.baselines.shared_space import EmerFlowShared, EmerFlowSharedNoLLM
+from engine.baselines.shared_space import EmerFlowShared, EmerFlowSharedKB, EmerFlowSharedNoLLM
 
 #: name -> method class, in the order results are tabulated.
 METHODS: dict[str, type[Method]] = {
     cls.name: cls
     for cls in (Popularity, ItemMean, CoocKnn, Ease, TextKnn, TextCooc, Backbone, MetaEmb, CVAR,
-                MWUF, EmerFlowNoLLM, EmerFlowNoWarm, EmerFlow, EmerFlowAugOnly, EmerFlowSharedNoLLM,
-                EmerFlowShared)
+                MWUF, EmerFlowNoLLM, EmerFlowNoWarm, EmerFlow, EmerFlowAugOnly, EmerFlowKB,
+                EmerFlowSharedNoLLM, EmerFlowShared, EmerFlowSharedKB)
 }
 
 __all__ = ["METHODS", "BenchContext", "EmbeddingMethod", "Method", "MethodNotAvailable", "Rows",

@@ -43,7 +43,6 @@ SHARED_DEFAULTS: dict[str, Any] = {
     "aligner_hidden": _META.hidden, "aligner_dropout": _META.dropout,
     "temperature": _META.temperature, "ease_lam": _META.ease_lam,
 }
-SHARED_DEFAULTS.update(temperature=0.02, rho=1.0)
 
 
 def shared_configs(cfg: dict[str, Any]) -> tuple[TwoTowerConfig, PosteriorConfig,
@@ -95,12 +94,16 @@ class EmerFlowShared(Method):
     def fit(self, ctx: BenchContext) -> None:
         super().fit(ctx)
         tt_cfg, self.post, meta = shared_configs(self.config)
-        vecs = np.asarray(ctx.text_vectors(self.text_variant), dtype=np.float32)
+        vecs = self.text_matrix(ctx)
         self.new_text = vecs[ctx.new_item_rows]
         self.ranker = train_shared(vecs[ctx.old_item_rows], ctx.old_positive_matrix(),
                                    SharedConfig(tt_cfg, self.post, meta), ctx.seed)
         self.model = self.ranker.model
         self.vote = self.ranker.vote(self.new_text)  # [M, N]
+
+    def text_matrix(self, ctx: BenchContext) -> np.ndarray:
+        """``[N_items, T]`` encoded texts of the method's variant (rows of the split filled)."""
+        return np.asarray(ctx.text_vectors(self.text_variant), dtype=np.float32)
 
     def start(self) -> SharedState:
         ctx = self.ctx
@@ -134,3 +137,17 @@ class EmerFlowSharedNoLLM(EmerFlowShared):
     name: ClassVar[str] = "emerflow-tt-nollm"
     uses_llm: ClassVar[bool] = False
     text_variant: ClassVar[str] = "raw"
+
+
+class EmerFlowSharedKB(EmerFlowShared):
+    """The same on raw + curated-knowledge text (synonyms, HPO phenotypes; no LLM, no
+    interaction data): see :mod:`engine.baselines.kb`."""
+
+    name: ClassVar[str] = "emerflow-tt-kb"
+    uses_llm: ClassVar[bool] = False
+    text_variant: ClassVar[str] = "raw+kb"
+
+    def text_matrix(self, ctx: BenchContext) -> np.ndarray:
+        from engine.baselines.kb import kb_vectors
+
+        return np.asarray(kb_vectors(ctx), dtype=np.float32)

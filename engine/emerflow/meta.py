@@ -168,6 +168,6 @@ class MetaTrainer:
                 nb += 1
             history.append({k: v / max(nb, 1) for k, v in sums.items()})
             if progress is not None:
-                progress(epoch + 1, self.config.epochs, history[-1]["total"])
+                progress(epoch + 1, self.config.epochs, history[-1].get("total", float("nan")))
         self.aligner.eval()
         return history

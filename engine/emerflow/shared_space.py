@@ -56,7 +56,7 @@ class PosteriorConfig:
     prior_weight: float = 0.1
     negative_weight: float = 0.2
     beta: float = 1.0
-    rho: float = 0.0
+    rho: float = 1.0
 
     def __post_init__(self) -> None:
         if self.steps < 0:
@@ -90,7 +90,7 @@ class SharedMetaConfig:
     weight_decay: float = 1e-5
     hidden: int = 256
     dropout: float = 0.1
-    temperature: float = 0.05
+    temperature: float = 0.02
     ease_lam: float = 50.0
 
     def __post_init__(self) -> None:
