@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from scipy import sparse
 import torch.nn.functional as F
 from torch import nn
 
@@ -192,23 +193,35 @@ class EaseIndex:
     """EASE over the old items' positives ``x [K, N]``, scored without an ``[N, N]`` matrix.
 
     ``B = I - P diag(1 / diag P)``, ``P = (x^T x + lam I)^-1 = (I - x^T (x x^T + lam I)^-1 x) /
-    lam`` (Woodbury), so ``seen @ B`` costs two ``[M, K] x [K, N]`` products.
+    lam`` (Woodbury), so ``seen @ B`` costs sparse products with ``x`` and a ``[K, K]`` matrix:
+    memory is O(nnz(x) + K^2 + N), which keeps a million-target catalog cheap.
     """
 
-    def __init__(self, x: np.ndarray, lam: float):
+    def __init__(self, x: np.ndarray | sparse.spmatrix, lam: float, chunk: int = 65_536):
         if not lam > 0:
             raise ValueError(f"EaseIndex: lam must be > 0, got {lam}")
         self.lam = float(lam)
-        self.x = np.asarray(x, np.float32)  # [K, N]
-        x64 = self.x.astype(np.float64)
-        gram = x64 @ x64.T + self.lam * np.eye(len(x64))  # [K, K]
-        self.kinv_x = np.linalg.solve(gram, x64).astype(np.float32)  # [K, N]
-        self.diag_p = ((1.0 - (x64 * self.kinv_x).sum(0)) / self.lam).astype(np.float32)  # [N]
+        self.x = sparse.csr_matrix(x, dtype=np.float32)  # [K, N]
+        k, n = self.x.shape
+        gram = (self.x @ self.x.T).toarray().astype(np.float64) + self.lam * np.eye(k)
+        self.kinv = np.linalg.inv(gram)  # [K, K]
+        xt = sparse.csr_matrix(self.x.T, dtype=np.float64)  # [N, K]
+        diag = np.empty(n, np.float64)
+        for s in range(0, n, chunk):  # diag P = (1 - x_j^T K^-1 x_j) / lam, chunk-wise
+            part = xt[s : s + chunk]
+            diag[s : s + chunk] = (1.0 - np.asarray(
+                part.multiply(part @ self.kinv).sum(1)).ravel()) / self.lam
+        self.diag_p = diag.astype(np.float32)  # [N], > 0
+
+    def vote(self, weights: np.ndarray) -> np.ndarray:
+        """``weights [M, K]`` over old items -> ``weights @ x`` ``[M, N]``."""
+        return np.asarray((self.x.T @ np.asarray(weights, np.float32).T).T)
 
     def scores(self, seen: np.ndarray) -> np.ndarray:
         """``seen [M, N]`` 0/1 -> ``seen @ B`` ``[M, N]`` (0 for rows without a seen target)."""
         s = np.asarray(seen, np.float32)
-        seen_p = (s - (s @ self.x.T) @ self.kinv_x) / self.lam  # [M, N] = seen @ P
+        sx = np.asarray((self.x @ s.T).T, np.float64)  # [M, K] = seen @ x^T
+        seen_p = (s - self.vote((sx @ self.kinv).astype(np.float32))) / self.lam  # seen @ P
         return s - seen_p / self.diag_p[None, :]
 
 
@@ -217,12 +230,12 @@ VOTE_FLOOR = 1e-3
 
 
 def neighbour_vote(aligner: RetrievalAligner, text: torch.Tensor,
-                   positives: np.ndarray) -> np.ndarray:
+                   ease: EaseIndex) -> np.ndarray:
     """``[M, N]``: the aligner's attention over established items ``[M, K]`` times their
     positives ``[K, N]`` (the attention-weighted share of neighbours having each target)."""
     with torch.no_grad():
         att = aligner.attention(text).numpy()
-    return att @ np.asarray(positives, np.float32)
+    return ease.vote(att)
 
 
 def rank_scores(model: TwoTower, ease: EaseIndex | None, emb: torch.Tensor,
@@ -350,7 +363,7 @@ class SharedRanker:
     def vote(self, text: np.ndarray) -> np.ndarray:
         """:func:`neighbour_vote` of text vectors ``[B, T]`` -> ``[B, N]``."""
         return neighbour_vote(self.aligner, torch.from_numpy(np.asarray(text, np.float32)),
-                              self.ease.x)
+                              self.ease)
 
     def scores(self, emb: np.ndarray, confirmed: np.ndarray,
                vote: np.ndarray | None = None) -> np.ndarray:
