@@ -445,6 +445,22 @@ def synthetic_target_workspace(ws, n: int, rng: np.random.Generator, chunk: int 
     syn.target_pos = pd.Series(np.arange(n), index=ids)
     syn.target_cache = cache
     static = sum(getattr(cache, f.name).nbytes for f in dataclasses.fields(TargetCache))
+    if ws.shared is not None:  # the shared-space ranker over the same sampled targets
+        from engine.emerflow.shared_space import EaseIndex, SharedRanker
+        from engine.models.twotower import TwoTower
+
+        sh = ws.shared
+        model = TwoTower(sh.model.item_id.num_embeddings, n, sh.model.config)
+        rows = torch.from_numpy(src)
+        with torch.no_grad():
+            model.item_id.weight.copy_(sh.model.item_id.weight)
+            model.target.weight.copy_(sh.model.target.weight[rows])
+            model.bias.copy_(sh.model.bias[rows])
+        for p in model.parameters():
+            p.requires_grad_(False)
+        syn.shared = SharedRanker(model, sh.aligner, EaseIndex(sh.ease.x[:, src], sh.ease.lam),
+                                  sh.config)
+        static += model.target.weight.nbytes + model.bias.nbytes
     return syn, {"target_cache_mb": round(static / 2**20, 1),
                  "target_table_mb": round(table.nbytes / 2**20, 1)}
 

@@ -93,7 +93,35 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print(f"## {name}\n\n{table}\n")
         if chart:
             print(f"chart: {chart}\n")
+        if name.startswith("disgenet"):
+            _phenotype_subsets(args.out / name)
     return 0
+
+
+def _phenotype_subsets(folder: Path) -> None:
+    """``phenotype_subset.json``: each EmerFlow result's Recall/NDCG@100 on the new diseases
+    with HPO phenotypes (issue 12's comparison of emerflow-kb with emerflow-nollm), when the
+    curated files are reachable through EMERFLOW_DATA."""
+    import json
+
+    from engine.baselines.kb import kb_data_root, phenotype_subset
+
+    root = kb_data_root()
+    if root is None:
+        print("phenotype subset: skipped (set EMERFLOW_DATA to the folder with hpo/)")
+        return
+    out = {}
+    for path in sorted(folder.glob("emerflow*.json")):
+        doc = json.loads(path.read_text())
+        if doc.get("status") == "ok" and doc.get("per_item"):
+            out[doc["method"]] = phenotype_subset(doc, root)
+    if out:
+        (folder / "phenotype_subset.json").write_text(json.dumps(out, indent=1) + "\n")
+        for method, res in out.items():
+            ph0 = res["phases"].get("0", {})
+            print(f"phenotype subset ({res['n_with_phenotypes']}/{res['n_items']} new items) "
+                  f"{method}: Phase-0 Recall@100 {ph0.get('recall@100', float('nan')):.4f} "
+                  f"NDCG@100 {ph0.get('ndcg@100', float('nan')):.4f}")
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
