@@ -20,17 +20,27 @@ from engine.config import WorkspaceConfig
 #: (``emerflow bench tune``, see results/README.md); the demo catalogs use engine defaults.
 #: ``backbone``: BackboneConfig overrides; ``methods``: per-method setting overrides.
 DATASET_SETTINGS: dict[str, dict[str, Any]] = {
-    # `emerflow bench tune --dataset movielens-1m-partial`
-    # (results/movielens-1m-partial/tuning.json)
+    # `emerflow bench tune --dataset movielens-1m-partial --methods <all but the LLM/kb
+    #  variants> --trials 12` (results/movielens-1m-partial/tuning.json, every trial); the text
+    # ablations take the settings tuned for their raw-text method.
     "movielens-1m-partial": {"backbone": {}, "methods": {
-        "backbone": {"refine_steps": 20, "refine_lr": 0.05},
-        "metaemb": {"meta_epochs": 10, "refine_steps": 5, "refine_lr": 0.2},
-        "cvar": {"refine_steps": 10, "refine_lr": 0.05},
-        "mwuf": {"refine_steps": 20, "refine_lr": 0.05},
-        # second round (tuning_emerflow_extra.json): inner_lr 0.2 with 20 x 0.05 refinement
-        **{name: {"aligner_hidden": 64, "aligner_dropout": 0.3, "meta_weight_decay": 1e-3,
-                  "inner_lr": 0.2, "refine_steps": 20, "refine_lr": 0.05}
-           for name in ("emerflow-nollm", "emerflow-nowarm", "emerflow", "emerflow-augonly")},
+        "popularity": {"prior_strength": 50.0},
+        "item-mean": {"prior_strength": 50.0},
+        "cooc-knn": {"alpha": 0.5, "pop_weight": 0.0},
+        "ease": {"lam": 5000.0},
+        "text-knn": {"k": 20, "pop_weight": 0.05, "temperature": 0.1},
+        "text-cooc": {"alpha": 0.5, "k": 50, "temperature": 0.1, "weight": 1.0},
+        "backbone": {"refine_lr": 1.0, "refine_steps": 20},
+        "metaemb": {"inner_lr": 0.5, "refine_lr": 0.5, "refine_steps": 20},
+        "cvar": {"refine_lr": 1.0, "refine_steps": 5},
+        "mwuf": {"refine_lr": 1.0, "refine_steps": 5},
+        "emerflow-nollm": {"aligner_dropout": 0.3, "aligner_hidden": 256, "inner_lr": 0.2,
+                           "refine_lr": 1.0, "refine_steps": 20},
+        "emerflow-nowarm": {"aligner_dropout": 0.3, "aligner_hidden": 256, "inner_lr": 0.2,
+                            "refine_lr": 1.0, "refine_steps": 20},
+        **{name: {"aligner_dropout": 0.3, "aligner_hidden": 256, "inner_lr": 0.2,
+                  "refine_lr": 1.0, "refine_steps": 20}
+           for name in ("emerflow", "emerflow-augonly")},
     }},
     # `emerflow bench tune --dataset disgenet-curated --methods <all but the LLM/kb variants>
     #  --trials 12` (results/disgenet-curated/tuning.json, every trial); the text ablations

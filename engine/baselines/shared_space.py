@@ -85,8 +85,8 @@ class EmerFlowShared(Method):
     defaults: ClassVar[dict[str, Any]] = dict(SHARED_DEFAULTS)
     grid: ClassVar[dict[str, tuple[Any, ...]]] = {
         "temperature": (0.02, 0.05),
-        "step_lr": (0.1, 0.3, 1.0),
-        "beta": (1.0, 3.0, 10.0),
+        "step_lr": (0.3, 1.0),
+        "beta": (10.0, 30.0, 100.0, 300.0),
         "rho": (0.5, 1.0, 3.0),
         "negative_weight": (0.0, 0.2),
     }
