@@ -162,7 +162,10 @@ class Workspace:
 
     @torch.no_grad()
     def align(self, text_vecs: np.ndarray) -> np.ndarray:
-        """Eq. 4 for ``[B, T]`` text vectors -> ``[B, D]`` embeddings."""
+        """Eq. 4 for ``[B, T]`` text vectors -> ``[B, D]`` embeddings (the shared-space aligner
+        when the workspace ranks with ``twotower``)."""
+        if self.shared is not None:
+            return self.shared.align(text_vecs)
         return self.aligner(torch.from_numpy(np.asarray(text_vecs, dtype=np.float32))).numpy()
 
     def embed_text(self, text: str) -> np.ndarray:
@@ -799,7 +802,9 @@ def build_workspace(
     timings["meta"] = time.perf_counter() - t0
 
     shared = None
-    if config.ranker == "twotower":
+    if config.ranker == "twotower" and not old_ids:
+        progress("shared", 1.0, "no established items: ranking with the DeepFM path")
+    elif config.ranker == "twotower":
         t0 = time.perf_counter()
         positives = positive_matrix(o_rows, t_rows, labels, len(old_ids), len(dataset.targets))
         shared = train_shared(old_vecs, positives, config.shared, config.seed, progress)

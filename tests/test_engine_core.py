@@ -294,8 +294,9 @@ def test_refinement_raises_scores_of_confirmed_positives(movies_ws):
     # confirmations alone: the confirmed users' model scores rise on average, and in the
     # ranking the analyst sees they are never below where they were
     emb = ws.refine(pred.embedding, feats, [(t, 1) for t in pos])
-    up = ws.score(emb, feats)
-    assert up[p_rows].mean() > s0[p_rows].mean()
+    # the chance that the item's next confirmed user is one of those confirmed rises
+    assert ws.shared.probabilities(emb)[p_rows].sum() > ws.shared.probabilities(
+        pred.embedding)[p_rows].sum()
     after = ws.predict(feats, embedding=emb, decisions={t: 1 for t in pos})
     rank_after = dict(zip(after.targets["target_id"].astype(str), after.targets["rank"]))
     rank_before = dict(zip(pred.targets["target_id"].astype(str), pred.targets["rank"]))
@@ -315,9 +316,11 @@ def test_refinement_raises_scores_of_confirmed_positives(movies_ws):
 
 
 def test_zero_refine_steps_leave_the_embedding_unchanged(movies_ws):
-    ws = dataclasses.replace(
-        movies_ws, config=dataclasses.replace(movies_ws.config, refine=RefineConfig(steps=0))
-    )
+    from engine.emerflow.shared_space import SharedRanker
+
+    sh = movies_ws.shared
+    cfg = dataclasses.replace(sh.config, update=dataclasses.replace(sh.config.update, steps=0))
+    ws = dataclasses.replace(movies_ws, shared=SharedRanker(sh.model, sh.aligner, sh.ease, cfg))
     feats = ws.dataset.items.iloc[1].to_dict()
     pred = ws.predict(feats)
     out = ws.refine(pred.embedding, feats, [(pred.targets["target_id"].iloc[0], 1)])
@@ -341,7 +344,9 @@ def test_neighbours_are_established_items_with_evidence(movies_ws):
     feats = ws.dataset.items.set_index("item_id").loc[old_id].to_dict()
     nb = ws.predict(feats).neighbours
     assert nb["item_id"].iloc[0] == old_id  # an established item is its own nearest neighbour
-    assert nb["similarity"].iloc[0] == pytest.approx(1.0, abs=1e-4)
+    # the generated embedding lands next to the backbone's own embedding of the item
+    assert nb["similarity"].iloc[0] > 0.9
+    assert nb["similarity"].is_monotonic_decreasing and nb["item_id"].is_unique
     assert set(nb["item_id"]) <= set(map(str, ws.split.old_items))
 
 

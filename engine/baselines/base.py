@@ -280,6 +280,8 @@ class Method:
 
     name: ClassVar[str] = ""
     uses_llm: ClassVar[bool] = False
+    #: needs curated knowledge files (``EMERFLOW_DATA`` with disgenet/ and hpo/)
+    uses_knowledge: ClassVar[bool] = False
     defaults: ClassVar[dict[str, Any]] = {}
     grid: ClassVar[dict[str, tuple[Any, ...]]] = {}
     phase_settings: ClassVar[frozenset[str]] = frozenset()

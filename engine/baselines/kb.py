@@ -14,7 +14,6 @@ the bench offers it (``"raw+kb" in ctx.text_vectors.variants``) it is used as is
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,8 +29,9 @@ KB_VARIANT = "raw+kb"
 
 def kb_data_root() -> Path | None:
     """The data root holding the knowledge files (``$EMERFLOW_DATA``), or None."""
-    value = os.environ.get("EMERFLOW_DATA", "").strip()
-    return Path(value) if value else None
+    from engine.settings import get_settings
+
+    return get_settings().data
 
 
 def kb_texts(dataset: Any, data_root: Path | str | None) -> list[str]:
@@ -55,6 +55,7 @@ class EmerFlowKB(EmerFlow):
 
     name: ClassVar[str] = "emerflow-kb"
     uses_llm: ClassVar[bool] = False
+    uses_knowledge: ClassVar[bool] = True
     text_variant: ClassVar[str] = KB_VARIANT
 
     def inputs(self, ctx: BenchContext) -> tuple[torch.Tensor, torch.Tensor]:

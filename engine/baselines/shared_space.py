@@ -145,6 +145,7 @@ class EmerFlowSharedKB(EmerFlowShared):
 
     name: ClassVar[str] = "emerflow-tt-kb"
     uses_llm: ClassVar[bool] = False
+    uses_knowledge: ClassVar[bool] = True
     text_variant: ClassVar[str] = "raw+kb"
 
     def text_matrix(self, ctx: BenchContext) -> np.ndarray:
