@@ -11,6 +11,7 @@ Needs Debian's ``chromium`` package (``apt-get install -y chromium``); skipped w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -50,47 +51,49 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(demo_home, tmp_path_factory):
-    """``streamlit run app/main.py`` on a free port, demo workspaces, fresh SQLite DB."""
-    home = tmp_path_factory.mktemp("browser_home")
-    (home / "workspaces").symlink_to(demo_home / "workspaces")
+@contextlib.contextmanager
+def streamlit_app(home: Path, **extra_env: str):
+    """``streamlit run app/main.py`` on a free port of 127.0.0.1 with ``EMERFLOW_HOME=home``,
+    no LLM and no server-side LLM settings; yields its URL once healthy."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items()
            if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "EMERFLOW_LLM_BASE_URL",
                         "DATABASE_URL", "EMERFLOW_LLM_MODEL")}
     env.update(EMERFLOW_HOME=str(home), EMERFLOW_LLM_PROVIDER="none",
-               EMERFLOW_RESULTS=str(home / "results"))
+               EMERFLOW_RESULTS=str(home / "results"), **extra_env)
     log = (home / "streamlit.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"streamlit exited early: {(home / 'streamlit.log').read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not become healthy in 90 s")
-    yield url
-    proc.terminate()
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited early: "
+                            f"{(home / 'streamlit.log').read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("streamlit did not become healthy in 90 s")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
 
 
-@pytest.fixture(scope="module")
-def page(server):
+@contextlib.contextmanager
+def browser_page(url: str):
+    """A headless Debian-chromium page (Playwright) opened on ``url``."""
     sync_api = pytest.importorskip("playwright.sync_api")
     exe = _chromium()
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -99,10 +102,27 @@ def page(server):
         ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
         pg = ctx.new_page()
         pg.set_default_timeout(TIMEOUT_MS)
-        pg.goto(server)
+        pg.goto(url)
+        try:
+            yield pg
+        finally:
+            ctx.close()
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(demo_home, tmp_path_factory):
+    """``streamlit run app/main.py`` on a free port, demo workspaces, fresh SQLite DB."""
+    home = tmp_path_factory.mktemp("browser_home")
+    (home / "workspaces").symlink_to(demo_home / "workspaces")
+    with streamlit_app(home) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with browser_page(server) as pg:
         yield pg
-        ctx.close()
-        browser.close()
 
 
 # ---- helpers ------------------------------------------------------------------------------------

@@ -11,11 +11,7 @@ Skipped when chromium is not installed (the test never downloads a browser).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
@@ -23,18 +19,15 @@ import pytest
 
 from tests.test_browser import (
     ARTIFACTS,
-    CHROMIUM_ARGS,
-    REPO,
     SHOTS,
-    TIMEOUT_MS,
-    _chromium,
-    _free_port,
+    browser_page,
     click,
     goto,
     idle,
     see,
     select,
     shot,
+    streamlit_app,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -46,54 +39,14 @@ STEP_LIMIT_S = 20.0
 def bio_server(demo_home, tmp_path_factory):
     home = tmp_path_factory.mktemp("browser_bio_home")
     (home / "workspaces").symlink_to(demo_home / "workspaces")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "EMERFLOW_LLM_BASE_URL",
-                        "DATABASE_URL", "EMERFLOW_LLM_MODEL")}
-    env.update(EMERFLOW_HOME=str(home), EMERFLOW_LLM_PROVIDER="none",
-               EMERFLOW_RESULTS=str(home / "results"), EMERFLOW_DATA=str(KNOWLEDGE))
-    log = (home / "streamlit.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"streamlit exited early: {(home / 'streamlit.log').read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not become healthy in 90 s")
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with streamlit_app(home, EMERFLOW_DATA=str(KNOWLEDGE)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def bio_page(bio_server):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    exe = _chromium()
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
-        ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
-        pg = ctx.new_page()
-        pg.set_default_timeout(TIMEOUT_MS)
-        pg.goto(bio_server)
+    with browser_page(bio_server) as pg:
         yield pg
-        ctx.close()
-        browser.close()
 
 
 def _type(pg, label: str, value: str) -> None:

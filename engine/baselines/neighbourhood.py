@@ -33,6 +33,7 @@ import numpy as np
 
 from engine.baselines.base import BenchContext, Rows
 from engine.baselines.counting import Popularity
+from engine.emerflow.shared_space import EaseIndex
 
 
 @dataclass(frozen=True)
@@ -179,18 +180,13 @@ class Ease(_Neighbourhood):
         super().fit(ctx)
         key = f"ease:{self.settings.lam!r}"
         if key not in ctx._cache:  # one solve per context and lambda
-            x = self.x.astype(np.float64)
-            lam = self.settings.lam
-            gram = x @ x.T + lam * np.eye(len(x))  # [K, K]
-            kinv_x = np.linalg.solve(gram, x)  # [K, N]
-            diag_p = (1.0 - (x * kinv_x).sum(0)) / lam  # [N], > 0
-            ctx._cache[key] = (kinv_x, diag_p)
-        self.kinv_x, self.diag_p = ctx._cache[key]
+            ctx._cache[key] = EaseIndex(self.x, self.settings.lam)
+        self.index: EaseIndex = ctx._cache[key]
 
     def evidence(self, seen: np.ndarray) -> np.ndarray:
-        s = seen.astype(np.float64)
-        seen_p = (s - (s @ self.x.T) @ self.kinv_x) / self.settings.lam  # seen @ P  [M, N]
-        return s - seen_p / self.diag_p[None, :]
+        """``seen @ B`` through the same :class:`~engine.emerflow.shared_space.EaseIndex` the
+        product's propagation uses."""
+        return self.index.scores(seen).astype(np.float64)
 
 
 class TextKnn(_Neighbourhood):

@@ -211,17 +211,18 @@ class EaseIndex:
             part = xt[s : s + chunk]
             diag[s : s + chunk] = (1.0 - np.asarray(
                 part.multiply(part @ self.kinv).sum(1)).ravel()) / self.lam
-        self.diag_p = diag.astype(np.float32)  # [N], > 0
+        self.diag_p = diag  # [N] float64, > 0
 
     def vote(self, weights: np.ndarray) -> np.ndarray:
         """``weights [M, K]`` over old items -> ``weights @ x`` ``[M, N]``."""
-        return np.asarray((self.x.T @ np.asarray(weights, np.float32).T).T)
+        return np.asarray((self.x.T @ np.asarray(weights).T).T)
 
     def scores(self, seen: np.ndarray) -> np.ndarray:
-        """``seen [M, N]`` 0/1 -> ``seen @ B`` ``[M, N]`` (0 for rows without a seen target)."""
-        s = np.asarray(seen, np.float32)
-        sx = np.asarray((self.x @ s.T).T, np.float64)  # [M, K] = seen @ x^T
-        seen_p = (s - self.vote((sx @ self.kinv).astype(np.float32))) / self.lam  # seen @ P
+        """``seen [M, N]`` 0/1 -> ``seen @ B`` ``[M, N]`` float64 (0 for rows without a seen
+        target)."""
+        s = np.asarray(seen, np.float64)
+        sx = np.asarray((self.x @ s.T).T)  # [M, K] = seen @ x^T
+        seen_p = (s - self.vote(sx @ self.kinv)) / self.lam  # [M, N] = seen @ P
         return s - seen_p / self.diag_p[None, :]
 
 
