@@ -41,9 +41,8 @@ DATASET_SETTINGS: dict[str, dict[str, Any]] = {
         **{name: {"aligner_dropout": 0.3, "aligner_hidden": 256, "inner_lr": 0.2,
                   "refine_lr": 1.0, "refine_steps": 20}
            for name in ("emerflow", "emerflow-augonly")},
-        **{name: {"beta": 10.0, "negative_weight": 0.2, "rho": 3.0, "step_lr": 1.0,
-                  "temperature": 0.05}
-           for name in ("emerflow-tt-nollm", "emerflow-tt")},
+        # the shared-space EASE propagation uses the lambda validated for the `ease` baseline
+        **{name: {"ease_lam": 5000.0} for name in ("emerflow-tt-nollm", "emerflow-tt")},
     }},
     # `emerflow bench tune --dataset disgenet-curated --methods <all but the LLM/kb variants>
     #  --trials 12` (results/disgenet-curated/tuning.json, every trial); the text ablations
