@@ -80,8 +80,10 @@ def ranked_targets(ws: Workspace, state: ItemState, *, top_n: int = 25,
                    min_score: float | None = None, classes: Sequence[str] = ()) -> pd.DataFrame:
     """The ranking with display columns, filtered (score, protein class) then cut to top_n.
 
-    Disease: rank, symbol, gene id, NCBI, HGNC, protein class, score, decision.
-    Movie: rank, user, gender, age, occupation, score, decision; only users with a rating in
+    Disease: rank, symbol, gene id, NCBI, HGNC, protein class, score, percentile, lift over
+    popularity (when the ranker knows it), decision.
+    Movie: rank, user, gender, age, occupation, score, percentile, lift, decision; only users
+    with a rating in
     the workspace are ranked (ranks renumbered among them).
     """
     t = state.prediction.targets
@@ -118,6 +120,12 @@ def ranked_targets(ws: Workspace, state: ItemState, *, top_n: int = 25,
             if col in t.columns:
                 out[col] = t[col].astype(str)
         out["score"] = t["score"].astype(float)
+    # how the score reads: the share of the catalog ranked below, and how much more likely the
+    # target is than from popularity alone (shared-space ranker)
+    if "percentile" in t.columns:
+        out["percentile"] = t["percentile"].astype(float).round(2).to_numpy()
+    if "lift" in t.columns:
+        out["lift over popularity"] = t["lift"].astype(float).round(2).to_numpy()
     out["decision"] = [_decision(state, i) for i in ids]
     return out.reset_index(drop=True)
 

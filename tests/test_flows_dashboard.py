@@ -166,7 +166,9 @@ def test_predictions_history_exports(db, diseases):
     s0 = flows.predict_item(db, diseases, item.id)
     t = predictions.ranked_targets(diseases, s0, top_n=10)
     assert list(t.columns) == ["rank", "symbol", "gene id", "NCBI Gene", "HGNC",
-                               "protein class", "score", "decision"]
+                               "protein class", "score", "percentile", "lift over popularity",
+                               "decision"]
+    assert t["percentile"].is_monotonic_decreasing and (t["lift over popularity"] > 0).all()
     assert t["NCBI Gene"][0] == f"https://www.ncbi.nlm.nih.gov/gene/{t['gene id'][0]}"
     cls = predictions.target_classes(diseases)[0]
     tc = predictions.ranked_targets(diseases, s0, top_n=500, classes=[cls], min_score=0.01)
@@ -220,7 +222,7 @@ def test_movie_appeal_by_group(db, movies):
     assert a.groupby("attribute")["users"].sum().eq(len(movies.dataset.targets)).all()
     t = predictions.ranked_targets(movies, s0, top_n=7)
     assert list(t.columns) == ["rank", "user", "gender", "age", "occupation", "score",
-                               "decision"] and len(t) == 7
+                               "percentile", "lift over popularity", "decision"] and len(t) == 7
     table = items.items_table(db, "demo-movies")
     assert table["name"].tolist() == ["Orbit Star 1"] and table["phase"].tolist() == ["0"]
 

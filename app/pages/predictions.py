@@ -47,7 +47,12 @@ st.caption(f"Phase {state.phase_label} · feature version {state.feature_version
 if table.empty:
     st.info("No target passes the filters; lower the minimum score or clear the class filter.")
 cfg = {"score": st.column_config.ProgressColumn("score", min_value=lo, max_value=hi,
-                                                format="%.4f")}
+                                                format="%.4f"),
+       "percentile": st.column_config.NumberColumn(
+           "percentile", format="%.2f", help="share of the catalog ranked below (0-100)"),
+       "lift over popularity": st.column_config.NumberColumn(
+           "lift over popularity", format="%.1f×",
+           help="p(target | this item) / p(target): how much more likely than from popularity")}
 if ws.domain == DISEASE:
     cfg["NCBI Gene"] = st.column_config.LinkColumn("NCBI Gene", display_text=r".*/gene/(\d+)$")
     cfg["HGNC"] = st.column_config.LinkColumn("HGNC", display_text=r".*hgnc_id/(HGNC:\d+)$")
