@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from scipy import sparse
 import torch.nn.functional as F
+from scipy import sparse
 from torch import nn
 
 from engine.models.twotower import TwoTower, TwoTowerConfig, multinomial_nll
