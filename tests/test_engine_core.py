@@ -298,8 +298,10 @@ def test_refinement_raises_scores_of_confirmed_positives(movies_ws):
     assert ws.shared.probabilities(emb)[p_rows].sum() > ws.shared.probabilities(
         pred.embedding)[p_rows].sum()
     after = ws.predict(feats, embedding=emb, decisions={t: 1 for t in pos})
-    rank_after = dict(zip(after.targets["target_id"].astype(str), after.targets["rank"]))
-    rank_before = dict(zip(pred.targets["target_id"].astype(str), pred.targets["rank"]))
+    rank_after = dict(zip(after.targets["target_id"].astype(str), after.targets["rank"],
+                          strict=True))
+    rank_before = dict(zip(pred.targets["target_id"].astype(str), pred.targets["rank"],
+                           strict=True))
     assert all(rank_after[t] <= rank_before[t] for t in pos)
     # confirmations and rejections: the refined embedding separates the two groups better
     decided = [(t, 1) for t in pos] + [(t, 0) for t in neg]
