@@ -99,9 +99,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _phenotype_subsets(folder: Path) -> None:
-    """``phenotype_subset.json``: each EmerFlow result's Recall/NDCG@100 on the new diseases
-    with HPO phenotypes (issue 12's comparison of emerflow-kb with emerflow-nollm), when the
-    curated files are reachable through EMERFLOW_DATA."""
+    """Append to ``report.md`` each EmerFlow result's Recall/NDCG@100 on the new diseases with
+    HPO phenotypes (issue 12's comparison of emerflow-kb with emerflow-nollm), when the curated
+    files are reachable through EMERFLOW_DATA. Computed from the result files' ``per_item``
+    blocks, so it is a view of them, not a result file of its own."""
     import json
 
     from engine.baselines.kb import kb_data_root, phenotype_subset
@@ -110,19 +111,24 @@ def _phenotype_subsets(folder: Path) -> None:
     if root is None:
         print("phenotype subset: skipped (set EMERFLOW_DATA to the folder with hpo/)")
         return
-    out = {}
+    rows = []
     for path in sorted(folder.glob("emerflow*.json")):
         doc = json.loads(path.read_text())
-        if doc.get("status") == "ok" and doc.get("per_item"):
-            out[doc["method"]] = phenotype_subset(doc, root)
-    if out:
-        (folder / "phenotype_subset.json").write_text(json.dumps(out, indent=1) + "\n")
-        for method, res in out.items():
-            ph0 = res["phases"].get("0", {})
-            print(f"phenotype subset ({res['n_with_phenotypes']}/{res['n_items']} new items) "
-                  f"{method}: Phase-0 Recall@100 {ph0.get('recall@100', float('nan')):.4f} "
-                  f"NDCG@100 {ph0.get('ndcg@100', float('nan')):.4f}")
-
+        if doc.get("status") != "ok" or not doc.get("per_item"):
+            continue
+        res = phenotype_subset(doc, root)
+        ph0 = res["phases"].get("0", {})
+        rows.append(f"| {doc['method']} | {res['n_with_phenotypes']}/{res['n_items']} | "
+                    f"{ph0.get('recall@100', float('nan')):.4f} | "
+                    f"{ph0.get('ndcg@100', float('nan')):.4f} | "
+                    f"{ph0.get('recall@100 without phenotypes', float('nan')):.4f} |")
+    if rows:
+        table = ("\n### Phase 0 on the new diseases with HPO phenotypes\n\n"
+                 "| method | items with phenotypes | Recall@100 | NDCG@100 | "
+                 "Recall@100 (items without) |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
+        report = folder / "report.md"
+        report.write_text(report.read_text() + table if report.is_file() else table)
+        print(table)
 
 def _cmd_tune(args: argparse.Namespace) -> int:
     import json
