@@ -210,9 +210,10 @@ class Workspace:
 
     @torch.no_grad()
     def score(self, embedding: np.ndarray, features: Mapping[str, object]) -> np.ndarray:
-        """Score of every target ``[N]``: the shared-space rank score (log-probability) with
-        the ``twotower`` ranker, else the DeepFM probability (one tensor op per
-        ``SCORE_CHUNK`` candidates)."""
+        """Score of every target ``[N]`` from the embedding alone: ``log p(t | e)`` with the
+        ``twotower`` ranker (:meth:`predict` adds the neighbour vote and the propagation from
+        decisions), else the DeepFM probability (one tensor op per ``SCORE_CHUNK``
+        candidates)."""
         if self.shared is not None:
             return self.shared.scores(embedding, np.zeros(0, np.int64))
         item_idx = self.item_field_row(features).unsqueeze(0)
@@ -287,8 +288,7 @@ class Workspace:
             vec = self.encoder.encode([text])
             emb = self.shared.align(vec)[0] if embedding is None else np.asarray(embedding,
                                                                                 np.float32)
-            scores = self.shared.scores(emb, confirmed, self.shared.vote(vec)[0])
-            lift = self.shared.lift(emb)
+            scores, lift = self.shared.scores_and_lift(emb, confirmed, self.shared.vote(vec)[0])
         else:
             emb = self.embed_text(text) if embedding is None else np.asarray(embedding,
                                                                              np.float32)
@@ -806,7 +806,7 @@ def build_workspace(
         progress("shared", 1.0, "no established items: ranking with the DeepFM path")
     elif config.ranker == "twotower":
         t0 = time.perf_counter()
-        positives = positive_matrix(o_rows, t_rows, labels, len(old_ids), len(dataset.targets))
+        positives = _old_positives(dataset, split)  # the same matrix load_workspace rebuilds
         shared = train_shared(old_vecs, positives, config.shared, config.seed, progress)
         timings["shared"] = time.perf_counter() - t0
 

@@ -241,13 +241,18 @@ def neighbour_vote(aligner: RetrievalAligner, text: torch.Tensor,
 
 def rank_scores(model: TwoTower, ease: EaseIndex | None, emb: torch.Tensor,
                 confirmed: np.ndarray | None, config: PosteriorConfig,
-                vote: np.ndarray | None = None) -> np.ndarray:
+                vote: np.ndarray | None = None,
+                log_probs: np.ndarray | None = None) -> np.ndarray:
     """What every caller ranks by, ``[M, N]``::
 
         log p(t | e) + beta * ease(confirmed)_t + rho * log(VOTE_FLOOR + vote_t)
+
+    ``log_probs`` ``[M, N]``: ``log p(t | e)`` when the caller already has it.
     """
-    with torch.no_grad():
-        out = model.log_probs(emb).numpy().astype(np.float64)
+    if log_probs is None:
+        with torch.no_grad():
+            log_probs = model.log_probs(emb).numpy()
+    out = np.asarray(log_probs, np.float64).copy()
     if ease is not None and config.beta > 0 and confirmed is not None and np.any(confirmed):
         out += config.beta * ease.scores(confirmed)
     if vote is not None and config.rho > 0:
@@ -370,10 +375,18 @@ class SharedRanker:
                vote: np.ndarray | None = None) -> np.ndarray:
         """:func:`rank_scores` of one embedding ``[D]``, its confirmed rows and its neighbour
         vote ``[N]`` -> ``[N]``."""
+        return self.scores_and_lift(emb, confirmed, vote)[0]
+
+    def scores_and_lift(self, emb: np.ndarray, confirmed: np.ndarray,
+                        vote: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(:meth:`scores`, :meth:`lift`) ``[N]`` each, from one pass over the catalog."""
         pos, _ = self.decision_rows(confirmed, np.zeros(0, np.int64))
         e = torch.from_numpy(np.asarray(emb, np.float32)[None])
+        with torch.no_grad():
+            log_probs = self.model.log_probs(e).numpy()  # [1, N]
         v = None if vote is None else np.asarray(vote)[None]
-        return rank_scores(self.model, self.ease, e, pos, self.config.update, v)[0]
+        scores = rank_scores(self.model, self.ease, e, pos, self.config.update, v, log_probs)[0]
+        return scores, np.exp(log_probs[0] - self.prior_log_probs)
 
     def probabilities(self, emb: np.ndarray) -> np.ndarray:
         """``p(t | e)`` ``[N]``: the chance that the item's next confirmed target is ``t``."""
