@@ -1,4 +1,8 @@
-"""EmerFlow Studio entry point: ``streamlit run app/main.py`` (or ``emerflow app``)."""
+"""EmerFlow Studio entry point: ``emerflow app`` (or ``streamlit run app/main.py``).
+
+Routing goes only through ``st.navigation``: the pages live in ``app/views/``, a folder
+Streamlit does not auto-discover, so every URL runs this script, and its login check, first.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +13,21 @@ import streamlit as st
 from app.errors import user_message
 from app.state import ANALYST_KEY, ITEM_KEY, WORKSPACE_KEY, login_gate
 
-PAGES = Path(__file__).resolve().parent / "pages"
+VIEWS = Path(__file__).resolve().parent / "views"
 
 st.set_page_config(page_title="EmerFlow Studio", page_icon=":material/genetics:", layout="wide")
 
 identity = login_gate()  # stops on a "Log in" page when OIDC is configured and nobody is in
 navigation = st.navigation(
     [
-        st.Page(PAGES / "workspace.py", title="Workspace", icon=":material/folder_open:",
+        st.Page(VIEWS / "workspace.py", title="Workspace", icon=":material/folder_open:",
                 default=True),
-        st.Page(PAGES / "new_item.py", title="New item", icon=":material/add_circle:"),
-        st.Page(PAGES / "features.py", title="Features", icon=":material/tune:"),
-        st.Page(PAGES / "predictions.py", title="Predictions", icon=":material/target:"),
-        st.Page(PAGES / "feedback.py", title="Feedback", icon=":material/fact_check:"),
-        st.Page(PAGES / "benchmark.py", title="Benchmark", icon=":material/monitoring:"),
-        st.Page(PAGES / "settings.py", title="Settings", icon=":material/settings:"),
+        st.Page(VIEWS / "new_item.py", title="New item", icon=":material/add_circle:"),
+        st.Page(VIEWS / "features.py", title="Features", icon=":material/tune:"),
+        st.Page(VIEWS / "predictions.py", title="Predictions", icon=":material/target:"),
+        st.Page(VIEWS / "feedback.py", title="Feedback", icon=":material/fact_check:"),
+        st.Page(VIEWS / "benchmark.py", title="Benchmark", icon=":material/monitoring:"),
+        st.Page(VIEWS / "settings.py", title="Settings", icon=":material/settings:"),
     ]
 )
 with st.sidebar:

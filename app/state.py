@@ -43,10 +43,10 @@ LLM_KEY = "llm_choice"  #: session-state key of the LLMChoice picked on the Sett
 ENCODER_KEY = "encoder_model"  #: session-state key of the encoder model name
 
 PAGE_FILES = {
-    "workspace": "pages/workspace.py", "new_item": "pages/new_item.py",
-    "features": "pages/features.py", "predictions": "pages/predictions.py",
-    "feedback": "pages/feedback.py", "benchmark": "pages/benchmark.py",
-    "settings": "pages/settings.py",
+    "workspace": "views/workspace.py", "new_item": "views/new_item.py",
+    "features": "views/features.py", "predictions": "views/predictions.py",
+    "feedback": "views/feedback.py", "benchmark": "views/benchmark.py",
+    "settings": "views/settings.py",
 }
 
 

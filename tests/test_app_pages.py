@@ -24,7 +24,7 @@ def open_page(page: str | None = None, **state) -> AppTest:
         at.session_state[k] = v
     at.run()
     if page:
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"views/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -99,7 +99,7 @@ def test_movie_form_and_features_page_by_hand(demo_env):
     assert not at.error
     item_id = at.session_state[ITEM_KEY]
 
-    at.switch_page("pages/features.py").run()
+    at.switch_page("views/features.py").run()
     assert not at.exception
     assert "Provider **none**" in texts(at.info)
     assert "Genres: Sci-Fi, Crime" in at.code[0].value or "Genres:" in at.code[0].value
@@ -131,7 +131,7 @@ def test_features_page_unreachable_llm_is_readable(demo_env, monkeypatch):
     _new_disease(at, "Unreachable LLM disease")
     at.session_state[LLM_KEY] = LLMChoice(provider="openai", base_url="http://127.0.0.1:9/v1",
                                           model="m")
-    at.switch_page("pages/features.py").run()
+    at.switch_page("views/features.py").run()
     at.button(key="suggest_btn").click().run()
     assert not at.exception
     assert "could not connect to the LLM server" in texts(at.error)
@@ -149,7 +149,7 @@ def test_features_page_unreachable_llm_is_readable(demo_env, monkeypatch):
 def test_predictions_page_disease(demo_env):
     at = open_page("new_item", **{WORKSPACE_KEY: "demo-diseases"})
     _new_disease(at, "Prediction page disease")
-    at.switch_page("pages/predictions.py").run()
+    at.switch_page("views/predictions.py").run()
     assert not at.exception and at.title[0].value == "Predictions"
     table = at.dataframe[0].value
     assert len(table) == 25 and table["NCBI Gene"][0].startswith(
@@ -173,7 +173,7 @@ def test_predictions_page_movie_chart(demo_env):
     at.text_input(key="nm_title").input("Haunted Grave 7")
     at.text_area(key="nm_desc").input("A haunted house that traps its visitors.")
     at.form_submit_button[0].click().run()
-    at.switch_page("pages/predictions.py").run()
+    at.switch_page("views/predictions.py").run()
     assert not at.exception
     assert {"user", "gender", "age", "occupation"} <= set(at.dataframe[0].value.columns)
     assert at.get("vega_lite_chart") or at.get("arrow_vega_lite_chart")
@@ -189,7 +189,7 @@ def test_feedback_confirm_refine_upload_and_history(demo_env):
     at = open_page("new_item", **{WORKSPACE_KEY: "demo-diseases"})
     _new_disease(at, "Feedback disease")
     item_id = at.session_state[ITEM_KEY]
-    at.switch_page("pages/feedback.py").run()
+    at.switch_page("views/feedback.py").run()
     assert not at.exception
     # refining with nothing decided is not offered
     assert at.button(key="refine_btn").disabled

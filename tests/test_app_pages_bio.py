@@ -24,7 +24,7 @@ def open_page(page: str | None = None, **state) -> AppTest:
         at.session_state[k] = v
     at.run()
     if page:
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"views/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -120,7 +120,7 @@ def test_features_page_curated_values_apart(demo_env):
     at.text_input(key="nd_name").input("Marfan's Syndrome")  # typed, not looked up
     at.form_submit_button[0].click().run()
     item_id = at.session_state[ITEM_KEY]
-    at.switch_page("pages/features.py").run()
+    at.switch_page("views/features.py").run()
     assert not at.exception
     assert "No curated values yet" in texts(at.info)
     at.button(key="fill_curated_btn").click().run()
@@ -150,7 +150,7 @@ def test_features_page_no_knowledge_is_readable(demo_env, monkeypatch):
     at = open_page("new_item", **{WORKSPACE_KEY: "demo-diseases"})
     at.text_input(key="nd_name").input("Some unknown disease")
     at.form_submit_button[0].click().run()
-    at.switch_page("pages/features.py").run()
+    at.switch_page("views/features.py").run()
     at.button(key="fill_curated_btn").click().run()
     assert not at.exception
     assert "No curated knowledge for this item" in texts(at.error)
@@ -161,7 +161,7 @@ def test_predictions_page_evidence(demo_env):
     at.text_input(key="nd_lookup").input("OMIM:154700").run()
     at.button(key="nd_resolve").click().run()
     at.form_submit_button[0].click().run()
-    at.switch_page("pages/predictions.py").run()
+    at.switch_page("views/predictions.py").run()
     assert not at.exception, [e.value for e in at.exception]
     table = at.dataframe[0].value
     for col in ("nearest diseases with the gene", "co-association with confirmed",
@@ -181,7 +181,7 @@ def _feedback_item(at: AppTest, name: str) -> int:
     at.text_area(key="nd_desc").input("A disorder of photoreceptors.")
     at.form_submit_button[0].click().run()
     item_id = at.session_state[ITEM_KEY]
-    at.switch_page("pages/feedback.py").run()
+    at.switch_page("views/feedback.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return item_id
 

@@ -383,10 +383,10 @@ def test_markdown_in_names_and_llm_errors_is_shown_literally() -> None:
 def test_pages_escape_item_names_and_error_bodies() -> None:
     pages = {
         "app/state.py": "item **{md(item.name)}**",
-        "app/pages/predictions.py": "for {md(item.name)}",
-        "app/pages/new_item.py": "{md(data.name)}",
-        "app/pages/features.py": 'md(f"Augmentation failed: {exc}")',
-        "app/pages/settings.py": "md(redact_text(f\"Connection failed: {exc}\"))",
+        "app/views/predictions.py": "for {md(item.name)}",
+        "app/views/new_item.py": "{md(data.name)}",
+        "app/views/features.py": 'md(f"Augmentation failed: {exc}")',
+        "app/views/settings.py": "md(redact_text(f\"Connection failed: {exc}\"))",
     }
     for path, needle in pages.items():
         assert needle in (REPO / path).read_text(), path
@@ -518,14 +518,14 @@ def test_login_required_identity_recorded_and_settings_for_admins(demo_env) -> N
     user = {"is_logged_in": True, "sub": "u-7", "email": "ana@example.org", "name": "Ana"}
     at = _app(secrets, user, **{WORKSPACE_KEY: "demo-diseases"})
     at.run()
-    at.switch_page("pages/new_item.py").run()
+    at.switch_page("views/new_item.py").run()
     assert not at.text_input(key="nd_name").disabled
     at.text_input(key="nd_name").input("Login disease")
     at.text_area(key="nd_desc").input("A disorder of Wnt signaling affecting bone density.")
     at.form_submit_button[0].click().run()
     item_id = at.session_state[ITEM_KEY]
     assert not any(t.label == "Analyst" for t in at.text_input)
-    at.switch_page("pages/feedback.py").run()
+    at.switch_page("views/feedback.py").run()
     at.file_uploader(key="fb_upload").set_value(
         [("ok.csv", b"target_id,label,note\n100001,1,lab result\n100002,0,\n", "text/csv")]
     ).run()
@@ -537,11 +537,11 @@ def test_login_required_identity_recorded_and_settings_for_admins(demo_env) -> N
     assert {i.analyst for i in repo.interactions(db, item_id)} == {"ana@example.org"}
     assert repo.get_item(db, item_id).created_by == "ana@example.org"
     # settings: read-only for a non-admin, editable for an admin
-    at.switch_page("pages/settings.py").run()
+    at.switch_page("views/settings.py").run()
     assert at.form_submit_button[0].disabled
     at = _app(secrets, {**user, "email": "boss@example.org"})
     at.run()
-    at.switch_page("pages/settings.py").run()
+    at.switch_page("views/settings.py").run()
     assert not at.form_submit_button[0].disabled
     db.dispose()
 
@@ -559,3 +559,16 @@ def test_database_urls_are_shown_without_credentials() -> None:
 
     shown = redacted("postgresql+psycopg://u:hunter2pw@h/db?sslpassword=s-secret-1&sslmode=require")
     assert "hunter2pw" not in shown and "s-secret-1" not in shown and "sslmode=require" in shown
+
+
+def test_routing_only_through_st_navigation_and_login_first() -> None:
+    """Issue 18: a ``pages/`` folder beside ``app/main.py`` keeps Streamlit's folder routing
+    alive, and those URLs skip the login check. No such folder; the login gate runs before
+    ``st.navigation`` and before any page module is imported."""
+    import app as app_pkg
+
+    root = Path(app_pkg.__file__).parent
+    assert not (root / "pages").exists()
+    main = (root / "main.py").read_text(encoding="utf-8")
+    assert main.index("login_gate()") < main.index("st.navigation(")
+    assert "app.views" not in main and "from app.views" not in main
