@@ -5,7 +5,9 @@ Login is on when ``.streamlit/secrets.toml`` has an ``[auth]`` section with ``cl
 ``client_secret``, ``server_metadata_url``, ``redirect_uri`` and ``cookie_secret`` (the keys
 ``st.login`` needs). Then every page needs a logged-in user, every decision, feature version
 and item records that user's identity (e-mail, else subject), and only identities listed in
-``[emerflow] admins = [...]`` may change the Settings page. Without ``[auth]`` the dashboard
+``[emerflow] admins = [...]`` may change the Settings page: an entry matches the provider's
+subject id exactly, or an e-mail only when the provider says it is verified
+(``email_verified`` true), since anyone can put any address on an unverified account. Without ``[auth]`` the dashboard
 is the local single-user tool (bound to 127.0.0.1) with a free-text analyst name.
 """
 
@@ -26,11 +28,15 @@ _ANALYST_RE = re.compile(r"[^\w .@'\-]+", re.UNICODE)
 
 @dataclass(frozen=True)
 class Identity:
-    """A logged-in user: ``subject`` (the provider's ``sub``), e-mail and display name."""
+    """A logged-in user: ``subject`` (the provider's ``sub``), e-mail, display name and
+    whether the provider verified that e-mail (``email_verified``)."""
 
     subject: str
     email: str | None = None
     name: str | None = None
+    email_verified: bool = False
+    #: Whether ``subject`` is the provider's ``sub`` claim (not the e-mail standing in for it).
+    has_sub: bool = True
 
     @property
     def label(self) -> str:
@@ -56,31 +62,46 @@ def identity_from_user(user: Mapping[str, Any] | None) -> Identity | None:
     user = user or {}
     if not user.get("is_logged_in"):
         return None
-    subject = str(user.get("sub") or user.get("email") or "").strip()
+    sub = str(user.get("sub") or "").strip()
+    subject = sub or str(user.get("email") or "").strip()
     if not subject:
         return None
     email = str(user.get("email") or "").strip() or None
     name = str(user.get("name") or "").strip() or None
-    return Identity(subject=subject, email=email, name=name)
+    return Identity(subject=subject, email=email, name=name,
+                    email_verified=_claim_true(user.get("email_verified")),
+                    has_sub=bool(sub))
+
+
+def _claim_true(value: Any) -> bool:
+    """An OIDC boolean claim: ``True``, or the string ``"true"`` some providers send."""
+    if isinstance(value, bool):
+        return value
+    return isinstance(value, str) and value.strip().lower() == "true"
 
 
 def admins(secrets: Mapping[str, Any] | None) -> list[str]:
-    """``[emerflow] admins``: e-mails or subjects allowed to change settings."""
+    """``[emerflow] admins``: verified e-mails or subject ids allowed to change settings."""
     section = (secrets or {}).get("emerflow")
     values: Sequence[Any] = section.get("admins", []) if isinstance(section, Mapping) else []
     if isinstance(values, str):
         values = [values]
-    return [str(v).strip().lower() for v in values if str(v).strip()]
+    return [str(v).strip() for v in values if str(v).strip()]
 
 
 def may_change_settings(identity: Identity | None, secrets: Mapping[str, Any] | None) -> bool:
-    """Local mode: yes. With login: only the identities listed in ``[emerflow] admins``."""
+    """Local mode: yes. With login: only identities listed in ``[emerflow] admins``, matched
+    by subject id (exactly) or by e-mail (case-insensitively) when ``email_verified``."""
     if not auth_configured(secrets):
         return True
     if identity is None:
         return False
-    allowed = set(admins(secrets))
-    return bool({identity.subject.lower(), (identity.email or "").lower()} & allowed)
+    listed = admins(secrets)
+    if identity.has_sub and identity.subject in listed:
+        return True
+    if identity.email and identity.email_verified:
+        return identity.email.lower() in {a.lower() for a in listed}
+    return False
 
 
 def clean_analyst_name(text: str | None) -> str:

@@ -539,7 +539,12 @@ def test_login_required_identity_recorded_and_settings_for_admins(demo_env) -> N
     # settings: read-only for a non-admin, editable for an admin
     at.switch_page("views/settings.py").run()
     assert at.form_submit_button[0].disabled
-    at = _app(secrets, {**user, "email": "boss@example.org"})
+    # a listed e-mail the provider did not verify is not an admin (issue 18)
+    at = _app(secrets, {**user, "email": "boss@example.org", "email_verified": False})
+    at.run()
+    at.switch_page("views/settings.py").run()
+    assert at.form_submit_button[0].disabled
+    at = _app(secrets, {**user, "email": "boss@example.org", "email_verified": True})
     at.run()
     at.switch_page("views/settings.py").run()
     assert not at.form_submit_button[0].disabled
@@ -572,3 +577,25 @@ def test_routing_only_through_st_navigation_and_login_first() -> None:
     main = (root / "main.py").read_text(encoding="utf-8")
     assert main.index("login_gate()") < main.index("st.navigation(")
     assert "app.views" not in main and "from app.views" not in main
+
+
+@pytest.mark.parametrize(("user", "admin"), [
+    ({"sub": "u-1", "email": "boss@example.org", "email_verified": True}, True),
+    ({"sub": "u-1", "email": "BOSS@example.org", "email_verified": "true"}, True),
+    ({"sub": "u-1", "email": "boss@example.org", "email_verified": False}, False),
+    ({"sub": "u-1", "email": "boss@example.org"}, False),
+    ({"sub": "u-1", "email": "boss@example.org", "email_verified": "false"}, False),
+    ({"sub": "sub-boss-42", "email": "x@example.org"}, True),
+    ({"sub": "SUB-BOSS-42", "email": "x@example.org"}, False),
+    ({"email": "boss@example.org"}, False),  # no sub: the unverified e-mail stands in for it
+])
+def test_admins_only_verified_emails_or_subject_ids(user: dict, admin: bool) -> None:
+    """Issue 18: an identity whose ``email_verified`` is not true is not an admin by e-mail."""
+    from app.auth import identity_from_user, may_change_settings
+
+    secrets = {"auth": {"redirect_uri": "http://127.0.0.1:1/oauth2callback",
+                        "cookie_secret": "x" * 32, "client_id": "c", "client_secret": "s",
+                        "server_metadata_url": "http://127.0.0.1:2/.well-known"},
+               "emerflow": {"admins": ["boss@example.org", "sub-boss-42"]}}
+    ident = identity_from_user({"is_logged_in": True, **user})
+    assert may_change_settings(ident, secrets) is admin
