@@ -74,7 +74,7 @@ def get_db() -> Engine:
         st.error(user_message(exc, "Opening the database"))
         st.stop()
     if opened.read_only:
-        st.warning(opened.read_only)
+        st.warning(md(opened.read_only))
     return opened.engine
 
 

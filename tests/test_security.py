@@ -599,3 +599,59 @@ def test_admins_only_verified_emails_or_subject_ids(user: dict, admin: bool) -> 
                "emerflow": {"admins": ["boss@example.org", "sub-boss-42"]}}
     ident = identity_from_user({"is_logged_in": True, **user})
     assert may_change_settings(ident, secrets) is admin
+
+
+_MARKDOWN_CALLS = {"error", "warning", "info", "success", "markdown", "caption", "subheader",
+                   "title", "header", "toast", "write", "button", "expander", "status"}
+_ESCAPERS = {"md", "user_message"}
+
+
+def _unescaped_exceptions(tree) -> list[int]:
+    """Lines where an exception's text reaches a Markdown-rendering call outside ``md()``."""
+    import ast
+
+    bad: list[int] = []
+
+    def walk(node, escaped: bool) -> None:
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id in _ESCAPERS:
+            escaped = True
+        if isinstance(node, ast.Name) and node.id == "exc" and not escaped:
+            bad.append(node.lineno)
+        for child in ast.iter_child_nodes(node):
+            walk(child, escaped)
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr in _MARKDOWN_CALLS:
+            for arg in [*node.args, *(k.value for k in node.keywords)]:
+                walk(arg, False)
+        if isinstance(node, ast.Assign) and any(  # messages kept for the rerun
+                isinstance(t, ast.Subscript) and "session_state" in ast.unparse(t)
+                for t in node.targets) and _is_text(node.value):
+            walk(node.value, False)
+    return bad
+
+
+def _is_text(node) -> bool:
+    """An expression that makes a message: ``str(...)``, an f-string or a concatenation."""
+    import ast
+
+    return isinstance(node, (ast.JoinedStr, ast.BinOp)) or (
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "str")
+
+
+def test_every_error_message_on_a_page_is_escaped() -> None:
+    """Issue 18: an error message can carry a CUI, phenotype, file cell or LLM answer, so each
+    one shown through Markdown goes through ``md()`` (no external image fetched)."""
+    import ast
+
+    files = [*sorted((REPO / "app" / "views").glob("*.py")), REPO / "app" / "state.py",
+             REPO / "app" / "main.py"]
+    found = {str(p.relative_to(REPO)): _unescaped_exceptions(ast.parse(p.read_text()))
+             for p in files}
+    assert not {k: v for k, v in found.items() if v}, found
+    # the check itself sees the pattern it is there for
+    assert _unescaped_exceptions(ast.parse("st.error(str(exc))")) == [1]
+    assert _unescaped_exceptions(ast.parse("st.error(md(str(exc)))")) == []
+    assert _unescaped_exceptions(ast.parse("st.session_state['m'] = str(exc)")) == [1]

@@ -89,14 +89,16 @@ try:  # diversity and the headline comparison come from the engine's report help
     st.subheader("Diversity")
     st.caption("Mean Jaccard overlap of the top-20 targets of two different new items at "
                "Phase 0 (1 = every item gets the same list).")
-    st.markdown(diversity_table(docs))
+    shown = {md(name): doc for name, doc in docs.items()}  # method names come from files
+    st.markdown(diversity_table(shown))
     st.subheader("Feedback gain")
     st.caption("What the confirmed batches pay: Phase-III minus Phase-0 ranking metrics.")
-    st.markdown(gain_table(docs))
-    st.subheader(f"Headline: {product_method(dataset)} against the best baseline")
+    st.markdown(gain_table(shown))
+    st.subheader(f"Headline: {md(product_method(dataset))} against the best baseline")
     st.caption("Per phase, the baseline with the highest NDCG@100; mean per-item difference "
                "with a 95% paired bootstrap interval (1,000 resamples of new items).")
-    st.markdown(headline_table(headline(docs, dataset)))
+    st.markdown(headline_table([{**r, "method": md(r["method"]), "baseline": md(r["baseline"])}
+                                for r in headline(docs, dataset)]))
 except Exception as exc:  # noqa: BLE001 - the tables above do not need these helpers
     st.caption(md(f"Diversity and headline unavailable: {exc}"))
 

@@ -47,7 +47,7 @@ with st.expander(f"Feature list for {ws.domain}s ({len(stored)} stored; suggeste
                                  updated_by=analyst_name())
             st.rerun()
         except ValueError as exc:
-            st.error(str(exc))
+            st.error(md(str(exc)))
     if c2.button("Suggest features with the LLM", key="suggest_btn",
                  disabled=settings is None or settings.provider == "none"):
         with st.spinner("Asking the LLM for features…"):
@@ -100,7 +100,7 @@ if ws.domain == DISEASE:
             st.success(f"Saved feature version {new_fv.version} with curated values.")
             current = feats.current_features(db, item.id)
         except (AugmentationError, ValueError) as exc:
-            st.error(str(exc))
+            st.error(md(str(exc)))
     cur = feats.curated_frame(current)
     if cur.empty:
         st.info("No curated values yet for this item.")
@@ -132,7 +132,7 @@ if st.button("Save as new feature version", type="primary", key="save_review"):
             st.success(f"Saved feature version {new.version}.")
             st.rerun()
     except ValueError as exc:
-        st.error(str(exc))
+        st.error(md(str(exc)))
 
 with st.form("set_feature_form"):
     st.markdown("**Add or change one feature**")
@@ -150,7 +150,7 @@ with st.form("set_feature_form"):
             st.success("Nothing changed." if new is None
                        else f"Saved feature version {new.version}.")
         except ValueError as exc:
-            st.error(str(exc))
+            st.error(md(str(exc)))
 
 phase = repo.current_phase(db, item.id)
 if phase > 0:
@@ -161,7 +161,7 @@ try:
     st.code(feats.serialized_text(db, ws, item.id) or "(no feature values yet)", language=None,
             wrap_lines=True)
 except ValueError as exc:
-    st.error(str(exc))
+    st.error(md(str(exc)))
 with st.expander("Feature versions"):
     st.dataframe(feats.version_history(db, item.id), hide_index=True, width="stretch")
 page_link("predictions", "Next: see the predictions", icon=":material/target:")

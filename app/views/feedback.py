@@ -56,7 +56,7 @@ def refine(decisions: list[tuple[str, int]], source: str, notes: dict[str, str] 
                                        source=source, notes=notes, expected_phase=state.phase)
     except flows.StaleItemError as exc:
         st.session_state[KEPT] = dict(decisions)
-        st.session_state["refine_warning"] = str(exc)
+        st.session_state["refine_warning"] = md(str(exc))
         st.rerun()
     except ValueError as exc:
         st.error(md(str(exc)))

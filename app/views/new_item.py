@@ -42,7 +42,7 @@ def _create(data: items.NewItemInput, allow_duplicate: bool = False) -> None:
         st.session_state[PENDING] = (data, [d.id for d in exc.duplicates])
         return
     except ValueError as exc:
-        st.error(str(exc))
+        st.error(md(str(exc)))
         return
     st.session_state.pop(RESOLVED, None)
     _open(item.id, f"Created {md(item.name)} (#{item.id}). Review its features next.")
@@ -85,7 +85,7 @@ if ws.domain == DISEASE:
             try:
                 _prefill(lookup.resolve_disease(pick or query, ws))
             except (ValueError, LookupError) as exc:
-                st.error(str(exc))
+                st.error(md(str(exc)))
         res = st.session_state.get(RESOLVED)
         if isinstance(res, lookup.DiseaseResolution):
             st.text(f"Resolved: {res.record.label} · {len(res.record.synonyms)} synonym(s) · "
@@ -144,7 +144,7 @@ if submitted:
         else:
             data = items.movie_input(title=name, year=year, genres=genres, description=desc)
     except ValueError as exc:
-        st.error(str(exc))
+        st.error(md(str(exc)))
     else:
         _create(data)
 
