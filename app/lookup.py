@@ -129,6 +129,10 @@ def resolve_disease(query: str, ws: Workspace | None = None,
                     root: str | None = None) -> DiseaseResolution:
     """Resolve a name, synonym, label or id (CUI, OMIM, ORPHA, MeSH, DO, HP).
 
+    Every disease of the curated association file resolves by its name and its CUI, also
+    where ``disease_mappings.tsv`` lacks it (then the record has the association file's name
+    and no synonyms or vocabulary ids: ``record.source == "gda"``).
+
     Raises:
         ValueError: empty query or no disease mappings (readable message).
         DiseaseNotFoundError: nothing matches.

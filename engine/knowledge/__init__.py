@@ -2,7 +2,8 @@
 
 :class:`Knowledge` bundles what is available under one data root (every file optional):
 
-- :class:`~engine.knowledge.diseases.DiseaseIndex` over DisGeNET ``disease_mappings.tsv``;
+- :class:`~engine.knowledge.diseases.DiseaseIndex` over DisGeNET ``disease_mappings.tsv``, with
+  the curated GDA file's own disease names and CUIs as a fallback;
 - :class:`~engine.knowledge.diseases.HpoTerms`: HPO names (the mappings' HPO rows) and the
   CUI -> HPO annotations (``hpo/HPO&Orphanet_dis_symp.txt``);
 - :class:`~engine.knowledge.genes.GeneResolver` over NCBI gene_info + HGNC.
@@ -85,8 +86,10 @@ class Knowledge:
         """
         if sources is None:
             return cls()
-        diseases = (DiseaseIndex.from_file(sources.path("disease_mappings"))
-                    if sources.has("disease_mappings") else None)
+        maps = sources.path("disease_mappings") if sources.has("disease_mappings") else None
+        gda = sources.path("gda") if sources.has("gda") else None
+        diseases = (DiseaseIndex.from_file(maps, gda) if maps is not None or gda is not None
+                    else None)
         hpo = HpoTerms.load(sources.path("hpo") if sources.has("hpo") else None, diseases)
         resolver = None
         if genes and sources.has("gene_info"):
@@ -106,8 +109,8 @@ class Knowledge:
             DiseaseNotFoundError: nothing matches.
         """
         if self.diseases is None:
-            raise ValueError("Disease lookup needs disgenet/disease_mappings.tsv under "
-                             "EMERFLOW_DATA.")
+            raise ValueError("Disease lookup needs disgenet/disease_mappings.tsv (or the "
+                             "curated gene-disease association file) under EMERFLOW_DATA.")
         return self.diseases.resolve(query, self.annotated)
 
     def phenotypes_of(self, cui: str) -> list[HpoTerm]:
@@ -132,10 +135,11 @@ def curated_features(rec: DiseaseRecord, phenotypes: list[HpoTerm] | None = None
 
     ``source`` is ``"dataset"`` (the feature-source vocabulary of the database is dataset / llm /
     analyst) and the extra key ``curated`` holds the tag of the file each value came from
-    (``"curated: <file, version>"``); empty values are omitted.
+    (``"curated: <file, version>"``; the GDA file for a CUI only the association file knows);
+    empty values are omitted.
     """
     del sources  # the tags name the files by key; kept for a future per-root version
-    maps, hpo = curated_tag("disease_mappings"), curated_tag("hpo")
+    maps, hpo = curated_tag(rec.source), curated_tag("hpo")
     values: dict[str, tuple[str, str]] = {
         "synonyms": (", ".join(rec.synonyms[:MAX_SYNONYMS]), maps),
         "umls_cui": (rec.cui, maps),

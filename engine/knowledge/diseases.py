@@ -10,6 +10,12 @@ CUI.
 A query is resolved as an id first (``C0024796``, ``OMIM:154700``, ``MIM 154700``,
 ``ORPHA:558``, ``Orphanet_558``, ``MESH:D008382``, ``D008382``, ``DOID:14323``,
 ``HP:0001166``), then as an exact name or synonym (case-insensitive).
+
+``disease_mappings.tsv`` is older than the association file: about a quarter of the curated
+GDA file's diseases are absent from it, and some have another name there. The index therefore
+also reads the GDA file's own ``diseaseId``/``diseaseName`` (:func:`association_names`): a CUI
+the mappings lack becomes a record of its own (name only, ``source="gda"``), and an
+association-file name that differs from the mappings' one resolves to its CUI too.
 """
 
 from __future__ import annotations
@@ -33,6 +39,10 @@ VOCAB_PREFIX: dict[str, str] = {
 #: when the code maps to this CUI alone).
 SYNONYM_VOCABS = ("MSH", "NCI", "ORDO", "OMIM", "EFO", "HPO", "ICD9CM", "DO")
 MAPPING_COLUMNS = ["diseaseId", "name", "vocabulary", "code", "vocabularyName"]
+#: Columns of the curated GDA file read for the lookup fallback.
+GDA_NAME_COLUMNS = ["diseaseId", "diseaseName"]
+#: ``DiseaseRecord.source`` of records from each file (keys of ``KNOWLEDGE_FILES``).
+MAPPINGS_SOURCE, GDA_SOURCE = "disease_mappings", "gda"
 CUI_RE = re.compile(r"^C\d{7}$", re.IGNORECASE)
 HP_RE = re.compile(r"^HP[:_ ]?(\d{7})$", re.IGNORECASE)
 
@@ -62,12 +72,22 @@ class DiseaseRecord:
         synonyms: other names (vocabulary names of codes specific to this CUI), sorted.
         ids: vocabulary (``OMIM``, ``ORDO``, ``MSH``, ``DO``, ``HPO``, ...) -> codes, as in the
             file (OMIM ``154700``, ORDO ``558``, MSH ``D008382``, DO ``14323``).
+        source: the file the record comes from: ``"disease_mappings"``, or ``"gda"`` for a
+            CUI only the association file knows (no synonyms, no vocabulary ids).
     """
 
     cui: str
     name: str
     synonyms: tuple[str, ...] = ()
     ids: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    source: str = MAPPINGS_SOURCE
+
+    def __post_init__(self) -> None:
+        if not str(self.cui).strip():
+            raise ValueError("DiseaseRecord.cui must be non-empty")
+        if self.source not in (MAPPINGS_SOURCE, GDA_SOURCE):
+            raise ValueError(f"DiseaseRecord.source must be {MAPPINGS_SOURCE!r} or "
+                             f"{GDA_SOURCE!r}, got {self.source!r}")
 
     def curie(self, vocabulary: str) -> list[str]:
         """Codes of one vocabulary as prefixed ids (``OMIM:154700``, ``ORPHA:558``)."""
@@ -91,16 +111,21 @@ def _words(text: str) -> set[str]:
 
 
 class DiseaseIndex:
-    """Lookup and prefix autocomplete over ``disease_mappings.tsv``.
+    """Lookup and prefix autocomplete over ``disease_mappings.tsv``, with the association
+    file's own disease names and CUIs as a fallback.
 
     Build with :meth:`from_file` (cached per path) or from a DataFrame with
-    :data:`MAPPING_COLUMNS`.
+    :data:`MAPPING_COLUMNS` (and optionally one with :data:`GDA_NAME_COLUMNS`).
     """
 
-    def __init__(self, frame: pd.DataFrame) -> None:
+    def __init__(self, frame: pd.DataFrame, associations: pd.DataFrame | None = None) -> None:
         missing = [c for c in MAPPING_COLUMNS if c not in frame.columns]
         if missing:
             raise ValueError(f"disease mappings lack columns {missing}")
+        if associations is not None:
+            lack = [c for c in GDA_NAME_COLUMNS if c not in associations.columns]
+            if lack:
+                raise ValueError(f"association names lack columns {lack}")
         df = frame[MAPPING_COLUMNS].fillna("").astype(str)
         df = df.apply(lambda s: s.str.strip())
         df = df[df["diseaseId"] != ""]
@@ -138,20 +163,50 @@ class DiseaseIndex:
         for rec in self.records.values():
             for text in (rec.name, *rec.synonyms):
                 self._by_name[_norm(text)].add(rec.cui)
+        self.fallback = 0  #: CUIs known from the association file alone
+        self._gda_names: dict[str, set[str]] = defaultdict(set)  # CUI -> its GDA names (norm.)
+        if associations is not None:
+            self._add_associations(associations)
         self._keys = sorted(self._by_name)
 
+    def _add_associations(self, associations: pd.DataFrame) -> None:
+        """CUIs the mappings lack become name-only records; every association-file name
+        resolves to its CUI (also where the mappings name the CUI differently)."""
+        df = associations[GDA_NAME_COLUMNS].fillna("").astype(str)
+        for cui, name in zip(df["diseaseId"].str.strip().str.upper(), df["diseaseName"].str.strip(),
+                             strict=True):
+            if not CUI_RE.match(cui):
+                continue
+            if cui not in self.records:
+                self.records[cui] = DiseaseRecord(cui=cui, name=name or cui, source=GDA_SOURCE)
+                self.fallback += 1
+            if name:
+                self._by_name[_norm(name)].add(cui)
+                self._gda_names[cui].add(_norm(name))
+
     @classmethod
-    def from_file(cls, path: Path) -> DiseaseIndex:
-        """The index of one mappings file (read once per path and modification time).
+    def from_file(cls, path: Path | None, associations: Path | None = None) -> DiseaseIndex:
+        """The index of one mappings file, plus the disease names and CUIs of the curated GDA
+        file ``associations`` when given (read once per paths and modification times).
+        ``path`` may be None when only the association file is present.
 
         Raises:
-            FileNotFoundError: no such file.
-            ValueError: not the mappings format (wrong header).
+            FileNotFoundError: a given file does not exist, or neither is given.
+            ValueError: not the mappings / GDA format (wrong header).
         """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"disease mappings not found at {path}")
-        return _index_at(str(path), path.stat().st_mtime_ns)
+        stamps: list[tuple[str, int]] = []
+        for p, what in ((path, "disease mappings"), (associations, "gene-disease associations")):
+            if p is None:
+                stamps.append(("", 0))
+                continue
+            p = Path(p)
+            if not p.is_file():
+                raise FileNotFoundError(f"{what} not found at {p}")
+            stamps.append((str(p), p.stat().st_mtime_ns))
+        if not stamps[0][0] and not stamps[1][0]:
+            raise FileNotFoundError("disease lookup needs disease_mappings.tsv or the curated "
+                                    "gene-disease association file")
+        return _index_at(*stamps[0], *stamps[1])
 
     def __len__(self) -> int:
         return len(self.records)
@@ -170,8 +225,12 @@ class DiseaseIndex:
         annotated = annotated or set()
 
         def key(r: DiseaseRecord) -> tuple:
-            exact = _norm(r.name) == hint_norm or hint_norm in {_norm(s) for s in r.synonyms}
-            return (not exact, r.cui not in annotated, -len(r.ids), r.cui)
+            # the association file's name (unique per CUI, the newer file) first, then the
+            # mappings' own name, then a synonym
+            gda = hint_norm in self._gda_names.get(r.cui, ())
+            own = gda or _norm(r.name) == hint_norm
+            exact = own or hint_norm in {_norm(s) for s in r.synonyms}
+            return (not gda, not own, not exact, r.cui not in annotated, -len(r.ids), r.cui)
 
         return sorted(recs, key=key)
 
@@ -279,12 +338,41 @@ class DiseaseIndex:
 
 
 @lru_cache(maxsize=4)
-def _index_at(path: str, mtime: int) -> DiseaseIndex:
+def _index_at(path: str, mtime: int, gda: str = "", gda_mtime: int = 0) -> DiseaseIndex:
+    if path:
+        try:
+            frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=3)
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: not a tab-separated disease mappings file ({exc})"
+                             ) from None
+    else:
+        frame = pd.DataFrame(columns=MAPPING_COLUMNS)
+    return DiseaseIndex(frame, association_names(Path(gda)) if gda else None)
+
+
+def association_names(path: Path) -> pd.DataFrame:
+    """The distinct (``diseaseId``, ``diseaseName``) pairs of a DisGeNET GDA file (read once
+    per path and modification time; only these two columns are read).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a tab-separated GDA file with these columns.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"gene-disease associations not found at {path}")
+    return _association_names_at(str(path), path.stat().st_mtime_ns).copy()
+
+
+@lru_cache(maxsize=4)
+def _association_names_at(path: str, mtime: int) -> pd.DataFrame:
     try:
-        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=3)
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not a tab-separated disease mappings file ({exc})") from None
-    return DiseaseIndex(frame)
+        df = pd.read_csv(path, sep="\t", usecols=GDA_NAME_COLUMNS, dtype=str,
+                         keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{path}: not a tab-separated gene-disease association file with "
+                         f"columns {GDA_NAME_COLUMNS} ({exc})") from None
+    return df.drop_duplicates().reset_index(drop=True)
 
 
 # ---- HPO -------------------------------------------------------------------------------------
