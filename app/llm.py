@@ -10,7 +10,7 @@ Credentials inside URLs are masked wherever a URL is shown. No streamlit import 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.augment import (
@@ -20,7 +20,7 @@ from engine.augment import (
     LLMSettings,
     make_provider,
 )
-from engine.augment.providers import redact_text, redact_url
+from engine.augment.providers import redact_text, redact_url, same_endpoint
 from engine.settings import Settings, get_settings
 
 PROVIDER_NAMES: tuple[str, ...] = tuple(PROVIDERS)
@@ -53,11 +53,6 @@ def default_provider(secrets: Mapping[str, Any] | None = None,
     return _app_settings(secrets, env).llm_provider
 
 
-def _same_endpoint(a: str | None, b: str | None) -> bool:
-    norm = [(u or "").strip().rstrip("/").lower() for u in (a, b)]
-    return norm[0] == norm[1]
-
-
 @dataclass(frozen=True)
 class LLMChoice:
     """What the analyst picked on the Settings page.
@@ -78,7 +73,9 @@ def resolve_settings(choice: LLMChoice | None = None,
     """Settings from secrets + environment, with the analyst's non-empty choices on top.
 
     A ``choice.base_url`` other than the operator's ``OPENAI_BASE_URL`` gets the key typed with
-    it (``choice.api_key``) or none: the operator's key only goes to the operator's endpoint.
+    it (``choice.api_key``) or none: the operator's key only goes to the operator's endpoint
+    (the engine's one rule, :func:`engine.augment.providers.key_for_endpoint`, which the CLI's
+    ``--base-url`` goes through too).
 
     Raises:
         ValueError: an invalid value (the message never contains a key).
@@ -89,15 +86,14 @@ def resolve_settings(choice: LLMChoice | None = None,
     overrides: dict[str, Any] = {"provider": provider}
     if (choice.model or "").strip():
         overrides["model"] = choice.model.strip()
-    base = LLMSettings.from_settings(app, provider=provider)
-    typed_url = (choice.base_url or "").strip()
+    typed_url = (choice.base_url or "").strip() or None
     typed_key = (choice.api_key or "").strip() or None
-    if typed_url and not _same_endpoint(typed_url, app.openai_base_url):
-        # A user-chosen endpoint: never the operator's key; only the key typed with it.
-        base = replace(base, base_url=typed_url, api_key=typed_key)
-    elif typed_key:
+    if typed_key and (typed_url is None or same_endpoint(typed_url, app.openai_base_url)):
         raise ValueError("A key typed here is only used with a base URL typed here; the "
                          "operator's endpoint uses the operator's key.")
+    # A user-chosen endpoint: never the operator's key; only the key typed with it.
+    base = LLMSettings.from_settings(app, provider=provider, base_url=typed_url,
+                                     api_key=typed_key)
     if provider == "none":
         return base.with_overrides(model="none")
     if provider == "openai" and "model" not in overrides and base.model == "none":

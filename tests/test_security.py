@@ -655,3 +655,71 @@ def test_every_error_message_on_a_page_is_escaped() -> None:
     assert _unescaped_exceptions(ast.parse("st.error(str(exc))")) == [1]
     assert _unescaped_exceptions(ast.parse("st.error(md(str(exc)))")) == []
     assert _unescaped_exceptions(ast.parse("st.session_state['m'] = str(exc)")) == [1]
+
+
+# ---- issue 18: one key-containment rule for every entry point; cache keyed by endpoint ----------
+def test_one_key_rule_for_every_entry_point(servers, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine's rule (``key_for_endpoint``) decides for the environment, the CLI's
+    ``--base-url`` and the Settings page alike: the operator's key reaches only its endpoint."""
+    from engine.augment.providers import LLMSettings, key_for_endpoint
+
+    operator, foreign = servers
+    op = dict(operator_url=operator.base_url, operator_key=SERVER_KEY)
+    assert key_for_endpoint(None, None, **op) == SERVER_KEY
+    assert key_for_endpoint(operator.base_url + "/", None, **op) == SERVER_KEY
+    assert key_for_endpoint(foreign.base_url, None, **op) is None
+    assert key_for_endpoint(foreign.base_url, "sk-own", **op) == "sk-own"
+    # no OPENAI_BASE_URL: the key is the OpenAI API's, and no typed URL gets it
+    assert key_for_endpoint("http://127.0.0.1:9/v1", None, operator_url=None,
+                            operator_key=SERVER_KEY) is None
+    for name, value in _env(operator).items():
+        monkeypatch.setenv(name, value)
+    assert LLMSettings.from_env().api_key == SERVER_KEY  # the environment: operator's endpoint
+    assert LLMSettings.from_env(base_url=foreign.base_url).api_key is None
+    assert LLMSettings.from_env(base_url=foreign.base_url, api_key="sk-own").api_key == "sk-own"
+
+
+@pytest.mark.slow
+def test_cli_base_url_never_receives_the_server_key(servers, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """``emerflow augment --base-url URL`` used to send OPENAI_API_KEY to URL (issue 18)."""
+    from engine.cli import main
+
+    operator, foreign = servers
+    for name, value in {**_env(operator), "EMERFLOW_HOME": str(tmp_path / "home")}.items():
+        monkeypatch.setenv(name, value)
+    args = ["augment", "--dataset", "demo-movies", "--features", "mood", "--limit", "1",
+            "--concurrency", "1", "--cache", str(tmp_path / "c.jsonl")]
+    main([*args, "--base-url", foreign.base_url, "--out", str(tmp_path / "a.csv")])
+    assert foreign.auth, "the typed URL was asked"
+    assert all(SERVER_KEY not in (a or "") for a in foreign.auth), foreign.auth
+    assert "not sent to --base-url" in capsys.readouterr().err
+    main([*args, "--out", str(tmp_path / "b.csv")])  # the operator's endpoint: its key
+    assert operator.auth and all(a == f"Bearer {SERVER_KEY}" for a in operator.auth)
+
+
+def test_llm_cache_is_keyed_by_endpoint(servers) -> None:
+    """An answer from a typed URL is never served later as the operator endpoint's."""
+    from engine.augment.cache import MemoryCache
+    from engine.augment.providers import LLMSettings, OpenAIProvider
+    from engine.augment.service import fill_values
+
+    operator, foreign = servers
+    answer = {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+              "choices": [{"index": 0, "finish_reason": "stop",
+                           "message": {"role": "assistant", "content": '{"mood": "dark"}'}}]}
+    operator.body = foreign.body = answer
+    cache = MemoryCache()
+
+    def ask(server: RecordingLLM) -> None:
+        settings = LLMSettings(provider="openai", model="m", base_url=server.base_url,
+                               max_retries=0, timeout_s=5)
+        fill_values(OpenAIProvider(settings), "movie", {"name": "Heat"},
+                    [("mood", "Mood")], cache)
+
+    ask(foreign)
+    ask(operator)  # same model, same prompt: still asked, not served the foreign answer
+    assert len(foreign.auth) == 1 and len(operator.auth) == 1
+    ask(operator)  # its own answer is cached
+    assert len(operator.auth) == 1

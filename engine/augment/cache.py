@@ -34,10 +34,15 @@ def input_hash(payload: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def cache_key(provider: str, model: str, prompt_version: str, input_digest: str) -> str:
-    """Cache key: sha256 of (provider, model, prompt version, input hash).
+def cache_key(provider: str, model: str, prompt_version: str, input_digest: str,
+              endpoint: str = "") -> str:
+    """Cache key: sha256 of (provider, model, prompt version, input hash[, endpoint]).
 
-    The fields are joined with a NUL separator so that no two different tuples collide.
+    ``endpoint`` (the provider's :attr:`~engine.augment.providers.LLMProvider.endpoint`, e.g.
+    the OpenAI-compatible base URL) keeps the answers of one server from being served as
+    another's under the same model name; in-process providers have none, and their keys are
+    those of the four fields alone. The fields are joined with a NUL separator so that no two
+    different tuples collide.
     """
     for label, value in (
         ("provider", provider),
@@ -47,7 +52,8 @@ def cache_key(provider: str, model: str, prompt_version: str, input_digest: str)
     ):
         if not isinstance(value, str) or not value:
             raise ValueError(f"cache_key: {label} must be a non-empty string")
-    raw = "\x00".join((provider, model, prompt_version, input_digest))
+    fields = (provider, model, prompt_version, input_digest) + ((endpoint,) if endpoint else ())
+    raw = "\x00".join(fields)
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 

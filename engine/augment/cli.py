@@ -32,6 +32,7 @@ from engine.augment.local_model import (
     prepare_local_model,
 )
 from engine.augment.providers import PROVIDERS, AugmentationError, LLMSettings, make_provider
+from engine.settings import get_settings
 
 #: ``load_dataset(name) -> engine.data.Dataset``, supplied by the engine CLI.
 DatasetLoader = Callable[[str], Any]
@@ -90,7 +91,11 @@ def register(subparsers: Any, load_dataset: DatasetLoader) -> None:
         "--model", default=None, help="model name, or model directory for --provider local"
     )
     aug.add_argument(
-        "--base-url", default=None, help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1"
+        "--base-url",
+        default=None,
+        help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1; OPENAI_API_KEY is sent "
+        "only to OPENAI_BASE_URL, never to another URL given here (set OPENAI_BASE_URL instead "
+        "when that server needs the key)",
     )
     aug.add_argument("--limit", type=int, default=None, help="augment only the first N items")
     aug.add_argument(
@@ -161,6 +166,9 @@ def _run_augment(args: argparse.Namespace, load_dataset: DatasetLoader) -> int:
         provider = make_provider(settings)
     except (ValueError, AugmentationError) as exc:
         return _err(str(exc))
+    if args.base_url and settings.api_key is None and get_settings().openai_api_key:
+        print("note: OPENAI_API_KEY is not sent to --base-url (only to OPENAI_BASE_URL)",
+              file=sys.stderr)
     try:
         dataset = load_dataset(args.dataset)
     except (KeyError, ValueError, FileNotFoundError) as exc:

@@ -80,6 +80,7 @@ class KnowledgeProvider(LLMProvider):
         self.fallback = fallback if fallback is not None else _fallback_from(settings)
         self.model = "curated" + (f" + {self.fallback.name}/{self.fallback.model}"
                                   if self.fallback is not None else "")
+        self.endpoint = self.fallback.endpoint if self.fallback is not None else ""
 
     @property
     def knowledge(self) -> Knowledge:

@@ -59,6 +59,32 @@ def redact_url(url: str | None) -> str:
     return _QUERY_PARAM_RE.sub(_param, out)
 
 
+#: Where the ``openai`` client sends requests when no base URL is set.
+OPENAI_API_ENDPOINT = "https://api.openai.com/v1"
+
+
+def normalize_endpoint(url: str | None) -> str:
+    """``url`` compared as an endpoint: stripped, without trailing ``/``, lower-case."""
+    return (url or "").strip().rstrip("/").lower()
+
+
+def same_endpoint(a: str | None, b: str | None) -> bool:
+    """Whether two base URLs name the same endpoint (see :func:`normalize_endpoint`)."""
+    return normalize_endpoint(a) == normalize_endpoint(b)
+
+
+def key_for_endpoint(base_url: str | None, api_key: str | None, *,
+                     operator_url: str | None, operator_key: str | None) -> str | None:
+    """The one key-containment rule, for every entry point (Settings page, CLI flags, the
+    environment): the operator's key (``OPENAI_API_KEY``) goes only to the operator's endpoint
+    (``OPENAI_BASE_URL``, or the OpenAI API when that is unset). Any other ``base_url`` gets
+    only the ``api_key`` given with it, or none.
+    """
+    if not (base_url or "").strip() or same_endpoint(base_url, operator_url):
+        return api_key or operator_key
+    return api_key or None
+
+
 def redact_text(text: str, *secrets: str | None) -> str:
     """``text`` with every URL's credentials masked and each of ``secrets`` replaced."""
     text = _URL_RE.sub(lambda m: redact_url(m.group(0)), text)
@@ -158,11 +184,14 @@ class LLMSettings:
 
     @classmethod
     def from_settings(cls, app: Any, **overrides: Any) -> LLMSettings:
-        """LLM settings from an :class:`engine.settings.Settings` (``overrides`` win)."""
+        """LLM settings from an :class:`engine.settings.Settings` (``overrides`` win).
+
+        A ``base_url`` override other than the operator's endpoint gets only an ``api_key``
+        override, never the operator's key (:func:`key_for_endpoint`).
+        """
         kwargs: dict[str, Any] = {
             "provider": app.llm_provider,
             "base_url": app.openai_base_url,
-            "api_key": app.openai_api_key.get_secret_value() if app.openai_api_key else None,
             "timeout_s": app.llm_timeout,
             "max_retries": app.llm_max_retries,
             "temperature": app.llm_temperature,
@@ -174,6 +203,9 @@ class LLMSettings:
             kwargs["model"] = app.llm_model
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
         kwargs.update({k: v for k, v in overrides.items() if v is not None})
+        kwargs["api_key"] = key_for_endpoint(
+            kwargs.get("base_url"), overrides.get("api_key"), operator_url=app.openai_base_url,
+            operator_key=app.openai_api_key.get_secret_value() if app.openai_api_key else None)
         provider = kwargs.get("provider", "none")
         if "model" not in kwargs:
             if provider == "local":
@@ -205,6 +237,8 @@ class LLMProvider(ABC):
     Attributes:
         name: provider key (``openai``, ``local``, ``none``); part of cache keys.
         model: model name or path; part of cache keys.
+        endpoint: where the requests go (normalized base URL; ``""`` in process); part of
+            cache keys, so answers from one server are never served as another's.
         enabled: False for :class:`NoneProvider` (the analyst fills features by hand).
         batch_size: >1 when :meth:`complete_json_many` batches in one forward pass (local);
             batch augmentation then sends chunks instead of using threads.
@@ -212,6 +246,7 @@ class LLMProvider(ABC):
 
     name: str = "abstract"
     model: str = ""
+    endpoint: str = ""
     enabled: bool = True
     batch_size: int = 1
 
@@ -276,6 +311,7 @@ class OpenAIProvider(LLMProvider):
         self._openai = openai
         self.settings = settings
         self.model = settings.model
+        self.endpoint = normalize_endpoint(settings.base_url) or OPENAI_API_ENDPOINT
         self._json_mode = settings.json_mode
         self._lock = threading.Lock()
         if client is not None:

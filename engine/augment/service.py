@@ -192,7 +192,7 @@ def suggest_features(
     existing_names = [p[0] for p in pairs]
     digest = input_hash({"task": SUGGEST, "domain": domain, "existing": pairs, "n": n})
     job: _Job[list[SuggestedFeature]] = _Job(
-        key=cache_key(provider.name, provider.model, PROMPT_VERSION, digest),
+        key=cache_key(provider.name, provider.model, PROMPT_VERSION, digest, provider.endpoint),
         prompt=build_suggest_prompt(domain, pairs, n),
         parse=lambda text: parse_suggested(text, exclude=existing_names, limit=n),
         canonical=lambda feats: json.dumps(
@@ -213,7 +213,7 @@ def _fill_job(
     digest = input_hash({"task": FILL, "domain": domain, "item": item_data, "features": pairs})
     names = [p[0] for p in pairs]
     return _Job(
-        key=cache_key(provider.name, provider.model, PROMPT_VERSION, digest),
+        key=cache_key(provider.name, provider.model, PROMPT_VERSION, digest, provider.endpoint),
         prompt=build_fill_prompt(domain, item_data, pairs),
         parse=lambda text: parse_filled(text, names, placeholders=dict(pairs)),
         canonical=lambda res: json.dumps(res[0], ensure_ascii=False),
