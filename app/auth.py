@@ -7,8 +7,9 @@ Login is on when ``.streamlit/secrets.toml`` has an ``[auth]`` section with ``cl
 and item records that user's identity (e-mail, else subject), and only identities listed in
 ``[emerflow] admins = [...]`` may change the Settings page: an entry matches the provider's
 subject id exactly, or an e-mail only when the provider says it is verified
-(``email_verified`` true), since anyone can put any address on an unverified account. Without ``[auth]`` the dashboard
-is the local single-user tool (bound to 127.0.0.1) with a free-text analyst name.
+(``email_verified`` true), since anyone can put any address on an unverified account.
+Without ``[auth]`` the dashboard is the local single-user tool (bound to 127.0.0.1) with a
+free-text analyst name.
 """
 
 from __future__ import annotations

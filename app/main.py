@@ -11,11 +11,18 @@ from pathlib import Path
 import streamlit as st
 
 from app.errors import user_message
+from app.safe_text import md
 from app.state import ANALYST_KEY, ITEM_KEY, WORKSPACE_KEY, login_gate
+from engine.settings import get_settings
 
 VIEWS = Path(__file__).resolve().parent / "views"
 
 st.set_page_config(page_title="EmerFlow Studio", page_icon=":material/genetics:", layout="wide")
+try:  # an invalid EMERFLOW_* value: one line naming the variable, no traceback, no page
+    get_settings()
+except ValueError as settings_error:
+    st.error(md(str(settings_error)))
+    st.stop()
 
 identity = login_gate()  # stops on a "Log in" page when OIDC is configured and nobody is in
 navigation = st.navigation(

@@ -1,9 +1,12 @@
 """The ``emerflow`` command line. Subcommand modules register themselves on the parser.
 
-The dashboard is started with every server option passed explicitly (Streamlit reads
-``.streamlit/config.toml`` only from the working directory): it binds 127.0.0.1 unless
-``--address`` says otherwise, runs headless and shows users no tracebacks, from any directory.
-A failing command prints one ``error:`` line; the traceback goes to
+The dashboard is started with every server option passed explicitly: it binds 127.0.0.1
+unless ``--address`` (or ``STREAMLIT_SERVER_ADDRESS``) says otherwise, listens on ``--port``,
+else ``STREAMLIT_SERVER_PORT`` (checked: a bad value stops with one line), else 8501, runs
+headless and shows users no tracebacks, from any directory. The same safe defaults sit in
+``app/.streamlit/config.toml``, which Streamlit reads beside the script, so a plain
+``streamlit run app/main.py`` from any directory binds 127.0.0.1 too. A failing command
+(invalid ``EMERFLOW_*`` settings included) prints one ``error:`` line; the traceback goes to
 ``$EMERFLOW_HOME/logs/emerflow.log``.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import subprocess
 import sys
 import tomllib
@@ -42,12 +46,13 @@ def _cmd_build(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from engine.build import open_workspace
 
+    options = app_options(args.address, args.port)  # a bad port stops before the build
     for name in DEMO_DATASETS:
         ws = open_workspace(name, progress=_print_progress)
         print(f"{ws.dataset.label}: ready, model {ws.model_version}")
     if args.no_app:
         return 0
-    return _run_app(app_options(args.address, args.port))
+    return _run_app(options)
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -62,13 +67,35 @@ SAFE_APP_OPTIONS: dict[str, str] = {
     "browser.gatherUsageStats": "false",
 }
 DEFAULT_PORT = 8501
+#: The app's Streamlit config (theme, safe server defaults), read by Streamlit beside the script.
+APP_CONFIG = REPO_ROOT / "app" / ".streamlit" / "config.toml"
 
 
-def app_options(address: str | None = None, port: int | None = None) -> list[str]:
-    """``streamlit run`` flags: the repository's ``.streamlit/config.toml`` (theme...), then
-    :data:`SAFE_APP_OPTIONS`, then ``address`` / ``port`` when given."""
+def _port(value: object, source: str) -> int:
+    """``value`` as a TCP port (1-65535), else a one-line ValueError naming ``source``."""
+    try:
+        port = int(str(value).strip())
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise ValueError(f"{source} must be a port number from 1 to 65535, got {str(value)!r}")
+    return port
+
+
+def app_options(address: str | None = None, port: int | None = None,
+                env: dict[str, str] | None = None) -> list[str]:
+    """``streamlit run`` flags: the app's ``config.toml`` (theme...), then
+    :data:`SAFE_APP_OPTIONS`, then the address and port asked for: ``address`` / ``port``
+    when given, else ``STREAMLIT_SERVER_ADDRESS`` / ``STREAMLIT_SERVER_PORT`` from ``env``
+    (default: the environment; Streamlit's own variables, honoured rather than silently
+    overridden), else 127.0.0.1 and the config's port (8501).
+
+    Raises:
+        ValueError: a port that is not a number from 1 to 65535 (one line naming it).
+    """
+    env = dict(os.environ) if env is None else env
     opts: dict[str, str] = {}
-    config = REPO_ROOT / ".streamlit" / "config.toml"
+    config = APP_CONFIG
     try:
         doc = tomllib.loads(config.read_text())
     except (OSError, tomllib.TOMLDecodeError):
@@ -80,10 +107,15 @@ def app_options(address: str | None = None, port: int | None = None) -> list[str
                     value = str(value).lower()
                 opts[f"{section}.{key}"] = str(value)
     opts.update(SAFE_APP_OPTIONS)
-    opts["server.port"] = str(port if port is not None else opts.get("server.port",
-                                                                       DEFAULT_PORT))
-    if address:
-        opts["server.address"] = address
+    if port is not None:
+        opts["server.port"] = str(_port(port, "--port"))
+    elif (env.get("STREAMLIT_SERVER_PORT") or "").strip():
+        opts["server.port"] = str(_port(env["STREAMLIT_SERVER_PORT"], "STREAMLIT_SERVER_PORT"))
+    else:
+        opts["server.port"] = str(_port(opts.get("server.port", DEFAULT_PORT), str(config)))
+    asked = (address or "").strip() or (env.get("STREAMLIT_SERVER_ADDRESS") or "").strip()
+    if asked:
+        opts["server.address"] = asked
     return [f"--{k}={v}" for k, v in opts.items()]
 
 
@@ -142,9 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_address(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--port", type=int, default=DEFAULT_PORT)
-    p.add_argument("--address", default="127.0.0.1",
-                   help="interface to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", default=None,
+                   help=f"port (default $STREAMLIT_SERVER_PORT, else {DEFAULT_PORT})")
+    p.add_argument("--address", default=None,
+                   help="interface to listen on (default $STREAMLIT_SERVER_ADDRESS, else "
+                        "127.0.0.1: this machine only)")
 
 
 def _register_optional(sub: argparse._SubParsersAction) -> None:
@@ -183,16 +217,16 @@ def _log_failure(exc: BaseException) -> Path | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     from engine.augment.providers import redact_text
     from engine.settings import get_settings
 
-    try:
+    try:  # first: building the parser reads the settings (default paths in the help)
         get_settings()
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except (FileNotFoundError, ValueError) as exc:

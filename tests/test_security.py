@@ -227,7 +227,7 @@ def test_app_options_bind_loopback_and_hide_errors_from_any_directory(
     assert "--server.address=0.0.0.0" in app_options("0.0.0.0")  # only when asked
     for command in ("demo", "app"):
         args = build_parser().parse_args([command])
-        assert args.address == "127.0.0.1"
+        assert "--server.address=127.0.0.1" in app_options(args.address, args.port, env={})
 
 
 def _listening_addresses(port: int) -> set[str]:
@@ -723,3 +723,95 @@ def test_llm_cache_is_keyed_by_endpoint(servers) -> None:
     assert len(foreign.auth) == 1 and len(operator.auth) == 1
     ask(operator)  # its own answer is cached
     assert len(operator.auth) == 1
+
+
+# ---- issue 18: binding and port from every documented start; invalid settings in one line -----
+def test_streamlit_port_and_address_variables_honoured_or_rejected(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine.cli import app_options, main
+
+    assert "--server.port=9123" in app_options(env={"STREAMLIT_SERVER_PORT": "9123"})
+    assert "--server.port=8600" in app_options(port=8600, env={"STREAMLIT_SERVER_PORT": "9123"})
+    assert "--server.port=8501" in app_options(env={})
+    assert "--server.address=127.0.0.1" in app_options(env={"STREAMLIT_SERVER_PORT": "9123"})
+    assert "--server.address=0.0.0.0" in app_options(env={"STREAMLIT_SERVER_ADDRESS": "0.0.0.0"})
+    for bad in ("abc", "0", "70000", "85 01"):
+        with pytest.raises(ValueError, match="STREAMLIT_SERVER_PORT must be a port number"):
+            app_options(env={"STREAMLIT_SERVER_PORT": bad})
+    monkeypatch.setenv("STREAMLIT_SERVER_PORT", "http")
+    assert main(["app"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "STREAMLIT_SERVER_PORT" in err, err
+    assert main(["demo", "--port", "-1"]) == 2  # stops before building anything
+    assert "--port must be a port number" in capsys.readouterr().err
+
+
+def test_invalid_emerflow_setting_is_one_line_without_traceback(tmp_path: Path) -> None:
+    """It printed a 26-line traceback: building the parser read the settings first."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "EMERFLOW_LLM_TIMEOUT": "soon", "PYTHONPATH": str(REPO)}
+    for argv in (["data", "check"], ["app"], ["--help"]):
+        out = subprocess.run([sys.executable, "-c", "import sys; from engine.cli import main; "
+                              "sys.exit(main())", *argv], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2, (argv, out.stderr)
+        assert out.stderr.strip().splitlines() == [out.stderr.strip()], out.stderr
+        assert "EMERFLOW_LLM_TIMEOUT" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_invalid_emerflow_setting_in_the_app_is_one_message(
+    monkeypatch: pytest.MonkeyPatch, emerflow_home: Path
+) -> None:
+    st_testing = pytest.importorskip("streamlit.testing.v1")
+    monkeypatch.setenv("EMERFLOW_LLM_TIMEOUT", "soon")
+    at = st_testing.AppTest.from_file(str(REPO / "app" / "main.py"), default_timeout=60).run()
+    assert not at.exception
+    assert [e.value for e in at.error] and "EMERFLOW_LLM_TIMEOUT" in at.error[0].value
+    assert not at.title  # no page rendered
+
+
+@pytest.mark.slow
+def test_plain_streamlit_run_from_elsewhere_binds_loopback_and_honours_the_port(
+    tmp_path: Path,
+) -> None:
+    """``streamlit run app/main.py`` (the module docstring's way) listened on every interface
+    from any other directory, and ``emerflow app`` ignored STREAMLIT_SERVER_PORT."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.llm_server import free_port
+
+    port = free_port()
+    env = {**os.environ, "EMERFLOW_HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO),
+           "STREAMLIT_SERVER_PORT": str(port)}
+    env.pop("STREAMLIT_SERVER_ADDRESS", None)
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run",
+                             str(REPO / "app" / "main.py")], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
+                                            timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, "the app exited"
+            assert time.monotonic() < deadline, "the app did not start"
+            time.sleep(0.5)
+        addrs = _listening_addresses(port)
+        assert addrs and addrs <= {"0100007F", "00000000000000000000000001000000"}, addrs
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
