@@ -6,6 +6,12 @@ CSV/TSV carry the stamp as leading ``# key: value`` comment lines (read them bac
 CSV/TSV are safe to open in a spreadsheet: text cells starting with ``=``, ``+``, ``-``, ``@``,
 a tab or CR get a leading ``'`` (no formula runs), and stamp values are percent-encoded where
 they hold the separator, quotes or line breaks, so a stamp line is always one cell.
+
+The dashboard makes a file only when its download button is clicked (:func:`on_click_export`),
+stamped with that moment and a fresh random ``export_id``. Streamlit serves a download from
+``/media/<id>``, a URL any client may fetch, with ``<id>`` a 128-bit hash of the file's bytes:
+the random id makes that name unguessable and new on every click, and only the session that
+clicked is told it. (With ``[auth]`` no signed-out session reaches a download button.)
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Mapping
+import secrets
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,8 +47,8 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:60] or "item"
 
 
-def export_bytes(table: pd.DataFrame, fmt: str, meta: Mapping[str, Any]) -> tuple[bytes, str, str]:
-    """``(data, file name, mime type)`` of ``table`` in ``fmt`` (CSV, TSV or JSON).
+def export_name(fmt: str, meta: Mapping[str, Any]) -> tuple[str, str]:
+    """``(file name, mime type)`` of an export of ``meta``'s item in ``fmt``.
 
     Raises:
         ValueError: unknown format.
@@ -51,6 +58,31 @@ def export_bytes(table: pd.DataFrame, fmt: str, meta: Mapping[str, Any]) -> tupl
     ext, mime = FORMATS[fmt]
     name = (f"{_slug(str(meta.get('item', 'item')))}_{meta.get('workspace', 'ws')}_"
             f"phase-{meta.get('phase', '0')}_fv{meta.get('feature_version', 0)}.{ext}")
+    return name, mime
+
+
+def on_click_export(table: pd.DataFrame, fmt: str, meta: Mapping[str, Any]
+                    ) -> Callable[[], bytes]:
+    """The bytes of :func:`export_bytes`, made when called (``st.download_button``'s deferred
+    ``data``), each call stamped with its own time and a fresh 128-bit ``export_id``."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; choose one of {list(FORMATS)}")
+
+    def make() -> bytes:
+        fresh = {**meta, "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                 "export_id": secrets.token_hex(16)}
+        return export_bytes(table, fmt, fresh)[0]
+
+    return make
+
+
+def export_bytes(table: pd.DataFrame, fmt: str, meta: Mapping[str, Any]) -> tuple[bytes, str, str]:
+    """``(data, file name, mime type)`` of ``table`` in ``fmt`` (CSV, TSV or JSON).
+
+    Raises:
+        ValueError: unknown format.
+    """
+    name, mime = export_name(fmt, meta)
     if fmt == "JSON":
         doc = {"stamp": dict(meta), "rows": json.loads(table.to_json(orient="records"))}
         return json.dumps(doc, indent=1).encode("utf-8"), name, mime

@@ -815,3 +815,25 @@ def test_plain_streamlit_run_from_elsewhere_binds_loopback_and_honours_the_port(
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_exports_are_made_per_click_with_an_unguessable_media_name() -> None:
+    """Issue 18: an export's ``/media/<hash>.csv`` URL downloads without a session, and the
+    hash was of predictable bytes. Now the bytes are made at the click, with a fresh 128-bit
+    ``export_id``, so the URL is new per click and known only to the session that clicked."""
+    import pandas as pd
+    from streamlit.runtime.memory_media_file_storage import _calculate_file_id
+
+    from app import exports
+
+    table = pd.DataFrame({"target_id": ["100001"], "symbol": ["GENE1"], "score": [0.5]})
+    meta = {"workspace": "demo-diseases", "phase": "0", "feature_version": 1, "item": "X"}
+    for fmt, (_, mime) in exports.FORMATS.items():
+        make = exports.on_click_export(table, fmt, meta)
+        first, second = make(), make()
+        ids = re.findall(rb"export_id\W+([0-9a-f]{32})", first + b" " + second)
+        assert len(set(ids)) == 2, (fmt, first[:300])
+        name, _ = exports.export_name(fmt, meta)
+        assert _calculate_file_id(first, mime, name) != _calculate_file_id(second, mime, name)
+    src = (REPO / "app" / "views" / "predictions.py").read_text()
+    assert "exports.on_click_export(" in src and "export_bytes(" not in src

@@ -99,9 +99,10 @@ meta = exports.stamp(ws, state)
 st.caption(md(" · ".join(f"{k}: {v}" for k, v in meta.items() if k != "exported_at")))
 cols = st.columns(len(exports.FORMATS))
 for col, fmt in zip(cols, exports.FORMATS, strict=True):
-    data, fname, mime = exports.export_bytes(table, fmt, meta)
-    col.download_button(f"Download {fmt}", data, file_name=fname, mime=mime,
-                        key=f"dl_{fmt}", on_click="ignore")
+    fname, mime = exports.export_name(fmt, meta)
+    # made on click, with a fresh random export id: an unguessable, per-click /media URL
+    col.download_button(f"Download {fmt}", exports.on_click_export(table, fmt, meta),
+                        file_name=fname, mime=mime, key=f"dl_{fmt}", on_click="ignore")
 with st.expander("Aligned embedding"):
     st.code(", ".join(f"{v:.4f}" for v in state.prediction.embedding), language=None,
             wrap_lines=True)
