@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
+from engine.evidence import workspace_genes
 from engine.knowledge import (
     CURATED_FEATURES,
     CURATED_KEY,
@@ -33,7 +34,7 @@ from engine.knowledge import (
     sources_from_env,
 )
 from engine.knowledge.diseases import phenotype_ids, serialize_phenotypes
-from engine.schema import DISEASE, ITEM_ID, NAME, TARGET_ID
+from engine.schema import DISEASE, ITEM_ID, NAME
 from engine.workspace import Workspace
 
 PHENOTYPES = "phenotypes"
@@ -250,17 +251,7 @@ def gene_resolver(ws: Workspace, root: str | None = None) -> GeneResolver:
 
 
 def _build_resolver(ws: Workspace, root: str | None) -> GeneResolver:
-    targets = ws.dataset.targets
-    own = GeneResolver.from_targets(targets, TARGET_ID, NAME)
-    genes = _gene_knowledge(root) if ws.domain == DISEASE else None
-    if genes is None:
-        return own
-    ids = set(targets[TARGET_ID].astype(str))
-    rich = genes.restrict(ids)
-    if not len(rich):
-        return own
-    missing = [g for gid, g in own.genes.items() if rich.get(gid) is None]
-    return GeneResolver([*rich.genes.values(), *missing]) if missing else rich
+    return workspace_genes(ws, _gene_knowledge(root) if ws.domain == DISEASE else None)
 
 
 def resolve_gene(ws: Workspace, query: str, root: str | None = None) -> GeneRecord:

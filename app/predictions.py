@@ -6,14 +6,14 @@ predicted appeal per age band, gender and occupation.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from urllib.parse import quote
 
 import pandas as pd
 
 from app.flows import ItemState
-from engine.schema import DISEASE, MULTI_SEP, NAME, TARGET_ID
+from engine import evidence as ev
+from engine.schema import DISEASE, MULTI_SEP, TARGET_ID
 from engine.workspace import Workspace
 
 NCBI_GENE_URL = "https://www.ncbi.nlm.nih.gov/gene/{}"
@@ -62,72 +62,19 @@ def rated_targets(ws: Workspace) -> frozenset[str]:
 def score_range(state: ItemState) -> tuple[float, float]:
     """``(0, 1)`` for probabilities; otherwise the scores' own range, rounded outwards (a
     ranker may score with unbounded logits)."""
-    scores = state.prediction.targets["score"].astype(float)
-    if scores.empty:
-        return 0.0, 1.0
-    lo, hi = float(scores.min()), float(scores.max())
-    if lo >= 0.0 and hi <= 1.0:
-        return 0.0, 1.0
-    lo, hi = math.floor(lo * 100) / 100, math.ceil(hi * 100) / 100
-    return lo, hi if hi > lo else lo + 1.0
-
-
-def _decision(state: ItemState, target_id: str) -> str:
-    return {1: "confirmed", 0: "rejected"}.get(state.decisions.get(str(target_id), -1), "")
+    return ev.score_range(state.prediction.targets["score"])
 
 
 def ranked_targets(ws: Workspace, state: ItemState, *, top_n: int = 25,
                    min_score: float | None = None, classes: Sequence[str] = ()) -> pd.DataFrame:
-    """The ranking with display columns, filtered (score, protein class) then cut to top_n.
+    """:func:`engine.evidence.ranked_table` of the item's current ranking (movies: only users
+    with a rating in the workspace are ranked, ranks renumbered among them)."""
+    from app import lookup
 
-    Disease: rank, symbol, gene id, NCBI, HGNC, protein class, score, percentile, lift over
-    popularity (when the ranker knows it), decision.
-    Movie: rank, user, gender, age, occupation, score, percentile, lift, decision; only users
-    with a rating in
-    the workspace are ranked (ranks renumbered among them).
-    """
-    t = state.prediction.targets
-    if ws.domain != DISEASE:
-        # users without a single rating in the workspace (half of MovieLens-1M's users are
-        # absent from the partial ratings file) are not ranked: their scores carry no taste
-        active = rated_targets(ws)
-        if active:
-            t = t[t[TARGET_ID].astype(str).isin(active)].copy()
-            t["rank"] = range(1, len(t) + 1)
-    if min_score is not None:  # (None: no filter; scores may be logits below 0)
-        t = t[t["score"] >= min_score]
-    if classes and "protein_class" in t.columns:
-        wanted = set(classes)
-        mask = [bool(wanted & {p.strip() for p in v.split(MULTI_SEP)})
-                for v in t["protein_class"].fillna("").astype(str)]
-        t = t.loc[pd.Series(mask, index=t.index, dtype=bool)]
-    t = t.head(top_n)
-    ids = t[TARGET_ID].astype(str)
-    if ws.domain == DISEASE:
-        symbol = t["symbol"] if "symbol" in t.columns else t[NAME]
-        out = pd.DataFrame({
-            "rank": t["rank"].astype(int), "symbol": symbol.astype(str), "gene id": ids,
-            "NCBI Gene": ids.map(ncbi_url),
-            "HGNC": [hgnc_page(ws, i, sym) for i, sym in zip(ids, symbol.astype(str),
-                                                              strict=True)],
-            "protein class": (t["protein_class"].fillna("").astype(str).str.replace(
-                MULTI_SEP, ", ") if "protein_class" in t.columns else ""),
-            "score": t["score"].astype(float),
-        })
-    else:
-        out = pd.DataFrame({"rank": t["rank"].astype(int), "user": ids})
-        for col in ("gender", "age", "occupation"):
-            if col in t.columns:
-                out[col] = t[col].astype(str)
-        out["score"] = t["score"].astype(float)
-    # how the score reads: the share of the catalog ranked below, and how much more likely the
-    # target is than from popularity alone (shared-space ranker)
-    if "percentile" in t.columns:
-        out["percentile"] = t["percentile"].astype(float).round(2).to_numpy()
-    if "lift" in t.columns:
-        out["lift over popularity"] = t["lift"].astype(float).round(2).to_numpy()
-    out["decision"] = [_decision(state, i) for i in ids]
-    return out.reset_index(drop=True)
+    return ev.ranked_table(ws, state.prediction, state.decisions, top_n=top_n,
+                           min_score=min_score, classes=classes,
+                           genes=lookup.gene_resolver(ws) if ws.domain == DISEASE else None,
+                           active=rated_targets(ws) if ws.domain != DISEASE else None)
 
 
 def appeal_by_group(ws: Workspace, state: ItemState) -> pd.DataFrame:

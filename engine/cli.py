@@ -140,6 +140,24 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rank(args: argparse.Namespace) -> int:
+    from engine.batch import rank_items, read_items
+    from engine.build import open_workspace
+    from engine.knowledge import Knowledge, sources_from_env
+
+    ws = open_workspace(args.workspace, build_if_missing=False)
+    items = read_items(args.items)
+    knowledge = Knowledge.load(sources_from_env(args.data_root))
+    result = rank_items(ws, items, top=args.top, knowledge=knowledge, out=args.out,
+                        progress=not args.quiet)
+    n_ok = len(items) - len(result.errors)
+    print(f"ranked {n_ok} of {len(items)} items ({result.resumed} from an earlier run) "
+          f"-> {args.out} ({len(result.table)} rows)")
+    for query, why in result.errors.items():
+        print(f"skipped {query!r}: {why}", file=sys.stderr)
+    return 0 if n_ok or not items else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emerflow", description="EmerFlow Studio")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -168,6 +186,19 @@ def build_parser() -> argparse.ArgumentParser:
     c = dsub.add_parser("check", help="what was found, counts and checksums")
     c.add_argument("--data-root", type=Path, default=None)
     c.set_defaults(func=_cmd_data_check)
+
+    p = sub.add_parser("rank", help="rank the targets of many new items (batch; resumable)")
+    p.add_argument("--workspace", required=True, help="workspace name, e.g. disgenet-curated")
+    p.add_argument("--items", required=True, type=Path,
+                   help="items file: .txt (one per line), .tsv/.csv (column item, optional "
+                        "confirmed/rejected) or .json; names, CUIs, OMIM:/ORPHA:/MeSH ids or "
+                        "movie titles")
+    p.add_argument("--top", type=int, default=100, help="targets per item (default 100)")
+    p.add_argument("--out", required=True, type=Path, help="output .tsv, .csv or .json")
+    p.add_argument("--data-root", type=Path, default=None,
+                   help="curated files for disease lookup and evidence (default: $EMERFLOW_DATA)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_rank)
 
     _register_optional(sub)
     return parser
