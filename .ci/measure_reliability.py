@@ -92,18 +92,18 @@ def concurrent_analysts(url: str, ws, rounds: int) -> dict:
 SAVE_LOOP = """
 import sys
 from pathlib import Path
-from engine.workspace import load_workspace
+from engine.workspace_store import load_workspace, save_workspace
 ws = load_workspace(Path(sys.argv[1]))
 print("ready", flush=True)
 while True:
-    ws.save(Path(sys.argv[2]))
+    save_workspace(ws, Path(sys.argv[2]))
 """
 
 
 def kill_during_saves(src: Path, work: Path, kills: int, encoder) -> dict:
     import shutil
 
-    from engine.workspace import load_workspace
+    from engine.workspace_store import load_workspace
 
     dst = work / "kill" / src.name
     shutil.copytree(src, dst)

@@ -115,7 +115,7 @@ def ensure_workspace(db: Engine, ws: Workspace) -> None:
         model_versions={
             "model": ws.model_version,
             "encoder": ws.config.encoder.model,
-            "backbone": ws.config.backbone.name,
+            "ranker": ws.ranker_kind,
         },
     )
 
@@ -359,17 +359,11 @@ def confirm_and_refine(
                 f"The item is already in Phase {PHASES[MAX_PHASE]}, the last phase."
             )
         target_phase = expected_phase + 1
-        if ws.refines_from_prior:
-            # The shared-space update starts from the phase-0 text embedding with every
-            # decision so far: the same function of (text, decisions) as in the benchmark.
-            prior = _embedding_at(db, item_id, 0)
-            base_embedding = prior if prior is not None else base_embedding
-        recorded = state.decisions if (ws.config.refine.use_all_seen
-                                       or ws.refines_from_prior) else {
-            i.target_id: i.label for i in repo.interactions(db, item_id)
-            if i.phase == target_phase
-        }
-        merged = {**recorded, **mine}
+        # The phase update starts from the phase-0 text embedding with every decision so
+        # far: the same function of (text, decisions) as in the benchmark.
+        prior = _embedding_at(db, item_id, 0)
+        base_embedding = prior if prior is not None else base_embedding
+        merged = {**state.decisions, **mine}
         raw, aug, desc = engine_inputs(ws, state.item, repo.latest_feature_version(db, item_id))
         new_emb = ws.refine(base_embedding, raw, sorted(merged.items()))
         pred = ws.predict(raw, augmented=aug, descriptors=desc, embedding=new_emb,

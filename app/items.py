@@ -187,8 +187,7 @@ def domain_vocab(ws: Workspace, feature: str) -> list[str]:
     """Known values of a categorical/multi item feature in the workspace (sorted)."""
     if feature == "genres" and ws.domain == MOVIE:
         return list(ML_GENRES)
-    vocab = ws.item_fields.vocabs.get(feature, {})
-    return sorted(str(v) for v in vocab if str(v).strip())
+    return ws.feature_vocab(feature)
 
 
 __all__ = ["DISEASE", "MOVIE", "NewItemInput", "create", "disease_input", "domain_vocab",

@@ -34,7 +34,8 @@ from engine.config import EncoderConfig
 from engine.data.registry import DATASETS
 from engine.settings import get_settings
 from engine.text.encoder import TextEncoder
-from engine.workspace import Workspace, load_workspace, workspace_exists
+from engine.workspace import Workspace
+from engine.workspace_store import load_workspace, workspace_exists
 
 ITEM_KEY = "item_id"  #: session-state key of the item being worked on
 WORKSPACE_KEY = "workspace"  #: session-state key of the chosen workspace name

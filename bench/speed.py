@@ -178,7 +178,7 @@ def get_workspace(name: str, home: Path, data_root: Path, encoder, quick: bool):
     really encoded; :func:`preload_cache` loads it for the sections that want it.
     """
     from engine.build import build_dataset_workspace, workspace_dir
-    from engine.workspace import load_workspace, workspace_exists
+    from engine.workspace_store import load_workspace, workspace_exists
 
     directory = workspace_dir(name, home)
     if not workspace_exists(directory):
@@ -351,11 +351,11 @@ def bench_train(ws, epochs: int, max_rows: int | None = None) -> dict:
     """One (or ``epochs``) pretraining epoch of a fresh backbone and of aligner meta-training."""
     import torch
 
-    from engine.emerflow.aligner import Aligner
-    from engine.emerflow.meta import MetaTrainer
-    from engine.emerflow.tasks import ItemRows
-    from engine.models.registry import build_backbone
-    from engine.models.train import pretrain_backbone
+    from engine.paper.aligner import Aligner
+    from engine.paper.meta import MetaTrainer
+    from engine.paper.tasks import ItemRows
+    from engine.paper.backbones import build_backbone
+    from engine.paper.train import pretrain_backbone
     from engine.schema import ITEM_ID, LABEL, TARGET_ID
     from engine.workspace import _layout, item_texts, make_tables
 
@@ -427,7 +427,7 @@ def synthetic_target_workspace(ws, n: int, rng: np.random.Generator, chunk: int 
     import pandas as pd
     import torch
 
-    from engine.models.deepfm import TargetCache
+    from engine.paper.deepfm import TargetCache
     from engine.schema import NAME, TARGET_ID
 
     src = rng.integers(0, len(ws.dataset.targets), size=n)

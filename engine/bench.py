@@ -42,7 +42,7 @@ import pandas as pd
 import torch
 
 from engine.baselines import METHODS, BenchContext, Method, MethodNotAvailable, Rows
-from engine.config import BackboneConfig, EncoderConfig, WorkspaceConfig, emerflow_home
+from engine.config import BackboneConfig, EncoderConfig, PaperConfig, emerflow_home
 from engine.csv_safety import restore
 from engine.data.base import Dataset
 from engine.data.protocol import ProtocolConfig, Split, split_dataset, validation_split
@@ -54,13 +54,15 @@ from engine.metrics import (
     ranking_metrics,
     top_k_jaccard,
 )
-from engine.models.deepfm import DeepFM
-from engine.models.fields import FieldEncoder
-from engine.models.registry import build_backbone
-from engine.models.train import pretrain_backbone
+from engine.paper.backbones import build_backbone
+from engine.paper.deepfm import DeepFM
+from engine.paper.fields import FieldEncoder
+from engine.paper.tables import layout as _layout
+from engine.paper.tables import make_tables
+from engine.paper.train import pretrain_backbone
 from engine.schema import ITEM_ID, PHASES
+from engine.training_data import TrainingData, item_texts
 from engine.tuned import DATASET_SETTINGS, emerflow_workspace_config
-from engine.workspace import _layout, item_texts, make_tables
 
 Progress = Callable[[str], None]
 #: Bumped whenever what a cached per-seed run file holds changes (2: ranking, per-item,
@@ -208,7 +210,7 @@ def _backbone_key(dataset: Dataset, split: Split, config: BackboneConfig, seed: 
                     "seed": seed})
 
 
-def pretrained_backbone(dataset: Dataset, split: Split, config: WorkspaceConfig, tables: Any,
+def pretrained_backbone(dataset: Dataset, split: Split, config: PaperConfig, tables: Any,
                         item_fields: FieldEncoder, target_fields: FieldEncoder,
                         cache_dir: Path | None, progress: Progress) -> tuple[DeepFM, bool]:
     """The seed's backbone pretrained on old items, frozen; (model, loaded_from_cache)."""
@@ -435,7 +437,7 @@ def run_bench(dataset: Dataset, protocol: ProtocolConfig, methods: Sequence[str]
                                    settings.backbone.numeric_buckets, settings.backbone.max_multi)
     target_fields = FieldEncoder.fit(dataset.targets, dataset.target_features,
                                      settings.backbone.numeric_buckets, settings.backbone.max_multi)
-    tables = make_tables(dataset, split, item_fields, target_fields)
+    tables = make_tables(TrainingData(dataset, split), item_fields, target_fields)
     needed = np.concatenate([tables.item_pos.loc[[str(i) for i in split.old_items]].to_numpy(),
                              tables.item_pos.loc[[str(i) for i in split.new_items]].to_numpy()])
     texts = TextVectors(dataset, needed, cache_dir, settings.encoder, augmented, reason,
@@ -449,8 +451,8 @@ def run_bench(dataset: Dataset, protocol: ProtocolConfig, methods: Sequence[str]
     not_run: dict[str, str] = {}
     shared_timing: dict[str, float] = {"load_split": load_s, "backbone": 0.0}
     for seed in seeds:
-        config = WorkspaceConfig(dataset=dataset.name, seed=int(seed), encoder=settings.encoder,
-                                 backbone=settings.backbone)
+        config = PaperConfig(dataset=dataset.name, seed=int(seed), encoder=settings.encoder,
+                             backbone=settings.backbone)
         progress(f"seed {seed}:")
         ctx: BenchContext | None = None
         for name in methods:
@@ -629,13 +631,13 @@ def tune(dataset: Dataset, protocol: ProtocolConfig, methods: Sequence[str], *,
                                    settings.backbone.numeric_buckets, settings.backbone.max_multi)
     target_fields = FieldEncoder.fit(dataset.targets, dataset.target_features,
                                      settings.backbone.numeric_buckets, settings.backbone.max_multi)
-    tables = make_tables(dataset, split, item_fields, target_fields)
+    tables = make_tables(TrainingData(dataset, split), item_fields, target_fields)
     needed = np.concatenate([tables.item_pos.loc[[str(i) for i in split.old_items]].to_numpy(),
                              tables.item_pos.loc[[str(i) for i in split.new_items]].to_numpy()])
     texts = TextVectors(dataset, needed, cache_dir, settings.encoder, None, "not used in tuning",
                         progress, encoder)
-    config = WorkspaceConfig(dataset=dataset.name, seed=seed, encoder=settings.encoder,
-                             backbone=settings.backbone)
+    config = PaperConfig(dataset=dataset.name, seed=seed, encoder=settings.encoder,
+                         backbone=settings.backbone)
     backbone, _ = pretrained_backbone(dataset, split, config, tables, item_fields, target_fields,
                                       cache_dir, progress)
     ctx = BenchContext(dataset=dataset, split=split, config=config, seed=seed, tables=tables,

@@ -8,11 +8,11 @@ from engine.config import WorkspaceConfig
 from engine.data.protocol import split_dataset
 from engine.data.registry import get_dataset_entry
 from engine.text.encoder import TextEncoder
-from engine.workspace import (
-    ProgressFn,
-    Workspace,
-    build_workspace,
+from engine.workspace import Workspace
+from engine.workspace_build import ProgressFn, build_workspace
+from engine.workspace_store import (
     load_workspace,
+    save_workspace,
     workspace_exists,
     workspaces_dir,
 )
@@ -51,7 +51,7 @@ def build_dataset_workspace(
         directory.mkdir(parents=True, exist_ok=True)
         encoder = TextEncoder(config.encoder, cache_path=directory / "text_cache.npz")
     ws = build_workspace(dataset, split, config, encoder, progress)
-    ws.save(directory)
+    save_workspace(ws, directory)
     return ws
 
 

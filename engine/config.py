@@ -67,7 +67,7 @@ class BackboneConfig:
     """Backbone recommender pretrained on old items, then frozen.
 
     Attributes:
-        name: key in ``engine.models.registry.BACKBONES``.
+        name: key in ``engine.paper.backbones.BACKBONES``.
         embed_dim: dimension of every field embedding, the item-ID slot included.
         hidden: sizes of the deep part's hidden layers.
         dropout: dropout in the deep part.
@@ -164,19 +164,10 @@ class RefineConfig:
         _positive("RefineConfig.lr", self.lr)
 
 
-#: Ranking paths of a workspace: ``twotower`` (shared-space EmerFlow, the product default:
-#: ``engine.emerflow.shared_space``) or ``deepfm`` (the paper's DeepFM backbone + aligner).
-RANKERS: tuple[str, ...] = ("twotower", "deepfm")
-
-
 @dataclass(frozen=True)
-class WorkspaceConfig:
-    """Everything needed to build a workspace reproducibly.
-
-    ``ranker`` chooses what ranks targets and refines embeddings (:data:`RANKERS`); the DeepFM
-    backbone and its aligner are trained in both cases (they give the CTR probability).
-    ``shared`` holds the shared-space settings used when ``ranker == "twotower"``.
-    """
+class PaperConfig:
+    """The paper's DeepFM path (benchmark only, :mod:`engine.paper`): backbone, aligner,
+    meta-training and its gradient refinement, for one dataset and seed."""
 
     dataset: str = "demo-movies"
     seed: int = 0
@@ -185,16 +176,48 @@ class WorkspaceConfig:
     aligner: AlignerConfig = field(default_factory=AlignerConfig)
     meta: MetaConfig = field(default_factory=MetaConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)
+
+    def __post_init__(self) -> None:
+        if not self.dataset:
+            raise ValueError("PaperConfig.dataset must be non-empty")
+        if self.seed < 0:
+            raise ValueError("PaperConfig.seed must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+#: Product rankers a workspace can be built with: keys of
+#: :data:`engine.ranking.registry.RANKERS` (``twotower``: the shared-space EmerFlow;
+#: ``ltr``: the learned ranker over its channels). The paper's DeepFM path is benchmark-only
+#: (:mod:`engine.paper`).
+RANKER_KINDS: tuple[str, ...] = ("twotower", "ltr")
+
+
+@dataclass(frozen=True)
+class WorkspaceConfig:
+    """Everything needed to build a workspace reproducibly.
+
+    ``ranker`` chooses what ranks targets and refines embeddings (:data:`RANKER_KINDS`);
+    ``shared`` holds the shared-space settings every product ranker starts from; ``ltr`` the
+    learned ranker's settings (a dict of :class:`engine.ltr.LtrConfig` fields; ``None`` = its
+    defaults).
+    """
+
+    dataset: str = "demo-movies"
+    seed: int = 0
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
     ranker: str = "twotower"
     shared: SharedConfig = field(default_factory=SharedConfig)
+    ltr: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.dataset:
             raise ValueError("WorkspaceConfig.dataset must be non-empty")
         if self.seed < 0:
             raise ValueError("WorkspaceConfig.seed must be >= 0")
-        if self.ranker not in RANKERS:
-            raise ValueError(f"WorkspaceConfig.ranker must be one of {RANKERS}, "
+        if self.ranker not in RANKER_KINDS:
+            raise ValueError(f"WorkspaceConfig.ranker must be one of {RANKER_KINDS}, "
                              f"got {self.ranker!r}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -203,19 +226,8 @@ class WorkspaceConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WorkspaceConfig:
         data = dict(data)
-        parts = {
-            "encoder": EncoderConfig,
-            "backbone": BackboneConfig,
-            "aligner": AlignerConfig,
-            "meta": MetaConfig,
-            "refine": RefineConfig,
-        }
         if isinstance(data.get("shared"), dict):
             data["shared"] = SharedConfig.from_dict(data["shared"])
-        for key, sub in parts.items():
-            if key in data and isinstance(data[key], dict):
-                value = dict(data[key])
-                if key == "backbone" and "hidden" in value:
-                    value["hidden"] = tuple(value["hidden"])
-                data[key] = _from_dict(sub, value)
+        if isinstance(data.get("encoder"), dict):
+            data["encoder"] = _from_dict(EncoderConfig, dict(data["encoder"]))
         return _from_dict(cls, data)

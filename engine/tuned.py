@@ -11,10 +11,10 @@ engine defaults.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from engine.config import WorkspaceConfig
+from engine.emerflow.shared_space import SHARED_SETTINGS, SharedConfig
 
 #: Settings for the real datasets, chosen on the OLD-item validation split
 #: (``emerflow bench tune``, see results/README.md); the demo catalogs use engine defaults.
@@ -77,43 +77,21 @@ DATASET_SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 
-#: EmerFlow method settings -> (WorkspaceConfig part, field) for the dashboard's workspaces.
-_WORKSPACE_FIELDS = {
-    "alpha": ("meta", "alpha"), "inner_lr": ("meta", "inner_lr"), "shot": ("meta", "shot"),
-    "tasks_per_batch": ("meta", "tasks_per_batch"), "meta_epochs": ("meta", "epochs"),
-    "meta_lr": ("meta", "lr"), "meta_weight_decay": ("meta", "weight_decay"),
-    "aligner_hidden": ("aligner", "hidden"), "aligner_dropout": ("aligner", "dropout"),
-    "refine_steps": ("refine", "steps"), "refine_lr": ("refine", "lr"),
-    "refine_all_seen": ("refine", "use_all_seen"),
-}
-
-
 def emerflow_workspace_config(dataset: str, seed: int = 0) -> WorkspaceConfig:
     """The dashboard workspace settings of ``dataset``: engine defaults plus the validated
-    settings of :data:`DATASET_SETTINGS` — ``emerflow-nollm``'s for the DeepFM path and the
-    product method's shared-space settings when it is an ``emerflow-tt`` variant (the
-    workspace then ranks with ``twotower``). The demo catalogs use the engine defaults."""
-    config = WorkspaceConfig(dataset=dataset, seed=seed)
-    settings = DATASET_SETTINGS.get(dataset, {})
-    methods = settings.get("methods", {})
-    parts: dict[str, dict[str, Any]] = {}
-    for key, value in methods.get("emerflow-nollm", {}).items():
-        part, name = _WORKSPACE_FIELDS[key]
-        parts.setdefault(part, {})[name] = value
-    if settings.get("backbone"):
-        parts["backbone"] = dict(settings["backbone"])
-    config = replace(config, **{part: replace(getattr(config, part), **values)
-                                for part, values in parts.items()})
-    product = product_method(dataset)
-    if product.startswith("emerflow-tt"):
-        from engine.baselines.shared_space import SHARED_DEFAULTS, shared_configs
-        from engine.emerflow.shared_space import SharedConfig
-
-        flat = {**SHARED_DEFAULTS, **methods.get(product, {})}
-        config = replace(config, ranker="twotower", shared=SharedConfig(*shared_configs(flat)))
-    elif dataset in PRODUCT_METHOD:
-        config = replace(config, ranker="deepfm")
-    return config
+    settings of the product method (:data:`PRODUCT_METHOD`) from :data:`DATASET_SETTINGS`.
+    Plain data: nothing of the benchmark is imported. The demo catalogs use the engine
+    defaults."""
+    methods = DATASET_SETTINGS.get(dataset, {}).get("methods", {})
+    product = PRODUCT_METHOD.get(dataset)
+    if product is None:
+        return WorkspaceConfig(dataset=dataset, seed=seed)
+    settings = dict(methods.get(product, {}))
+    ltr = settings.pop("ltr", None)
+    shared = SharedConfig.from_settings(
+        {k: v for k, v in settings.items() if k in SHARED_SETTINGS})
+    ranker = "ltr" if product.endswith("-ltr") else "twotower"
+    return WorkspaceConfig(dataset=dataset, seed=seed, ranker=ranker, shared=shared, ltr=ltr)
 
 
 #: The method the product ships per dataset: the headline of the benchmark report (compared
@@ -126,5 +104,5 @@ PRODUCT_METHOD: dict[str, str] = {
 
 
 def product_method(dataset: str) -> str:
-    """The shipped method of ``dataset`` (``emerflow-nollm`` for datasets not listed)."""
-    return PRODUCT_METHOD.get(dataset, "emerflow-nollm")
+    """The shipped method of ``dataset`` (``emerflow-tt-nollm`` for datasets not listed)."""
+    return PRODUCT_METHOD.get(dataset, "emerflow-tt-nollm")

@@ -58,15 +58,15 @@ def encoder():
 def demo_home(tmp_path_factory: pytest.TempPathFactory, encoder) -> Path:
     """An EMERFLOW_HOME with both demo workspaces built once per test session.
 
-    Meta-training runs fewer epochs than the product default to keep the suite fast.
+    Built with the engine defaults (the product's shared-space ranker).
     """
     from engine.build import build_dataset_workspace
-    from engine.config import MetaConfig, WorkspaceConfig
+    from engine.config import WorkspaceConfig
     from engine.data.demo import DEMO_DATASETS
 
     home = tmp_path_factory.mktemp("demo_home")
     for name in DEMO_DATASETS:
-        cfg = WorkspaceConfig(dataset=name, meta=MetaConfig(epochs=10))
+        cfg = WorkspaceConfig(dataset=name)
         build_dataset_workspace(name, config=cfg, encoder=encoder, home=home)
     return home
 
@@ -100,7 +100,7 @@ def db(demo_env):
 def movies(demo_home, encoder):
     """The demo movie workspace, loaded once per module."""
     from engine.build import workspace_dir
-    from engine.workspace import load_workspace
+    from engine.workspace_store import load_workspace
 
     return load_workspace(workspace_dir("demo-movies", demo_home), encoder)
 
@@ -109,6 +109,6 @@ def movies(demo_home, encoder):
 def diseases(demo_home, encoder):
     """The demo disease workspace, loaded once per module."""
     from engine.build import workspace_dir
-    from engine.workspace import load_workspace
+    from engine.workspace_store import load_workspace
 
     return load_workspace(workspace_dir("demo-diseases", demo_home), encoder)

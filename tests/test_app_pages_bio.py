@@ -258,16 +258,19 @@ def test_workspace_page_readable_table_sidebar_and_build_gate(demo_env, monkeypa
     assert at.button(key="ws_build").disabled
 
 
-def test_workspace_page_builds_a_real_workspace_with_progress(demo_env, monkeypatch,
-                                                              fixtures_dir):
+def test_workspace_page_names_a_catalog_without_established_items(demo_env, monkeypatch,
+                                                                   fixtures_dir):
+    """The small real-format fixture has no disease above the old-item threshold: the build
+    says so in one line (no hidden second model, no traceback) and selects nothing."""
     monkeypatch.setenv("EMERFLOW_DATA", str(fixtures_dir / "disgenet"))
     at = open_page()
     at.selectbox(key="ws_page_choice").select("disgenet-curated").run()
     assert not at.button(key="ws_build").disabled
     at.button(key="ws_build").click().run(timeout=600)
     assert not at.exception, [e.value for e in at.exception]
-    assert "disgenet-curated is built and selected." in texts(at.success), texts(at.error)
-    assert at.session_state[WORKSPACE_KEY] == "disgenet-curated"
+    assert "no established items" in texts(at.error)
+    chosen = at.session_state[WORKSPACE_KEY] if WORKSPACE_KEY in at.session_state else None
+    assert chosen != "disgenet-curated"
 
 
 @pytest.mark.needs_data

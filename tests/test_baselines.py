@@ -13,14 +13,15 @@ import torch
 
 from engine.baselines import METHODS, BenchContext, EmbeddingMethod, Rows
 from engine.bench import BenchSettings, TextVectors, pretrained_backbone, run_phases
-from engine.config import BackboneConfig, WorkspaceConfig
+from engine.config import BackboneConfig, PaperConfig
 from engine.data.base import Dataset
 from engine.data.demo import demo_diseases, demo_movies
 from engine.data.protocol import ProtocolConfig, Split, split_dataset
 from engine.metrics import RANKING_KEYS
-from engine.models.fields import FieldEncoder
+from engine.paper.fields import FieldEncoder
 from engine.schema import FeatureSpec
-from engine.workspace import make_tables
+from engine.paper.tables import make_tables
+from engine.training_data import TrainingData
 
 TINY_MOVIES = ProtocolConfig(old_min_exclusive=60, new_min=25, new_max=60, k=5)
 TINY_DISEASES = ProtocolConfig(old_min_exclusive=30, new_min=12, new_max=30, k=3,
@@ -66,8 +67,8 @@ def make_context(dataset: Dataset, protocol: ProtocolConfig, seed: int = 0,
     settings = BenchSettings(backbone=TINY_BACKBONE)
     item_fields = FieldEncoder.fit(dataset.items, dataset.item_features, 10, 8)
     target_fields = FieldEncoder.fit(dataset.targets, dataset.target_features, 10, 8)
-    tables = make_tables(dataset, split, item_fields, target_fields)
-    config = WorkspaceConfig(dataset=dataset.name, seed=seed, backbone=settings.backbone)
+    tables = make_tables(TrainingData(dataset, split), item_fields, target_fields)
+    config = PaperConfig(dataset=dataset.name, seed=seed, backbone=settings.backbone)
     backbone, _ = pretrained_backbone(dataset, split, config, tables, item_fields, target_fields,
                                       None, lambda _m: None)
     needed = np.arange(len(dataset.items))

@@ -17,15 +17,16 @@ from engine.config import (
     RefineConfig,
     WorkspaceConfig,
 )
-from engine.emerflow.aligner import Aligner
-from engine.emerflow.meta import MetaTrainer, TaskBatch, meta_loss
-from engine.emerflow.tasks import ItemRows
 from engine.index import ItemIndex
-from engine.models.deepfm import DeepFM, FieldLayout
-from engine.models.fields import FieldEncoder
+from engine.paper.aligner import Aligner
+from engine.paper.deepfm import DeepFM, FieldLayout
+from engine.paper.fields import FieldEncoder
+from engine.paper.meta import MetaTrainer, TaskBatch, meta_loss
+from engine.paper.tasks import ItemRows
+from engine.ranking import Decisions
 from engine.schema import FeatureSpec
 from engine.text.serialize import serialize_features, serialize_item
-from engine.workspace import load_workspace
+from engine.workspace_store import load_workspace
 
 
 # ---- config -----------------------------------------------------------------------------------
@@ -47,9 +48,10 @@ def test_configs_reject_bad_values_early(make):
 
 
 def test_workspace_config_round_trips_through_json_dict():
-    cfg = WorkspaceConfig(
-        dataset="demo-movies", backbone=BackboneConfig(hidden=(32, 16)), meta=MetaConfig(alpha=0.3)
-    )
+    from engine.emerflow.shared_space import PosteriorConfig, SharedConfig
+
+    cfg = WorkspaceConfig(dataset="demo-movies",
+                          shared=SharedConfig(update=PosteriorConfig(beta=3.0)))
     assert WorkspaceConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown keys"):
         WorkspaceConfig.from_dict({**cfg.to_dict(), "surprise": 1})
@@ -236,8 +238,18 @@ def movies_ws(demo_home, encoder):
 
 
 def test_one_meta_step_lowers_the_warm_loss_on_demo_data(movies_ws):
+    """The paper's DeepFM path (benchmark only) on the demo catalog's old items."""
+    from engine.paper.backbones import build_backbone
+    from engine.paper.tables import layout
+
     ws = movies_ws
-    tables_items = ws.item_fields.transform(ws.dataset.items)
+    bcfg = BackboneConfig()
+    item_fields = FieldEncoder.fit(ws.dataset.items, ws.dataset.item_features,
+                                   bcfg.numeric_buckets, bcfg.max_multi)
+    target_fields = FieldEncoder.fit(ws.dataset.targets, ws.dataset.target_features,
+                                     bcfg.numeric_buckets, bcfg.max_multi)
+    tables_items = item_fields.transform(ws.dataset.items)
+    target_table = target_fields.transform(ws.dataset.targets)
     item_pos = {iid: i for i, iid in enumerate(ws.dataset.items["item_id"])}
     old = [str(i) for i in ws.split.old_items]
     train = ws.split.train
@@ -259,43 +271,52 @@ def test_one_meta_step_lowers_the_warm_loss_on_demo_data(movies_ws):
             ]
         )
     )
+    torch.manual_seed(0)
+    backbone = build_backbone(bcfg, layout(target_fields), layout(item_fields), len(old)).eval()
+    for p in backbone.parameters():
+        p.requires_grad_(False)
     aligner = Aligner(ws.encoder.dim, 16)
     cfg = MetaConfig(alpha=0.1, shot=10, tasks_per_batch=64, lr=1e-3)
     trainer = MetaTrainer(
-        ws.backbone,
+        backbone,
         aligner,
         cfg,
-        ws.target_table,
+        target_table,
         tables_items[torch.tensor([item_pos[i] for i in old])],
         texts,
         rows,
     )
     batch = trainer.make_batch(np.arange(min(64, len(old))), np.random.default_rng(0))
     aligner.eval()
-    before = meta_loss(ws.backbone, aligner, batch, cfg)[1]["warm"]
+    before = meta_loss(backbone, aligner, batch, cfg)[1]["warm"]
     trainer.step(batch)
     aligner.eval()
-    after = meta_loss(ws.backbone, aligner, batch, cfg)[1]["warm"]
+    after = meta_loss(backbone, aligner, batch, cfg)[1]["warm"]
     assert after < before
 
 
 # ---- refinement -------------------------------------------------------------------------------
 def test_refinement_raises_scores_of_confirmed_positives(movies_ws):
     ws = movies_ws
-    assert ws.shared is not None  # the product's shared-space ranker
+    assert ws.ranker.kind == "twotower"  # the product's shared-space ranker
     feats = ws.dataset.items.iloc[0].to_dict()
     pred = ws.predict(feats)
+    _, vec = ws.encode(feats)
+
+    def model_scores(emb):
+        return ws.ranker.channels(vec, emb, Decisions())["model"]
+
     # confirm three users from the middle of the ranking, reject three others
     pos = pred.targets["target_id"].iloc[[100, 200, 300]].astype(str).tolist()
     neg = pred.targets["target_id"].iloc[[150, 250, 350]].astype(str).tolist()
     p_rows = ws.target_pos.loc[pos].to_numpy()
     n_rows = ws.target_pos.loc[neg].to_numpy()
-    s0 = ws.score(pred.embedding, feats)
+    s0 = model_scores(pred.embedding)
     # confirmations alone: the confirmed users' model scores rise on average, and in the
     # ranking the analyst sees they are never below where they were
     emb = ws.refine(pred.embedding, feats, [(t, 1) for t in pos])
     # the chance that the item's next confirmed user is one of those confirmed rises
-    assert ws.shared.probabilities(emb)[p_rows].sum() > ws.shared.probabilities(
+    assert ws.ranker.probabilities(emb)[p_rows].sum() > ws.ranker.probabilities(
         pred.embedding)[p_rows].sum()
     after = ws.predict(feats, embedding=emb, decisions={t: 1 for t in pos})
     rank_after = dict(zip(after.targets["target_id"].astype(str), after.targets["rank"],
@@ -306,7 +327,7 @@ def test_refinement_raises_scores_of_confirmed_positives(movies_ws):
     # confirmations and rejections: the refined embedding separates the two groups better
     decided = [(t, 1) for t in pos] + [(t, 0) for t in neg]
     emb = ws.refine(pred.embedding, feats, decided)
-    s1 = ws.score(emb, feats)
+    s1 = model_scores(emb)
     assert s1[p_rows].mean() - s1[n_rows].mean() > s0[p_rows].mean() - s0[n_rows].mean()
     shown = ws.predict(feats, embedding=emb, decisions=dict(decided))
     assert set(shown.targets["target_id"].astype(str).tail(3)) == set(neg)  # rejected: last
@@ -320,9 +341,9 @@ def test_refinement_raises_scores_of_confirmed_positives(movies_ws):
 def test_zero_refine_steps_leave_the_embedding_unchanged(movies_ws):
     from engine.emerflow.shared_space import SharedRanker
 
-    sh = movies_ws.shared
+    sh = movies_ws.ranker
     cfg = dataclasses.replace(sh.config, update=dataclasses.replace(sh.config.update, steps=0))
-    ws = dataclasses.replace(movies_ws, shared=SharedRanker(sh.model, sh.aligner, sh.ease, cfg))
+    ws = dataclasses.replace(movies_ws, ranker=SharedRanker(sh.model, sh.aligner, sh.ease, cfg))
     feats = ws.dataset.items.iloc[1].to_dict()
     pred = ws.predict(feats)
     out = ws.refine(pred.embedding, feats, [(pred.targets["target_id"].iloc[0], 1)])

@@ -195,12 +195,12 @@ def test_concurrent_creates_of_one_name_give_one_item(engines, diseases) -> None
 SAVE_LOOP = """
 import sys
 from pathlib import Path
-from engine.workspace import load_workspace
+from engine.workspace_store import load_workspace, save_workspace
 src, dst = Path(sys.argv[1]), Path(sys.argv[2])
 ws = load_workspace(src)
 print("ready", flush=True)
 while True:
-    ws.save(dst)
+    save_workspace(ws, dst)
 """
 
 
@@ -220,7 +220,7 @@ def test_kill_9_during_saves_never_leaves_an_unloadable_workspace(
     import sys
     import time
 
-    from engine.workspace import load_workspace
+    from engine.workspace_store import load_workspace
 
     src = demo_home / "workspaces" / "demo-diseases"
     dst = tmp_path / "workspaces" / "demo-diseases"
@@ -253,12 +253,12 @@ def test_kill_9_during_saves_never_leaves_an_unloadable_workspace(
 def test_damaged_workspace_files_give_a_rebuild_message(
     demo_home: Path, tmp_path: Path, encoder, damage: str
 ) -> None:
-    from engine.workspace import WorkspaceDamagedError, load_workspace
+    from engine.workspace_store import WorkspaceDamagedError, load_workspace
 
     dst = tmp_path / "demo-movies"
     _copy_workspace(demo_home / "workspaces" / "demo-movies", dst)
     if damage == "zero_pt":
-        (dst / "aligner.pt").write_bytes(b"")
+        (dst / "shared_aligner.pt").write_bytes(b"")
     elif damage == "truncated_parquet":
         data = (dst / "targets.parquet").read_bytes()
         (dst / "targets.parquet").write_bytes(data[: len(data) // 2])

@@ -7,6 +7,7 @@ import pytest
 
 from app import flows
 from db import repository as repo
+from engine.ranking import Decisions
 
 
 def test_disease_loop_refines_and_moves_confirmed_genes_up(db, diseases):
@@ -34,11 +35,12 @@ def test_disease_loop_refines_and_moves_confirmed_genes_up(db, diseases):
     assert (after != before).any(), "refinement left the ranking unchanged"
     # the refined embedding separates the confirmed genes from the item's sampled negatives
     raw = {**item.raw_features}
-    negs = [t for t, _ in diseases.sampled_negatives([(t, 1) for t in chosen])]
+    negs = s0.prediction.targets["target_id"].iloc[[500, 700, 900]].tolist()
     pos_rows = diseases.target_pos.loc[chosen].to_numpy()
     neg_rows = diseases.target_pos.loc[negs].to_numpy()
-    sc0 = diseases.score(s0.prediction.embedding, raw)
-    sc1 = diseases.score(s1.prediction.embedding, raw)
+    _, vec = diseases.encode(raw)
+    sc0 = diseases.ranker.channels(vec, s0.prediction.embedding, Decisions())["model"]
+    sc1 = diseases.ranker.channels(vec, s1.prediction.embedding, Decisions())["model"]
     gap0 = sc0[pos_rows].mean() - sc0[neg_rows].mean()
     gap1 = sc1[pos_rows].mean() - sc1[neg_rows].mean()
     assert gap1 > gap0

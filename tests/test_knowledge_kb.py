@@ -15,7 +15,7 @@ FIX = Path(__file__).resolve().parent / "fixtures" / "knowledge"
 
 def test_kb_texts_raw_plus_curated(fixtures_dir):
     from engine.data.registry import DATASETS
-    from engine.workspace import item_texts
+    from engine.training_data import item_texts
 
     ds = DATASETS["disgenet-curated"].load(fixtures_dir / "disgenet")
     texts = kb_texts(ds, FIX)

@@ -12,7 +12,7 @@ from test_baselines import TINY_DISEASES, make_context
 
 from engine.baselines import METHODS
 from engine.data.base import Dataset
-from engine.emerflow.tasks import ItemRows
+from engine.paper.tasks import ItemRows
 from engine.schema import FeatureSpec
 
 NEIGHBOURHOOD = ("cooc-knn", "ease", "text-knn", "text-cooc")

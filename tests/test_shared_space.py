@@ -19,6 +19,7 @@ from engine.emerflow.shared_space import (
     train_shared,
 )
 from engine.models.twotower import TwoTower, TwoTowerConfig, pretrain_twotower
+from engine.ranking import Decisions
 
 N_TARGETS = 40
 
@@ -75,8 +76,8 @@ def test_different_items_get_different_rankings(ranker):
     text = np.zeros((2, 8), np.float32)
     text[0, 0], text[1, 1] = 1.0, 1.0
     emb = ranker.align(text)
-    a = set(np.argsort(-ranker.scores(emb[0], np.zeros(0, np.int64)))[:10])
-    b = set(np.argsort(-ranker.scores(emb[1], np.zeros(0, np.int64)))[:10])
+    a = set(np.argsort(-ranker.score(text[0], emb[0], Decisions()).scores)[:10])
+    b = set(np.argsort(-ranker.score(text[1], emb[1], Decisions()).scores)[:10])
     assert len(a & b) / len(a | b) < 0.3
     assert len(a & set(range(10))) >= 6 and len(b & set(range(10, 20))) >= 6
 
@@ -86,10 +87,14 @@ def test_confirming_raises_confirmed_and_lifts_co_associated(ranker):
     text = np.zeros((1, 8), np.float32)
     text[0, 0] = 1.0
     prior = ranker.align(text)[0]
-    before = ranker.scores(prior, np.zeros(0, np.int64))
+    def update_scores(emb, dec):  # the phase update and propagation (the text vote is fixed)
+        ch = ranker.channels(text[0], emb, dec)
+        return ch["model"] + ch["propagation"]
+
+    before = update_scores(prior, Decisions())
     confirmed = np.array([10, 11, 12])
-    emb = ranker.refine(prior, confirmed, np.zeros(0, np.int64))
-    after = ranker.scores(emb, confirmed)
+    emb = ranker.refine(prior, Decisions(confirmed))
+    after = update_scores(emb, Decisions(confirmed))
     rank = lambda s, t: int((s > s[t]).sum())  # noqa: E731
     for t in confirmed:
         assert rank(after, t) <= rank(before, t)

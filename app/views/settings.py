@@ -31,7 +31,7 @@ from db.database import redacted
 from engine.augment.providers import redact_text, redact_url
 from engine.config import EncoderConfig
 from engine.settings import get_settings
-from engine.workspace import workspaces_dir
+from engine.workspace_store import workspaces_dir
 
 st.title("Settings")
 can_change = may_change_settings_now()

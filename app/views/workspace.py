@@ -31,7 +31,7 @@ for name, entry in DATASETS.items():
             row["training rows"] = split.get("train_rows")
             row["model version"] = ws.model_version
             row["encoder"] = ws.config.encoder.model.split("/")[-1]
-            row["backbone"] = ws.config.backbone.name
+            row["ranker"] = ws.ranker_kind
             row["trained at"] = str(ws.meta.get("created_at", ""))[:16].replace("T", " ")
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             row["problem"] = f"cannot load: {exc}"

@@ -33,14 +33,15 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from engine.config import RefineConfig, WorkspaceConfig
+from engine.config import PaperConfig, RefineConfig
 from engine.data.base import Dataset
 from engine.data.protocol import Split
-from engine.emerflow.meta import item_losses
-from engine.emerflow.refine import refine_embeddings
-from engine.emerflow.tasks import ItemRows
-from engine.models.deepfm import DeepFM
-from engine.workspace import TrainingTables
+from engine.paper.deepfm import DeepFM
+from engine.paper.meta import item_losses
+from engine.paper.refine import refine_embeddings
+from engine.paper.tables import TrainingTables
+from engine.paper.tasks import ItemRows
+from engine.training_data import TrainingData
 
 
 class MethodNotAvailable(RuntimeError):
@@ -103,7 +104,7 @@ class BenchContext:
         dataset, split: the data and its protocol split (new items = ``split.new_items``).
         config: workspace settings of the shared backbone (and EmerFlow's defaults).
         seed: the run's seed.
-        tables: index tensors of targets and items (``engine.workspace.make_tables``).
+        tables: index tensors of targets and items (``engine.paper.tables.make_tables``).
         backbone: pretrained on old items, frozen (eval mode, no grads).
         text_vectors: ``variant -> [N_items, T]`` float32 vectors of every item's serialized
             text (variants ``raw``, ``raw+aug``, ``aug``); raises MethodNotAvailable for
@@ -113,7 +114,7 @@ class BenchContext:
 
     dataset: Dataset
     split: Split
-    config: WorkspaceConfig
+    config: PaperConfig
     seed: int
     tables: TrainingTables
     backbone: DeepFM
@@ -154,12 +155,10 @@ class BenchContext:
         return self._cache["candidate_mask"]
 
     def old_positive_matrix(self) -> np.ndarray:
-        """``[K_old, N_targets]`` float32, 1 where an old item's training row is a positive."""
+        """``[K_old, N_targets]`` float32, 1 where an old item's training row is a positive
+        (:meth:`engine.training_data.TrainingData.old_positives`)."""
         if "old_positive" not in self._cache:
-            x = np.zeros((len(self.old_items), self.n_targets), np.float32)
-            pos = self.train_label > 0
-            x[self.train_old[pos], self.train_target[pos]] = 1.0
-            self._cache["old_positive"] = x
+            self._cache["old_positive"] = TrainingData(self.dataset, self.split).old_positives()
         return self._cache["old_positive"]
 
     def positive_matrix(self, rows: Rows) -> np.ndarray:
@@ -349,7 +348,7 @@ class EmbeddingMethod(Method):
     """A method whose state is the new items' ``[M, D]`` ID embeddings for the frozen backbone.
 
     Subclasses implement :meth:`init_embeddings`; refinement by default is
-    ``engine.emerflow.refine.refine_embeddings`` with ``refine_steps``/``refine_lr`` on every
+    ``engine.paper.refine.refine_embeddings`` with ``refine_steps``/``refine_lr`` on every
     row seen so far (``refine_all_seen``) or on the newest batch only.
     """
 

@@ -1,16 +1,16 @@
 """Embedding methods: ``backbone``, ``metaemb`` and the EmerFlow variants.
 
 All of them feed the shared frozen backbone an ``[M, D]`` ID embedding per new item and refine
-it after each phase with ``engine.emerflow.refine.refine_embeddings``; they differ only in the
+it after each phase with ``engine.paper.refine.refine_embeddings``; they differ only in the
 phase-0 embedding:
 
 - ``backbone``: random ``N(0, 0.01^2)``, the backbone's own ID-embedding initialization;
 - ``metaemb``: Meta-Embedding (Pan et al., SIGIR'19): a generator from the item's feature
   embeddings (the frozen backbone's item-field embeddings, concatenated), meta-trained on old
   items with ``alpha * L_cold + (1 - alpha) * L_warm`` (alpha = 0.1) through the same
-  vectorized :class:`~engine.emerflow.meta.MetaTrainer` EmerFlow uses;
+  vectorized :class:`~engine.paper.meta.MetaTrainer` EmerFlow uses;
 - ``emerflow-*``: EmerFlow's aligner (Eq. 4) on encoded serialized features (Eq. 2-3),
-  meta-trained by :class:`~engine.emerflow.meta.MetaTrainer` (Eq. 5-7). There is one EmerFlow:
+  meta-trained by :class:`~engine.paper.meta.MetaTrainer` (Eq. 5-7). There is one EmerFlow:
   this module only chooses which text variant and which alpha it gets.
 """
 
@@ -24,8 +24,8 @@ from torch import nn
 
 from engine.baselines.base import BenchContext, EmbeddingMethod
 from engine.config import AlignerConfig, MetaConfig
-from engine.emerflow.aligner import Aligner
-from engine.emerflow.meta import MetaTrainer
+from engine.paper.aligner import Aligner
+from engine.paper.meta import MetaTrainer
 
 _META = MetaConfig()
 _ALIGN = AlignerConfig()

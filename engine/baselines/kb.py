@@ -40,7 +40,7 @@ def kb_texts(dataset: Any, data_root: Path | str | None) -> list[str]:
     Raises:
         MethodNotAvailable: no knowledge file under the data root, or not a disease dataset.
     """
-    from engine.workspace import item_texts
+    from engine.training_data import item_texts
 
     aug = knowledge_augmentations(dataset, data_root)
     if aug.empty or not aug.drop(columns=["item_id"]).astype(bool).any().any():

@@ -29,38 +29,15 @@ from engine.emerflow.shared_space import (
 )
 from engine.models.twotower import TwoTowerConfig
 
-_TT = TwoTowerConfig()
-_POST = PosteriorConfig()
-_META = SharedMetaConfig()
-
 #: Every setting of the shared-space EmerFlow (defaults of the three typed configs).
-SHARED_DEFAULTS: dict[str, Any] = {
-    "dim": _TT.dim, "backbone_epochs": _TT.epochs, "backbone_lr": _TT.lr, "backbone_l2": _TT.l2,
-    "steps": _POST.steps, "step_lr": _POST.lr, "prior_weight": _POST.prior_weight,
-    "negative_weight": _POST.negative_weight, "beta": _POST.beta, "rho": _POST.rho,
-    "alpha": _META.alpha, "distill": _META.distill, "shot": _META.shot,
-    "meta_epochs": _META.epochs, "meta_lr": _META.lr, "meta_weight_decay": _META.weight_decay,
-    "aligner_hidden": _META.hidden, "aligner_dropout": _META.dropout,
-    "temperature": _META.temperature, "ease_lam": _META.ease_lam,
-}
+SHARED_DEFAULTS: dict[str, Any] = SharedConfig().settings()
 
 
 def shared_configs(cfg: dict[str, Any]) -> tuple[TwoTowerConfig, PosteriorConfig,
                                                  SharedMetaConfig]:
-    """The typed configs of a flat settings dict (keys of :data:`SHARED_DEFAULTS`)."""
-    return (
-        TwoTowerConfig(dim=int(cfg["dim"]), epochs=int(cfg["backbone_epochs"]),
-                       lr=float(cfg["backbone_lr"]), l2=float(cfg["backbone_l2"])),
-        PosteriorConfig(steps=int(cfg["steps"]), lr=float(cfg["step_lr"]),
-                        prior_weight=float(cfg["prior_weight"]),
-                        negative_weight=float(cfg["negative_weight"]), beta=float(cfg["beta"]),
-                        rho=float(cfg["rho"])),
-        SharedMetaConfig(alpha=float(cfg["alpha"]), distill=float(cfg["distill"]),
-                         shot=int(cfg["shot"]), epochs=int(cfg["meta_epochs"]),
-                         lr=float(cfg["meta_lr"]), weight_decay=float(cfg["meta_weight_decay"]),
-                         hidden=int(cfg["aligner_hidden"]), dropout=float(cfg["aligner_dropout"]),
-                         temperature=float(cfg["temperature"]), ease_lam=float(cfg["ease_lam"])),
-    )
+    """The typed configs of a flat settings dict (:meth:`SharedConfig.from_settings`)."""
+    c = SharedConfig.from_settings({k: cfg[k] for k in SHARED_DEFAULTS})
+    return c.twotower, c.update, c.meta
 
 
 @dataclass

@@ -25,7 +25,8 @@ ranks the whole catalog by ``log p(t | e) = log_softmax(e T^T + b)``. On top of 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,6 +35,7 @@ from scipy import sparse
 from torch import nn
 
 from engine.models.twotower import TwoTower, TwoTowerConfig, multinomial_nll
+from engine.ranking.base import Decisions, Reason, Scored
 
 ProgressFn = Callable[[int, int, float], None]
 
@@ -319,9 +321,45 @@ class SharedConfig:
                    update=PosteriorConfig(**data.get("update", {})),
                    meta=SharedMetaConfig(**data.get("meta", {})))
 
+    @classmethod
+    def from_settings(cls, settings: dict) -> SharedConfig:
+        """The typed configs of a tuned-settings dict (keys of :data:`SHARED_SETTINGS`, the
+        names the validation rounds record); missing keys take the defaults."""
+        unknown = set(settings) - set(SHARED_SETTINGS)
+        if unknown:
+            raise ValueError(f"unknown shared-space settings: {sorted(unknown)}")
+        parts: dict[str, dict] = {"twotower": {}, "update": {}, "meta": {}}
+        for key, value in settings.items():
+            part, name = SHARED_SETTINGS[key]
+            parts[part][name] = value
+        return cls(twotower=TwoTowerConfig(**parts["twotower"]),
+                   update=PosteriorConfig(**parts["update"]),
+                   meta=SharedMetaConfig(**parts["meta"]))
+
+    def settings(self) -> dict:
+        """Inverse of :meth:`from_settings`: every setting by its tuned-settings name."""
+        return {key: getattr(getattr(self, part), name)
+                for key, (part, name) in SHARED_SETTINGS.items()}
+
+
+#: Tuned-settings name -> (SharedConfig part, field): the one translation between the names a
+#: validation round records (``engine/tuned.py``) and the typed configs.
+SHARED_SETTINGS: dict[str, tuple[str, str]] = {
+    "dim": ("twotower", "dim"), "backbone_epochs": ("twotower", "epochs"),
+    "backbone_lr": ("twotower", "lr"), "backbone_l2": ("twotower", "l2"),
+    "steps": ("update", "steps"), "step_lr": ("update", "lr"),
+    "prior_weight": ("update", "prior_weight"), "negative_weight": ("update", "negative_weight"),
+    "beta": ("update", "beta"), "rho": ("update", "rho"),
+    "alpha": ("meta", "alpha"), "distill": ("meta", "distill"), "shot": ("meta", "shot"),
+    "meta_epochs": ("meta", "epochs"), "meta_lr": ("meta", "lr"),
+    "meta_weight_decay": ("meta", "weight_decay"), "aligner_hidden": ("meta", "hidden"),
+    "aligner_dropout": ("meta", "dropout"), "temperature": ("meta", "temperature"),
+    "ease_lam": ("meta", "ease_lam"),
+}
+
 
 class SharedRanker:
-    """The product's ranking path on a shared-space backbone, composed by injection.
+    """The shared-space EmerFlow as the product's :class:`engine.ranking.base.Ranker`.
 
     Args:
         model: the frozen ``TwoTower`` backbone.
@@ -329,6 +367,8 @@ class SharedRanker:
         ease: the propagation index over old items' positives.
         config: the settings the parts were trained with (``update`` is used when serving).
     """
+
+    kind = "twotower"
 
     def __init__(self, model: TwoTower, aligner: RetrievalAligner, ease: EaseIndex,
                  config: SharedConfig):
@@ -348,19 +388,18 @@ class SharedRanker:
         with torch.no_grad():
             return self.aligner(torch.from_numpy(np.asarray(text, np.float32))).numpy()
 
-    def decision_rows(self, confirmed: np.ndarray, rejected: np.ndarray) -> tuple[np.ndarray,
-                                                                                 np.ndarray]:
-        """Target-row index arrays -> ``[1, N]`` confirmed and rejected indicator rows."""
+    def decision_rows(self, decisions: Decisions) -> tuple[np.ndarray, np.ndarray]:
+        """Decisions -> ``[1, N]`` confirmed and rejected indicator rows."""
         pos = np.zeros((1, self.n_targets), np.float32)
         neg = np.zeros((1, self.n_targets), np.float32)
-        pos[0, np.asarray(confirmed, np.int64)] = 1.0
-        neg[0, np.asarray(rejected, np.int64)] = 1.0
+        pos[0, decisions.confirmed] = 1.0
+        neg[0, decisions.rejected] = 1.0
         return pos, neg
 
-    def refine(self, prior: np.ndarray, confirmed: np.ndarray, rejected: np.ndarray) -> np.ndarray:
+    def refine(self, prior: np.ndarray, decisions: Decisions) -> np.ndarray:
         """:func:`posterior_update` of one text-generated embedding ``[D]`` with every decision
-        so far (target-row arrays) -> ``[D]``."""
-        pos, neg = self.decision_rows(confirmed, rejected)
+        so far -> ``[D]``."""
+        pos, neg = self.decision_rows(decisions)
         with torch.no_grad():
             e = posterior_update(self.model, torch.from_numpy(np.asarray(prior, np.float32)[None]),
                                  torch.from_numpy(pos), torch.from_numpy(neg), self.config.update)
@@ -371,22 +410,49 @@ class SharedRanker:
         return neighbour_vote(self.aligner, torch.from_numpy(np.asarray(text, np.float32)),
                               self.ease)
 
-    def scores(self, emb: np.ndarray, confirmed: np.ndarray,
-               vote: np.ndarray | None = None) -> np.ndarray:
-        """:func:`rank_scores` of one embedding ``[D]``, its confirmed rows and its neighbour
-        vote ``[N]`` -> ``[N]``."""
-        return self.scores_and_lift(emb, confirmed, vote)[0]
-
-    def scores_and_lift(self, emb: np.ndarray, confirmed: np.ndarray,
-                        vote: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(:meth:`scores`, :meth:`lift`) ``[N]`` each, from one pass over the catalog."""
-        pos, _ = self.decision_rows(confirmed, np.zeros(0, np.int64))
-        e = torch.from_numpy(np.asarray(emb, np.float32)[None])
+    def channels(self, text: np.ndarray, embedding: np.ndarray,
+                 decisions: Decisions) -> dict[str, np.ndarray]:
+        """The terms of :func:`rank_scores` for one item, ``[N]`` each: ``model`` (``log p(t |
+        e)``), ``propagation`` (``beta * ease``), ``neighbours`` (``rho * log vote``), and the
+        raw ``vote`` share and ``log_probs``."""
+        e = torch.from_numpy(np.asarray(embedding, np.float32)[None])
         with torch.no_grad():
-            log_probs = self.model.log_probs(e).numpy()  # [1, N]
-        v = None if vote is None else np.asarray(vote)[None]
-        scores = rank_scores(self.model, self.ease, e, pos, self.config.update, v, log_probs)[0]
-        return scores, np.exp(log_probs[0] - self.prior_log_probs)
+            log_probs = self.model.log_probs(e).numpy()[0]  # [N]
+        upd = self.config.update
+        vote = self.vote(np.asarray(text, np.float32)[None])[0]
+        prop = np.zeros(self.n_targets)
+        if upd.beta > 0 and decisions.n_confirmed:
+            pos, _ = self.decision_rows(decisions)
+            prop = upd.beta * self.ease.scores(pos)[0]
+        neigh = upd.rho * np.log(VOTE_FLOOR + vote) if upd.rho > 0 else np.zeros(self.n_targets)
+        return {"model": log_probs.astype(np.float64), "propagation": prop,
+                "neighbours": neigh, "vote": vote, "log_probs": log_probs}
+
+    def score(self, text: np.ndarray, embedding: np.ndarray, decisions: Decisions) -> Scored:
+        """:func:`rank_scores` of one item (text vector ``[T]``, embedding ``[D]``) -> ``[N]``,
+        with the lift ``p(t | e) / p(t)``."""
+        ch = self.channels(text, embedding, decisions)
+        scores = ch["model"] + ch["propagation"] + ch["neighbours"]
+        return Scored(scores, np.exp(ch["log_probs"] - self.prior_log_probs))
+
+    def explain(self, text: np.ndarray, embedding: np.ndarray, decisions: Decisions,
+                rows: np.ndarray, target_names: Callable[[np.ndarray], list[str]]
+                ) -> list[list[Reason]]:
+        """The three terms of the score of each target row, in words, largest first."""
+        ch = self.channels(text, embedding, decisions)
+        out = []
+        for r in np.asarray(rows, np.int64):
+            parts = [
+                Reason(f"the aligned embedding gives it {np.exp(ch['log_probs'][r]):.2%} of "
+                       "the item's probability mass", float(ch["model"][r])),
+                Reason(f"{ch['vote'][r]:.0%} of the nearest established items (attention-"
+                       "weighted) have it", float(ch["neighbours"][r])),
+            ]
+            if decisions.n_confirmed:
+                parts.append(Reason("co-associated with the confirmed targets (EASE)",
+                                    float(ch["propagation"][r])))
+            out.append(sorted(parts, key=lambda p: -abs(p.weight)))
+        return out
 
     def probabilities(self, emb: np.ndarray) -> np.ndarray:
         """``p(t | e)`` ``[N]``: the chance that the item's next confirmed target is ``t``."""
@@ -394,9 +460,33 @@ class SharedRanker:
             e = torch.from_numpy(np.asarray(emb, np.float32)[None])
             return torch.softmax(self.model.logits(e), 1)[0].numpy()
 
-    def lift(self, emb: np.ndarray) -> np.ndarray:
-        """``p(t | e) / p(t)`` ``[N]``: how much more likely than from popularity alone."""
-        return self.probabilities(emb) / np.exp(self.prior_log_probs)
+    def item_vectors(self) -> np.ndarray:
+        """The backbone's own ID embeddings of the established items ``[K, D]``."""
+        return self.model.item_id.weight.detach().numpy()
+
+    def save(self, directory: Path) -> dict:
+        """``twotower.pt`` and ``shared_aligner.pt`` (``state_dict``s) plus their JSON info."""
+        torch.save(self.model.state_dict(), directory / "twotower.pt")
+        torch.save(self.aligner.state_dict(), directory / "shared_aligner.pt")
+        return {"n_items": self.model.item_id.num_embeddings, "n_targets": self.n_targets,
+                "text_dim": self.aligner.text_dim, "hidden": self.aligner.hidden,
+                "config": asdict(self.config)}
+
+    @classmethod
+    def load(cls, directory: Path, info: dict, old_positives: sparse.spmatrix) -> SharedRanker:
+        """Inverse of :meth:`save` (``weights_only=True``); the EASE index is recomputed from
+        the old items' positives ``[K, N]``."""
+        config = SharedConfig.from_dict(info["config"])
+        n_items, n_targets = int(info["n_items"]), int(info["n_targets"])
+        model = TwoTower(n_items, n_targets, config.twotower)
+        model.load_state_dict(torch.load(directory / "twotower.pt", weights_only=True))
+        for p in model.parameters():
+            p.requires_grad_(False)
+        aligner = RetrievalAligner(torch.zeros(n_items, int(info["text_dim"])),
+                                   torch.zeros(n_items, config.twotower.dim), int(info["hidden"]),
+                                   config.meta.dropout, config.meta.temperature)
+        aligner.load_state_dict(torch.load(directory / "shared_aligner.pt", weights_only=True))
+        return cls(model, aligner, EaseIndex(old_positives, config.meta.ease_lam), config)
 
 
 def train_shared(text: np.ndarray, positives: np.ndarray, config: SharedConfig, seed: int,

@@ -7,7 +7,7 @@ Every backbone takes ``(target_layout, item_layout, n_items, config)`` and expos
 from __future__ import annotations
 
 from engine.config import BackboneConfig
-from engine.models.deepfm import DeepFM, FieldLayout
+from engine.paper.deepfm import DeepFM, FieldLayout
 
 BACKBONES: dict[str, type[DeepFM]] = {"deepfm": DeepFM}
 

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from engine.config import MetaConfig
-from engine.emerflow.aligner import Aligner
-from engine.emerflow.tasks import ItemRows
-from engine.models.deepfm import DeepFM
+from engine.paper.aligner import Aligner
+from engine.paper.deepfm import DeepFM
+from engine.paper.tasks import ItemRows
 
 ProgressFn = Callable[[int, int, float], None]
 

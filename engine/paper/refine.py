@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.config import RefineConfig
-from engine.models.deepfm import DeepFM
+from engine.paper.deepfm import DeepFM
 
 
 def refine_embeddings(

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.config import BackboneConfig
-from engine.models.deepfm import DeepFM
+from engine.paper.deepfm import DeepFM
 
 ProgressFn = Callable[[int, int, float], None]
 
