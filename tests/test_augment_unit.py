@@ -560,3 +560,22 @@ def test_progress_line_shows_rate_and_eta() -> None:
     assert progress_line(32, 1852, 60.0).endswith("1.9 s/item, ETA 56m52s")
     assert progress_line(10, 10, 20.0) == "10/10 items (100%)"
     assert progress_line(0, 0, 1.0) == "0/0 items (100%)"
+
+
+def test_provider_registry_matches_the_names_settings_accept():
+    from engine.augment.providers import PROVIDER_NAMES
+    from engine.augment.registry import PROVIDERS
+
+    assert set(PROVIDERS) == set(PROVIDER_NAMES)
+
+
+def test_augment_modules_import_without_a_cycle():
+    """Each module imports on its own in a fresh interpreter (no module-level import cycle)."""
+    import subprocess
+    import sys
+
+    for mod in ("engine.augment.knowledge", "engine.augment.providers",
+                "engine.augment.service", "engine.augment.registry"):
+        out = subprocess.run([sys.executable, "-c", f"import {mod}"], capture_output=True,
+                             text=True)
+        assert out.returncode == 0, (mod, out.stderr[-500:])

@@ -247,29 +247,20 @@ def test_newer_database_is_refused(engine: Engine) -> None:
 
 
 def test_alembic_command_line(db_url: str, tmp_path: Path) -> None:
-    """``alembic -c .../alembic.ini upgrade head`` with DATABASE_URL works from any directory."""
-    env = {**os.environ, "DATABASE_URL": db_url}
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "alembic",
-            "-c",
-            str(MIGRATIONS_DIR / "alembic.ini"),
-            "upgrade",
-            "head",
-        ],
-        cwd=tmp_path,
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    """``alembic -c .../alembic.ini -x url=URL upgrade head`` works from any directory; without
+    a URL it says how to give one (db/ reads no environment)."""
+    cmd = [sys.executable, "-m", "alembic", "-c", str(MIGRATIONS_DIR / "alembic.ini")]
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    subprocess.run([*cmd, "-x", f"url={db_url}", "upgrade", "head"], cwd=tmp_path, env=env,
+                   check=True, capture_output=True, timeout=120)
     eng = make_engine(db_url)
     try:
         assert current_revision(eng) == HEAD
     finally:
         eng.dispose()
+    out = subprocess.run([*cmd, "upgrade", "head"], cwd=tmp_path, env={**env,
+                         "DATABASE_URL": db_url}, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and "-x url=" in out.stderr
 
 
 def test_0004_renames_existing_duplicate_names_and_keeps_their_data(engine: Engine) -> None:

@@ -12,9 +12,7 @@ Used in two ways:
 
 from __future__ import annotations
 
-import os
 from logging.config import fileConfig
-from pathlib import Path
 from typing import Any
 
 from alembic import context
@@ -28,12 +26,23 @@ config = context.config
 
 
 def _command_line_url() -> str:
-    """``sqlalchemy.url``, else ``DATABASE_URL``, else ``$EMERFLOW_HOME/emerflow.db``."""
-    url = config.get_main_option("sqlalchemy.url") or os.environ.get("DATABASE_URL", "").strip()
-    if url:
-        return url
-    home = os.environ.get("EMERFLOW_HOME", "").strip() or "~/.emerflow"
-    return resolve_url(None, Path(home).expanduser())
+    """``sqlalchemy.url`` of the Alembic config, else ``-x url=...``.
+
+    ``db/`` reads no environment: the application passes its connection (``init_db``), and
+    ``emerflow`` resolves ``DATABASE_URL``/``EMERFLOW_HOME`` through its settings object.
+
+    Raises:
+        SystemExit: neither is given (one line saying how to pass the URL).
+    """
+    url = (config.get_main_option("sqlalchemy.url") or "").strip()
+    url = url or context.get_x_argument(as_dictionary=True).get("url", "").strip()
+    if not url:
+        raise SystemExit("alembic: give the database URL with `-x url=...` (or "
+                         "`-x url=sqlite:///$HOME/.emerflow/emerflow.db`); the app migrates "
+                         "its own database on start")
+    return resolve_url(url, None)
+
+
 target_metadata = SQLModel.metadata
 
 

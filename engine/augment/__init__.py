@@ -28,15 +28,14 @@ from engine.augment.cache import (
 )
 from engine.augment.prompts import PROMPT_VERSION
 from engine.augment.providers import (
-    PROVIDERS,
     AugmentationError,
     LLMProvider,
     LLMSettings,
     LocalProvider,
     NoneProvider,
     OpenAIProvider,
-    make_provider,
 )
+from engine.augment.registry import PROVIDERS, make_provider
 from engine.augment.schemas import SchemaError, SuggestedFeature, normalize_feature_name
 from engine.augment.service import FilledResult, fill_values, fill_values_many, suggest_features
 

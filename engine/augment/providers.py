@@ -101,6 +101,10 @@ def _redact(text: str, secret: str | None) -> str:
 # Settings ------------------------------------------------------------------------------------
 
 
+#: Names of the providers (keys of :data:`engine.augment.registry.PROVIDERS`, which maps them
+#: to their classes); a test keeps the two equal.
+PROVIDER_NAMES: tuple[str, ...] = ("openai", "local", "none", "knowledge")
+
 @dataclass(frozen=True)
 class LLMSettings:
     """How to reach the LLM. ``api_key`` is never shown in ``repr`` nor in :meth:`public_dict`.
@@ -133,9 +137,9 @@ class LLMSettings:
     batch_size: int = 4
 
     def __post_init__(self) -> None:
-        if self.provider not in PROVIDERS:
+        if self.provider not in PROVIDER_NAMES:
             raise ValueError(
-                f"unknown LLM provider {self.provider!r}; use one of {sorted(PROVIDERS)}"
+                f"unknown LLM provider {self.provider!r}; use one of {sorted(PROVIDER_NAMES)}"
             )
         if not isinstance(self.model, str) or not self.model.strip():
             raise ValueError("LLM model must be a non-empty string")
@@ -607,32 +611,3 @@ class _JSONClosedStop:
         texts = self.tok.batch_decode(input_ids[:, self.prompt_len :], skip_special_tokens=True)
         done = [json_object_closed(self.prefix + t) for t in texts]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
-
-
-def _knowledge_provider(settings: LLMSettings) -> LLMProvider:
-    """Curated knowledge first, then an LLM (engine/augment/knowledge.py; imported lazily)."""
-    from engine.augment.knowledge import KnowledgeProvider
-
-    return KnowledgeProvider(settings)
-
-
-#: Provider name -> class (or factory). Each takes an :class:`LLMSettings` as first argument.
-PROVIDERS: dict[str, Any] = {
-    "openai": OpenAIProvider,
-    "local": LocalProvider,
-    "none": NoneProvider,
-    "knowledge": _knowledge_provider,
-}
-
-
-def make_provider(settings: LLMSettings) -> LLMProvider:
-    """Instantiate the provider named by ``settings.provider``.
-
-    Raises:
-        AugmentationError: the provider can't be set up (e.g. no API key).
-    """
-    try:
-        cls = PROVIDERS[settings.provider]
-    except KeyError:
-        raise AugmentationError(f"unknown LLM provider {settings.provider!r}") from None
-    return cls(settings)  # type: ignore[call-arg]
