@@ -6,6 +6,7 @@ and returns plain values, so the flows are tested as ordinary Python.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -14,17 +15,13 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from db import repository as repo
-from db.errors import ConcurrentUpdateError, DuplicateError
+from db.errors import DuplicateError
 from db.repository import FeatureVersionRecord, ItemRecord
 from engine.schema import NAME, PHASES, TARGET_ID
 from engine.workspace import Prediction, Workspace
 
 SNAPSHOT_K = 50  #: ranks stored per phase for audit and rank-change charts
 MAX_PHASE = len(PHASES) - 1
-
-
-#: How often a refinement overtaken by a concurrent one is recomputed on top of it.
-MAX_REFINE_ATTEMPTS = 20
 
 
 class StaleItemError(ValueError):
@@ -104,7 +101,7 @@ def phase_label(phase: int) -> str:
     return PHASES[phase]
 
 
-def ensure_workspace(db: Engine, ws: Workspace) -> None:
+def ensure_workspace(db: repo.Db, ws: Workspace) -> None:
     """Record the workspace (dataset, input checksums, model version) in the database."""
     repo.upsert_workspace(
         db,
@@ -168,37 +165,39 @@ def new_item(
     name = (name or "").strip()
     if not name:
         raise ValueError("Name is required.")
-    ensure_workspace(db, ws)
-    if not allow_duplicate:
-        dups = repo.find_duplicates(db, workspace=ws.name, name=name, external_id=external_id)
-        if dups:
-            raise DuplicateItemError(dups)
     raw = {k: _as_text(v) for k, v in features.items() if v not in (None, "", [])}
     raw[NAME] = name
-    try:
-        item, _ = repo.create_item_with_features(  # one transaction: item + version 1
-            db,
-            workspace=ws.name,
-            domain=ws.domain,
-            name=name,
-            external_id=external_id or None,
-            raw_features=raw,
-            features=[
-                *dataset_features(ws, raw),
-                *entered_features(ws, raw, analyst),
-                *(dict(f) for f in extra_features),
-            ],
-            created_by=analyst,
-        )
-    except DuplicateError as exc:
-        # a concurrent create of the same name (or a copy under an identical name)
-        dups = repo.find_duplicates(db, workspace=ws.name, name=name, external_id=external_id)
-        if dups and not allow_duplicate:
-            raise DuplicateItemError(dups) from exc
-        raise ValueError(
-            f"An item named {name!r} already exists in this workspace; give the new one a "
-            "different name."
-        ) from exc
+    with repo.unit_of_work(db) as s:  # one transaction: workspace row, checks, item + v1
+        ensure_workspace(s, ws)
+        if not allow_duplicate:
+            dups = repo.find_duplicates(s, workspace=ws.name, name=name, external_id=external_id)
+            if dups:
+                raise DuplicateItemError(dups)
+        try:
+            item, _ = repo.create_item_with_features(
+                s,
+                workspace=ws.name,
+                domain=ws.domain,
+                name=name,
+                external_id=external_id or None,
+                raw_features=raw,
+                features=[
+                    *dataset_features(ws, raw),
+                    *entered_features(ws, raw, analyst),
+                    *(dict(f) for f in extra_features),
+                ],
+                created_by=analyst,
+            )
+        except DuplicateError as exc:
+            # a copy under an identical (normalized) name: the database keeps names unique
+            dups = repo.find_duplicates(s, workspace=ws.name, name=name,
+                                        external_id=external_id)
+            if dups and not allow_duplicate:
+                raise DuplicateItemError(dups) from exc
+            raise ValueError(
+                f"An item named {name!r} already exists in this workspace; give the new one a "
+                "different name."
+            ) from exc
     return item
 
 
@@ -254,54 +253,80 @@ def _snapshot(pred: Prediction, k: int = SNAPSHOT_K) -> list[dict]:
     ]
 
 
-def _decisions(db: Engine, item_id: int) -> dict[str, int]:
-    return {i.target_id: i.label for i in repo.interactions(db, item_id)}
+@dataclass(frozen=True)
+class _Stored:
+    """What one read of the item gives: the item, its latest feature version, its embeddings
+    by phase and every decision so far."""
+
+    item: ItemRecord
+    fv: FeatureVersionRecord | None
+    embeddings: dict[int, np.ndarray]
+    decisions: dict[str, int]
+
+    @property
+    def phase(self) -> int:
+        return max(self.embeddings, default=0)
+
+    @property
+    def fv_no(self) -> int:
+        return self.fv.version if self.fv else 0
 
 
-def _latest_embedding(db: Engine, item_id: int) -> tuple[int, np.ndarray] | None:
-    embs = repo.embeddings(db, item_id)
-    if not embs:
-        return None
-    last = max(embs, key=lambda e: e.phase)
-    return last.phase, np.frombuffer(last.vector, dtype=np.float32).copy()
+def _read(s: repo.Db, item_id: int) -> _Stored:
+    """Everything the flows need of one item, read in the session ``s``."""
+    return _Stored(
+        item=repo.get_item(s, item_id),
+        fv=repo.latest_feature_version(s, item_id),
+        embeddings={e.phase: np.frombuffer(e.vector, dtype=np.float32).copy()
+                    for e in repo.embeddings(s, item_id)},
+        decisions={i.target_id: i.label for i in repo.interactions(s, item_id)},
+    )
+
+
+def _save_phase0(s: repo.Db, ws: Workspace, item_id: int, stored: _Stored,
+                 pred: Prediction) -> None:
+    repo.save_phase0(
+        s,
+        item_id,
+        feature_version=stored.fv_no,
+        model_version=ws.model_version,
+        vector=pred.embedding.astype(np.float32).tobytes(),
+        dim=int(pred.embedding.shape[0]),
+        snapshot=_snapshot(pred),
+    )
 
 
 def predict_item(db: Engine, ws: Workspace, item_id: int, *, recompute: bool = False) -> ItemState:
     """The item's ranking at its current phase.
 
     Phase 0: the features are serialized, encoded and aligned, and the embedding and top-k
-    snapshot are stored. Later phases: the stored refined embedding is scored.
-    ``recompute`` re-runs phase 0 from the latest feature version (only while in phase 0).
+    snapshot are stored (one transaction). Later phases: the stored refined embedding is
+    scored with every decision so far (one read; nothing written, so a read-only database
+    can be browsed). ``recompute`` re-runs phase 0 from the latest feature version (only
+    while in phase 0).
     """
-    item = repo.get_item(db, item_id)
-    fv = repo.latest_feature_version(db, item_id)
-    raw, aug, desc = engine_inputs(ws, item, fv)
-    latest = _latest_embedding(db, item_id)
-    fv_no = fv.version if fv else 0
-    decisions = _decisions(db, item_id)
-    if latest is None or (recompute and latest[0] == 0):
-        pred = ws.predict(raw, augmented=aug, descriptors=desc)
-        repo.save_phase0(
-            db,
-            item_id,
-            feature_version=fv_no,
-            model_version=ws.model_version,
-            vector=pred.embedding.astype(np.float32).tobytes(),
-            dim=int(pred.embedding.shape[0]),
-            snapshot=_snapshot(pred),
-        )
-        phase = 0
-    else:
-        phase, emb = latest
-        pred = ws.predict(raw, augmented=aug, descriptors=desc, embedding=emb,
-                          decisions=decisions)
-    return ItemState(
-        item=item,
-        phase=phase,
-        feature_version=fv_no,
-        prediction=pred,
-        decisions=decisions,
-    )
+    with repo.read_session(db) as s:
+        stored = _read(s, item_id)
+    raw, aug, desc = engine_inputs(ws, stored.item, stored.fv)
+    if stored.embeddings and not (recompute and stored.phase == 0):
+        pred = ws.predict(raw, augmented=aug, descriptors=desc,
+                          embedding=stored.embeddings[stored.phase], decisions=stored.decisions)
+        return ItemState(item=stored.item, phase=stored.phase, feature_version=stored.fv_no,
+                         prediction=pred, decisions=stored.decisions)
+    with repo.unit_of_work(db) as s:
+        repo.item_version(s, item_id, lock=True)
+        stored = _read(s, item_id)  # under the lock: what the write below builds on
+        raw, aug, desc = engine_inputs(ws, stored.item, stored.fv)
+        if stored.embeddings and not (recompute and stored.phase == 0):
+            pred = ws.predict(raw, augmented=aug, descriptors=desc,
+                              embedding=stored.embeddings[stored.phase],
+                              decisions=stored.decisions)
+        else:
+            pred = ws.predict(raw, augmented=aug, descriptors=desc)
+            _save_phase0(s, ws, item_id, stored, pred)
+            stored = dataclasses.replace(stored, embeddings={0: pred.embedding})
+    return ItemState(item=stored.item, phase=stored.phase, feature_version=stored.fv_no,
+                     prediction=pred, decisions=stored.decisions)
 
 
 def confirm_and_refine(
@@ -315,16 +340,17 @@ def confirm_and_refine(
     notes: Mapping[str, str] | None = None,
     expected_phase: int | None = None,
 ) -> ItemState:
-    """Record the analyst's decisions (with their notes) and refine the embedding.
+    """Record the analyst's decisions (with their notes) and refine the embedding: one
+    transaction with the item locked (decisions, notes, the new embedding and its ranking
+    snapshot are written together or not at all; concurrent refinements of the item queue).
 
-    One transaction stores the decisions, notes, the new embedding and its ranking snapshot;
-    it is refused if another refinement of the item committed in the meantime (the item's
-    ``phase_version``), and then recomputed on top of it. ``expected_phase`` is the phase the
-    analyst looked at (default: the current one):
+    The refined embedding is the ranker's phase update of the phase-0 text embedding with
+    every decision so far (the same function of (text, decisions) as in the benchmark).
+    ``expected_phase`` is the phase the analyst looked at (default: the current one):
 
     * the item is still there: refine it to the next phase;
-    * another analyst refined that same phase meanwhile: the next phase is recomputed from
-      ``expected_phase`` with both analysts' decisions (nothing of either is lost);
+    * another analyst refined that same phase meanwhile: that phase is recomputed with both
+      analysts' decisions (nothing of either is lost);
     * the item moved further: :class:`StaleItemError`, nothing is written.
 
     Raises:
@@ -335,73 +361,46 @@ def confirm_and_refine(
         raise ValueError("Confirm or reject at least one target before refining.")
     mine = {str(t): int(y) for t, y in decisions}
     notes = {str(k): str(v) for k, v in (notes or {}).items() if v}
-    if expected_phase is None:
-        expected_phase = repo.item_version(db, item_id)[0]  # the phase at the call
-    for _attempt in range(MAX_REFINE_ATTEMPTS):
-        _, version = repo.item_version(db, item_id)
-        state = predict_item(db, ws, item_id)
-        phase_now, version_after = repo.item_version(db, item_id)
-        if version_after != version or phase_now != state.phase:
-            continue  # something committed while we read (or phase 0 was just stored)
-        if state.phase == expected_phase:
-            base_embedding = state.prediction.embedding
-        elif state.phase == expected_phase + 1:
-            # Another analyst refined the phase this one looked at: redo that refinement
-            # from the same starting point with both analysts' decisions.
-            base = _embedding_at(db, item_id, expected_phase)
-            if base is None:
-                raise StaleItemError(state.phase)
-            base_embedding = base
-        else:
-            raise StaleItemError(state.phase)
+    with repo.unit_of_work(db) as s:
+        phase_now, version = repo.item_version(s, item_id, lock=True)
+        if expected_phase is None:
+            expected_phase = phase_now
+        if phase_now not in (expected_phase, expected_phase + 1):
+            raise StaleItemError(phase_now)
         if expected_phase >= MAX_PHASE:
             raise ValueError(
                 f"The item is already in Phase {PHASES[MAX_PHASE]}, the last phase."
             )
-        target_phase = expected_phase + 1
-        # The phase update starts from the phase-0 text embedding with every decision so
-        # far: the same function of (text, decisions) as in the benchmark.
-        prior = _embedding_at(db, item_id, 0)
-        base_embedding = prior if prior is not None else base_embedding
-        merged = {**state.decisions, **mine}
-        raw, aug, desc = engine_inputs(ws, state.item, repo.latest_feature_version(db, item_id))
-        new_emb = ws.refine(base_embedding, raw, sorted(merged.items()))
+        stored = _read(s, item_id)
+        raw, aug, desc = engine_inputs(ws, stored.item, stored.fv)
+        prior = stored.embeddings.get(0)
+        if prior is None:  # never predicted: phase 0 first, in the same transaction
+            pred0 = ws.predict(raw, augmented=aug, descriptors=desc)
+            _save_phase0(s, ws, item_id, stored, pred0)
+            prior = pred0.embedding
+            version += 1
+        merged = {**stored.decisions, **mine}
+        new_emb = ws.refine(prior, raw, sorted(merged.items()))
         pred = ws.predict(raw, augmented=aug, descriptors=desc, embedding=new_emb,
-                          decisions={**state.decisions, **mine})
-        try:
-            repo.record_refinement(
-                db,
-                item_id,
-                phase=target_phase,
-                decisions=[{"target_id": t, "label": y, "note": notes.get(t)}
-                           for t, y in mine.items()],
-                analyst=analyst,
-                source=source,
-                vector=new_emb.astype(np.float32).tobytes(),
-                dim=int(new_emb.shape[0]),
-                feature_version=state.feature_version,
-                model_version=ws.model_version,
-                snapshot=_snapshot(pred),
-                expected_version=version,
-            )
-        except ConcurrentUpdateError:
-            continue  # overtaken: recompute on top of the refinement that won
-        return ItemState(
-            item=state.item,
+                          decisions=merged)
+        target_phase = expected_phase + 1
+        repo.record_refinement(
+            s,
+            item_id,
             phase=target_phase,
-            feature_version=state.feature_version,
-            prediction=pred,
-            decisions=_decisions(db, item_id),
+            decisions=[{"target_id": t, "label": y, "note": notes.get(t)}
+                       for t, y in mine.items()],
+            analyst=analyst,
+            source=source,
+            vector=new_emb.astype(np.float32).tobytes(),
+            dim=int(new_emb.shape[0]),
+            feature_version=stored.fv_no,
+            model_version=ws.model_version,
+            snapshot=_snapshot(pred),
+            expected_version=version,
         )
-    raise ValueError("The item is being refined by others right now; nothing was written. "
-                     "Try again in a moment.")
-
-
-def _embedding_at(db: Engine, item_id: int, phase: int) -> np.ndarray | None:
-    for e in repo.embeddings(db, item_id):
-        if e.phase == phase:
-            return np.frombuffer(e.vector, dtype=np.float32).copy()
-    return None
+    return ItemState(item=stored.item, phase=target_phase, feature_version=stored.fv_no,
+                     prediction=pred, decisions=merged)
 
 
 def top_targets_table(ws: Workspace, state: ItemState, k: int = 10) -> pd.DataFrame:

@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from db.converters import (
     _item_record,
@@ -41,9 +40,11 @@ from db.records import (
     ItemRecord,
 )
 from db.transactions import (
+    Db,
     _add_item,
     _get_item,
     _write_session,
+    read_session,
 )
 from db.validators import (
     _check_choice,
@@ -65,14 +66,14 @@ from db.validators import (
 
 
 # Export / import --------------------------------------------------------------------------------
-def export_item(engine: Engine, item_id: int) -> dict[str, Any]:
+def export_item(db: Db, item_id: int) -> dict[str, Any]:
     """The item's whole history as one JSON-serializable document (no database ids).
 
     Vectors are base64 of the float32 bytes; timestamps are ISO 8601 UTC. The document does
     not name the workspace, so it can be imported into any workspace of the same domain.
     """
     item_id = _check_item_id(item_id)
-    with Session(engine) as session:
+    with read_session(db) as session:
         item = _get_item(session, item_id)
 
         def rows(model: Any, *order: Any) -> list[Any]:
@@ -162,7 +163,7 @@ def _list(doc: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
     return value
 
 
-def import_item(engine: Engine, doc: Mapping[str, Any], *, workspace: str) -> ItemRecord:
+def import_item(db: Db, doc: Mapping[str, Any], *, workspace: str) -> ItemRecord:
     """Import a document made by :func:`export_item` as a new item of ``workspace``.
 
     Everything is validated (same rules as the other writers) before the single write
@@ -268,7 +269,7 @@ def import_item(engine: Engine, doc: Mapping[str, Any], *, workspace: str) -> It
         for i, s in enumerate(_list(doc, "snapshots"))
     ]
 
-    with _write_session(engine) as session:
+    with _write_session(db) as session:
         new = _add_item(session, workspace=workspace, **item_fields)
         assert new.id is not None
         rows: list[Any] = [*fvs, *inters, *events, *embs, *snaps]

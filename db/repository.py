@@ -1,7 +1,9 @@
 """Repository: every read and write of EmerFlow Studio's research data.
 
-Each public function is one transaction on the given engine and returns plain frozen
-dataclasses (never ORM objects), so callers can keep them after the session is closed.
+Each public function takes ``db``: an ``Engine`` (the function is one transaction of its own)
+or the ``Session`` of a :func:`unit_of_work` (it joins that transaction, so one analyst action
+is one transaction), and returns plain frozen dataclasses (never ORM objects), so callers can
+keep them after the session is closed.
 
 Guarantees:
 
@@ -38,8 +40,7 @@ import json
 from typing import Any
 
 from sqlalchemy import func
-from sqlalchemy.engine import Engine
-from sqlmodel import Session, or_, select
+from sqlmodel import or_, select
 
 from db.converters import (
     _embedding_record,
@@ -57,13 +58,10 @@ from db.errors import (
     ValidationError,
 )
 from db.export_import import (
-    _check_ts,
-    _list,
     export_item,
     import_item,
 )
 from db.limits import (
-    _DOMAIN_RE,
     DEFAULT_CREATED_BY,
     DEFAULT_STATUS,
     EXPORT_FORMAT,
@@ -110,9 +108,9 @@ from db.records import (
     ItemRecord,
     SnapshotRecord,
     WorkspaceRecord,
-    _Decision,
 )
 from db.transactions import (
+    Db,
     _add_item,
     _apply_decisions,
     _check_feature_version_exists,
@@ -124,6 +122,8 @@ from db.transactions import (
     _upsert_embedding,
     _workspace_by_name,
     _write_session,
+    read_session,
+    unit_of_work,
 )
 from db.validators import (
     FEATURE_KEYS,
@@ -135,20 +135,14 @@ from db.validators import (
     _check_id,
     _check_int,
     _check_item_id,
-    _check_json,
     _check_json_doc,
-    _check_label,
     _check_model_version,
-    _check_no_secret,
     _check_phase,
     _check_raw_features,
-    _check_scalar,
     _check_snapshot,
     _check_str,
     _check_suggested_features,
     _check_vector,
-    _is_secret_key,
-    _iso,
     _now,
     _opt_str,
     _req_str,
@@ -160,7 +154,7 @@ from db.validators import (
 
 # Workspaces -------------------------------------------------------------------------------------
 def upsert_workspace(
-    engine: Engine,
+    db: Db,
     *,
     name: str,
     domain: str,
@@ -179,7 +173,7 @@ def upsert_workspace(
     model_versions = _check_json_doc("model_versions", model_versions, dict)
     now = _now()
     table = Workspace.__table__
-    with _write_session(engine) as session:
+    with _write_session(db) as session:
         existing = _workspace_by_name(session, name)
         if existing is not None and existing.domain != domain:
             raise ValidationError(
@@ -198,22 +192,22 @@ def upsert_workspace(
         return _ws_record(ws)
 
 
-def get_workspace(engine: Engine, name: str) -> WorkspaceRecord | None:
+def get_workspace(db: Db, name: str) -> WorkspaceRecord | None:
     """The workspace called ``name``, or ``None``."""
-    with Session(engine) as session:
+    with read_session(db) as session:
         ws = _workspace_by_name(session, name)
         return _ws_record(ws) if ws is not None else None
 
 
-def list_workspaces(engine: Engine) -> list[WorkspaceRecord]:
+def list_workspaces(db: Db) -> list[WorkspaceRecord]:
     """All workspaces, by name."""
-    with Session(engine) as session:
+    with read_session(db) as session:
         return [_ws_record(w) for w in session.exec(select(Workspace).order_by(Workspace.name))]
 
 
 # Items ------------------------------------------------------------------------------------------
 def create_item(
-    engine: Engine,
+    db: Db,
     *,
     workspace: str,
     domain: str,
@@ -237,7 +231,7 @@ def create_item(
     features = _check_raw_features("raw_features", raw_features)
     status = _check_choice("status", status, ITEM_STATUSES)
     created_by = _req_str("created_by", created_by, MAX_SHORT_LEN)
-    with _write_session(engine) as session:
+    with _write_session(db) as session:
         item = _add_item(
             session,
             workspace=workspace,
@@ -253,7 +247,7 @@ def create_item(
 
 
 def create_item_with_features(
-    engine: Engine,
+    db: Db,
     *,
     workspace: str,
     domain: str,
@@ -283,7 +277,7 @@ def create_item_with_features(
     status = _check_choice("status", status, ITEM_STATUSES)
     created_by = _req_str("created_by", created_by, MAX_SHORT_LEN)
     now = _now()
-    with _write_session(engine) as session:
+    with _write_session(db) as session:
         item = _add_item(
             session, workspace=workspace, domain=domain, name=name, external_id=ext,
             raw_features=raw, status=status, created_by=created_by, created_at=now,
@@ -296,22 +290,25 @@ def create_item_with_features(
         return _item_record(item, workspace), _fv_record(fv)
 
 
-def item_version(engine: Engine, item_id: int) -> tuple[int, int]:
+def item_version(db: Db, item_id: int, *, lock: bool = False) -> tuple[int, int]:
     """``(phase, phase_version)`` of the item: pass the version to :func:`record_refinement`
-    as ``expected_version`` to refuse a refinement computed from an outdated state."""
+    as ``expected_version`` to refuse a refinement computed from an outdated state.
+
+    ``lock``: inside a :func:`unit_of_work`, lock the item row until that unit ends
+    (``FOR UPDATE``; SQLite's ``BEGIN IMMEDIATE`` already serializes writers)."""
     item_id = _check_item_id(item_id)
-    with Session(engine) as session:
-        item = _get_item(session, item_id)
+    with read_session(db) as session:
+        item = _lock_item(session, item_id) if lock else _get_item(session, item_id)
         return _phase_of(session, item_id), int(item.phase_version or 0)
 
 
 def find_duplicates(
-    engine: Engine, *, workspace: str, name: str, external_id: str | int | None = None
+    db: Db, *, workspace: str, name: str, external_id: str | int | None = None
 ) -> list[ItemRecord]:
     """Items of ``workspace`` with the same normalized name or the same external id."""
     norm = normalize_name(_req_str("name", name, MAX_NAME_LEN))
     ext = _check_id("external_id", external_id, allow_none=True)
-    with Session(engine) as session:
+    with read_session(db) as session:
         ws = _workspace_by_name(session, workspace)
         if ws is None:
             return []
@@ -324,21 +321,21 @@ def find_duplicates(
         return [_item_record(r, ws.name) for r in rows]
 
 
-def get_item(engine: Engine, item_id: int) -> ItemRecord:
+def get_item(db: Db, item_id: int) -> ItemRecord:
     """The item ``item_id`` (:class:`NotFoundError` if unknown)."""
     item_id = _check_item_id(item_id)
-    with Session(engine) as session:
+    with read_session(db) as session:
         item = _get_item(session, item_id)
         ws = session.get(Workspace, item.workspace_id)
         assert ws is not None
         return _item_record(item, ws.name)
 
 
-def list_items(engine: Engine, workspace: str, status: str | None = None) -> list[ItemRecord]:
+def list_items(db: Db, workspace: str, status: str | None = None) -> list[ItemRecord]:
     """Items of ``workspace`` (optionally only one status), oldest first; [] if no workspace."""
     if status is not None:
         status = _check_choice("status", status, ITEM_STATUSES)
-    with Session(engine) as session:
+    with read_session(db) as session:
         ws = _workspace_by_name(session, workspace)
         if ws is None:
             return []
@@ -348,11 +345,11 @@ def list_items(engine: Engine, workspace: str, status: str | None = None) -> lis
         return [_item_record(r, ws.name) for r in session.exec(query.order_by(Item.id))]
 
 
-def set_item_status(engine: Engine, item_id: int, status: str) -> ItemRecord:
+def set_item_status(db: Db, item_id: int, status: str) -> ItemRecord:
     """Mark an item ``emerging`` or ``established``."""
     item_id = _check_item_id(item_id)
     status = _check_choice("status", status, ITEM_STATUSES)
-    with _write_session(engine) as session:
+    with _write_session(db) as session:
         item = _lock_item(session, item_id)
         item.status = status
         session.add(item)
@@ -364,7 +361,7 @@ def set_item_status(engine: Engine, item_id: int, status: str) -> ItemRecord:
 
 # Feature versions -------------------------------------------------------------------------------
 def save_feature_version(
-    engine: Engine, item_id: int, features: list[dict[str, Any]], created_by: str
+    db: Db, item_id: int, features: list[dict[str, Any]], created_by: str
 ) -> FeatureVersionRecord:
     """Store ``features`` as the item's next feature version (1, 2, ...).
 
@@ -374,7 +371,7 @@ def save_feature_version(
     item_id = _check_item_id(item_id)
     clean = _check_features("features", features)
     created_by = _req_str("created_by", created_by, MAX_SHORT_LEN)
-    with _write_session(engine) as session:
+    with _write_session(db) as session:
         _lock_item(session, item_id)
         top = session.exec(
             select(func.max(FeatureVersion.version)).where(FeatureVersion.item_id == item_id)
@@ -391,10 +388,10 @@ def save_feature_version(
         return _fv_record(fv)
 
 
-def latest_feature_version(engine: Engine, item_id: int) -> FeatureVersionRecord | None:
+def latest_feature_version(db: Db, item_id: int) -> FeatureVersionRecord | None:
     """The item's newest feature version, or ``None`` when it has none."""
     item_id = _check_item_id(item_id)
-    with Session(engine) as session:
+    with read_session(db) as session:
         _get_item(session, item_id)
         fv = session.exec(
             select(FeatureVersion)
@@ -404,10 +401,10 @@ def latest_feature_version(engine: Engine, item_id: int) -> FeatureVersionRecord
         return _fv_record(fv) if fv is not None else None
 
 
-def feature_versions(engine: Engine, item_id: int) -> list[FeatureVersionRecord]:
+def feature_versions(db: Db, item_id: int) -> list[FeatureVersionRecord]:
     """All feature versions of the item, oldest first."""
     item_id = _check_item_id(item_id)
-    with Session(engine) as session:
+    with read_session(db) as session:
         _get_item(session, item_id)
         rows = session.exec(
             select(FeatureVersion)
@@ -419,7 +416,7 @@ def feature_versions(engine: Engine, item_id: int) -> list[FeatureVersionRecord]
 
 # Phases, embeddings, decisions ------------------------------------------------------------------
 def save_phase0(
-    engine: Engine,
+    db: Db,
     item_id: int,
     *,
     feature_version: int,
@@ -440,7 +437,7 @@ def save_phase0(
     raw, dim = _check_vector(vector, dim)
     topk = _check_snapshot("snapshot", snapshot)
     now = _now()
-    with _write_session(engine) as session:
+    with _write_session(db) as session:
         item = _lock_item(session, item_id)
         current = _phase_of(session, item_id)
         if current > 0:
@@ -462,7 +459,7 @@ def save_phase0(
 
 
 def record_refinement(
-    engine: Engine,
+    db: Db,
     item_id: int,
     *,
     phase: int,
@@ -499,7 +496,7 @@ def record_refinement(
     if expected_version is not None:
         expected_version = _check_int("expected_version", expected_version, 0, 2**62)
     now = _now()
-    with _write_session(engine) as session:
+    with _write_session(db) as session:
         item = _lock_item(session, item_id)
         current = _phase_of(session, item_id)
         version = int(item.phase_version or 0)
@@ -532,7 +529,7 @@ def record_refinement(
 
 
 def record_decisions(
-    engine: Engine,
+    db: Db,
     item_id: int,
     *,
     phase: int,
@@ -550,25 +547,25 @@ def record_decisions(
     clean = _check_decisions("decisions", decisions)
     analyst = _opt_str("analyst", analyst, MAX_SHORT_LEN)
     source = _check_choice("source", source, INTERACTION_SOURCES)
-    with _write_session(engine) as session:
+    with _write_session(db) as session:
         _lock_item(session, item_id)
         return _apply_decisions(
             session, item_id, clean, phase=phase, analyst=analyst, source=source, now=_now()
         )
 
 
-def current_phase(engine: Engine, item_id: int) -> int:
+def current_phase(db: Db, item_id: int) -> int:
     """Highest phase (0..3) with a stored embedding; 0 when the item has none yet."""
     item_id = _check_item_id(item_id)
-    with Session(engine) as session:
+    with read_session(db) as session:
         _get_item(session, item_id)
         return _phase_of(session, item_id)
 
 
-def interactions(engine: Engine, item_id: int) -> list[InteractionRecord]:
+def interactions(db: Db, item_id: int) -> list[InteractionRecord]:
     """Current decisions of the item (one per target), in arrival order."""
     item_id = _check_item_id(item_id)
-    with Session(engine) as session:
+    with read_session(db) as session:
         _get_item(session, item_id)
         rows = session.exec(
             select(Interaction).where(Interaction.item_id == item_id).order_by(Interaction.id)
@@ -577,12 +574,12 @@ def interactions(engine: Engine, item_id: int) -> list[InteractionRecord]:
 
 
 def interaction_history(
-    engine: Engine, item_id: int, target_id: str | int | None = None
+    db: Db, item_id: int, target_id: str | int | None = None
 ) -> list[InteractionEventRecord]:
     """Every revision of the item's decisions (optionally of one target), oldest first."""
     item_id = _check_item_id(item_id)
     target = _check_id("target_id", target_id, allow_none=True)
-    with Session(engine) as session:
+    with read_session(db) as session:
         _get_item(session, item_id)
         query = select(InteractionEvent).where(InteractionEvent.item_id == item_id)
         if target is not None:
@@ -590,10 +587,10 @@ def interaction_history(
         return [_event_record(r) for r in session.exec(query.order_by(InteractionEvent.id))]
 
 
-def embeddings(engine: Engine, item_id: int) -> list[EmbeddingRecord]:
+def embeddings(db: Db, item_id: int) -> list[EmbeddingRecord]:
     """Embedding versions of the item, by phase."""
     item_id = _check_item_id(item_id)
-    with Session(engine) as session:
+    with read_session(db) as session:
         _get_item(session, item_id)
         rows = session.exec(
             select(EmbeddingVersion)
@@ -603,10 +600,10 @@ def embeddings(engine: Engine, item_id: int) -> list[EmbeddingRecord]:
         return [_embedding_record(r) for r in rows]
 
 
-def snapshots(engine: Engine, item_id: int) -> list[SnapshotRecord]:
+def snapshots(db: Db, item_id: int) -> list[SnapshotRecord]:
     """Prediction snapshots of the item, by phase."""
     item_id = _check_item_id(item_id)
-    with Session(engine) as session:
+    with read_session(db) as session:
         _get_item(session, item_id)
         rows = session.exec(
             select(PredictionSnapshot)
@@ -617,14 +614,14 @@ def snapshots(engine: Engine, item_id: int) -> list[SnapshotRecord]:
 
 
 # LLM cache and benchmarks -----------------------------------------------------------------------
-def llm_cache_get(engine: Engine, key: str) -> str | None:
+def llm_cache_get(db: Db, key: str) -> str | None:
     """The cached response for ``key``, or ``None``."""
-    with Session(engine) as session:
+    with read_session(db) as session:
         return session.exec(select(LLMCache.response).where(LLMCache.key == key)).first()
 
 
 def llm_cache_put(
-    engine: Engine,
+    db: Db,
     *,
     key: str,
     provider: str,
@@ -643,7 +640,7 @@ def llm_cache_put(
     prompt_version = _req_str("prompt_version", prompt_version, MAX_SHORT_LEN)
     input_hash = _req_str("input_hash", input_hash, MAX_ID_LEN)
     response = _check_str("response", response, MAX_RESPONSE_LEN, required=False) or ""
-    with _write_session(engine) as session:
+    with _write_session(db) as session:
         stmt = _insert(session, LLMCache.__table__).values(
             key=key,
             provider=provider,
@@ -657,14 +654,14 @@ def llm_cache_put(
 
 
 def save_benchmark_run(
-    engine: Engine, *, dataset: str, method: str, config: dict[str, Any], result: dict[str, Any]
+    db: Db, *, dataset: str, method: str, config: dict[str, Any], result: dict[str, Any]
 ) -> int:
     """Store one benchmark run; returns its id."""
     dataset = _req_str("dataset", dataset, MAX_NAME_LEN)
     method = _req_str("method", method, MAX_SHORT_LEN)
     config = _check_json_doc("config", config, dict)
     result = _check_json_doc("result", result, dict)
-    with _write_session(engine) as session:
+    with _write_session(db) as session:
         run = BenchmarkRun(
             dataset=dataset, method=method, config=config, result=result, created_at=_now()
         )
@@ -675,10 +672,10 @@ def save_benchmark_run(
 
 
 def benchmark_runs(
-    engine: Engine, *, dataset: str | None = None, method: str | None = None
+    db: Db, *, dataset: str | None = None, method: str | None = None
 ) -> list[BenchmarkRunRecord]:
     """Stored benchmark runs (optionally filtered), oldest first."""
-    with Session(engine) as session:
+    with read_session(db) as session:
         query = select(BenchmarkRun)
         if dataset is not None:
             query = query.where(BenchmarkRun.dataset == dataset)
@@ -699,7 +696,7 @@ def benchmark_runs(
 
 # Suggested features per domain ------------------------------------------------------------------
 def save_domain_features(
-    engine: Engine,
+    db: Db,
     *,
     domain: str,
     features: list[dict[str, Any]],
@@ -725,7 +722,7 @@ def save_domain_features(
         "updated_by": updated_by,
         "updated_at": _now(),
     }
-    with _write_session(engine) as session:
+    with _write_session(db) as session:
         stmt = _insert(session, DomainFeatureSet.__table__).values(domain=domain, **update)
         session.execute(stmt.on_conflict_do_update(index_elements=["domain"], set_=update))
         row = session.exec(select(DomainFeatureSet).where(DomainFeatureSet.domain == domain)).one()
@@ -733,20 +730,21 @@ def save_domain_features(
         return _feature_set_record(row)
 
 
-def get_domain_features(engine: Engine, domain: str) -> DomainFeatureSetRecord | None:
+def get_domain_features(db: Db, domain: str) -> DomainFeatureSetRecord | None:
     """The stored suggested feature list of ``domain``, or ``None`` when there is none yet."""
-    with Session(engine) as session:
+    with read_session(db) as session:
         row = session.exec(
             select(DomainFeatureSet).where(DomainFeatureSet.domain == domain)
         ).first()
         return _feature_set_record(row) if row is not None else None
 
 
-#: Every name of the split modules stays importable from ``db.repository`` (the facade).
+#: The public names of the repository (records, limits, readers and writers, sessions).
 __all__ = [
     "BenchmarkRunRecord",
     "DEFAULT_CREATED_BY",
     "DEFAULT_STATUS",
+    "Db",
     "DomainFeatureSetRecord",
     "EXPORT_FORMAT",
     "EXPORT_FORMAT_VERSION",
@@ -774,54 +772,6 @@ __all__ = [
     "SUGGESTED_FEATURE_KEYS",
     "SnapshotRecord",
     "WorkspaceRecord",
-    "_DOMAIN_RE",
-    "_Decision",
-    "_add_item",
-    "_apply_decisions",
-    "_check_choice",
-    "_check_decisions",
-    "_check_domain",
-    "_check_feature_version_exists",
-    "_check_features",
-    "_check_id",
-    "_check_int",
-    "_check_item_id",
-    "_check_json",
-    "_check_json_doc",
-    "_check_label",
-    "_check_model_version",
-    "_check_no_secret",
-    "_check_phase",
-    "_check_raw_features",
-    "_check_scalar",
-    "_check_snapshot",
-    "_check_str",
-    "_check_suggested_features",
-    "_check_ts",
-    "_check_vector",
-    "_embedding_record",
-    "_event_record",
-    "_feature_set_record",
-    "_fv_record",
-    "_get_item",
-    "_insert",
-    "_insert_snapshot",
-    "_interaction_record",
-    "_is_secret_key",
-    "_iso",
-    "_item_record",
-    "_list",
-    "_lock_item",
-    "_now",
-    "_opt_str",
-    "_phase_of",
-    "_req_str",
-    "_snapshot_record",
-    "_upsert_embedding",
-    "_utc",
-    "_workspace_by_name",
-    "_write_session",
-    "_ws_record",
     "benchmark_runs",
     "create_item",
     "create_item_with_features",
@@ -844,6 +794,7 @@ __all__ = [
     "llm_cache_key",
     "llm_cache_put",
     "normalize_name",
+    "read_session",
     "record_decisions",
     "record_refinement",
     "save_benchmark_run",
@@ -852,5 +803,6 @@ __all__ = [
     "save_phase0",
     "set_item_status",
     "snapshots",
+    "unit_of_work",
     "upsert_workspace",
 ]

@@ -39,14 +39,42 @@ from db.validators import (
     normalize_name,
 )
 
-
 # Helpers: sessions and SQL ----------------------------------------------------------------------
+#: What every repository function takes: an ``Engine`` (the function runs its own
+#: transaction) or the ``Session`` of a :func:`unit_of_work` (it joins that transaction).
+Db = Engine | Session
+
+
 @contextmanager
-def _write_session(engine: Engine) -> Iterator[Session]:
-    """One write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on success."""
+def unit_of_work(engine: Engine) -> Iterator[Session]:
+    """One analyst action's transaction: ``BEGIN IMMEDIATE`` on SQLite (the write lock up
+    front, so concurrent actions queue), committed when the block ends, rolled back when it
+    raises. Pass the yielded session to repository functions so they all share it."""
     with Session(write_engine(engine), expire_on_commit=False) as session:
         with session.begin():
             yield session
+
+
+@contextmanager
+def read_session(db: Db) -> Iterator[Session]:
+    """A session to read with: the caller's, or a new one on ``db``."""
+    if isinstance(db, Session):
+        yield db
+        return
+    with Session(db, expire_on_commit=False) as session:
+        yield session
+
+
+@contextmanager
+def _write_session(db: Db) -> Iterator[Session]:
+    """A write transaction: a savepoint inside the caller's unit of work (a refused write
+    leaves the rest of that unit usable), else a new ``BEGIN IMMEDIATE`` transaction."""
+    if isinstance(db, Session):
+        with db.begin_nested():
+            yield db
+        return
+    with unit_of_work(db) as session:
+        yield session
 
 
 def _insert(session: Session, table: Table) -> Any:
