@@ -400,28 +400,12 @@ class EmbeddingMethod(Method):
 def refine_through(ctx: BenchContext, base: torch.Tensor,
                    transform: Callable[[torch.Tensor], torch.Tensor], rows: Rows, steps: int,
                    lr: float) -> torch.Tensor:
-    """SGD on base embeddings ``[M, D]`` whose backbone input is ``transform(base)``.
-
-    Like ``refine_embeddings`` (per-item mean BCE, backbone frozen) for methods that feed the
-    backbone a transformed embedding (CVAR's warm-up, MWUF's scaling and shifting); the
-    transform's own parameters are not updated.
-    """
+    """:func:`~engine.paper.refine.refine_embeddings` of base embeddings ``[M, D]`` whose
+    backbone input is ``transform(base)`` (CVAR's warm-up, MWUF's scaling and shifting)."""
     target, label, mask = rows.padded(ctx.n_new)
-    m, n = label.shape
-    if n == 0 or steps == 0:
-        return base.detach().clone()
-    flat_t = ctx.tables.target_table[target].reshape(m * n, -1)
-    flat_i = ctx.new_item_table.repeat_interleave(n, dim=0)
-    denom = mask.sum(1).clamp(min=1.0)
-    e = base.detach().clone().requires_grad_(True)
-    for _ in range(steps):
-        logits = ctx.backbone(flat_t, flat_i, transform(e).repeat_interleave(n, dim=0))
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(
-            logits.reshape(m, n), label, reduction="none")
-        (grad,) = torch.autograd.grad(((loss * mask).sum(1) / denom).sum(), e)
-        with torch.no_grad():
-            e -= lr * grad
-    return e.detach()
+    return refine_embeddings(ctx.backbone, base, ctx.new_item_table,
+                             ctx.tables.target_table[target], label, mask,
+                             RefineConfig(steps=steps, lr=lr), transform)
 
 
 def task_losses(ctx: BenchContext, idx: torch.Tensor, t_rows: torch.Tensor, y: torch.Tensor,

@@ -6,6 +6,8 @@ mean loss depends only on its own row of the ``[M, D]`` embedding matrix.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -21,8 +23,11 @@ def refine_embeddings(
     label: torch.Tensor,
     mask: torch.Tensor,
     config: RefineConfig,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Refine ``[M, D]`` embeddings with ``config.steps`` SGD steps on each item's rows.
+    """Refine ``[M, D]`` embeddings with ``config.steps`` SGD steps on each item's rows: the
+    one gradient refinement of the paper's path (CVAR's warm-up and MWUF's scaling feed the
+    backbone ``transform(e)``; the transform's own parameters are not updated).
 
     Args:
         backbone: frozen backbone.
@@ -32,6 +37,7 @@ def refine_embeddings(
         label: 0/1 labels ``[M, n]``.
         mask: 1 for real rows, 0 for padding ``[M, n]``.
         config: steps and learning rate.
+        transform: maps the embedding to the backbone's input (default: identity).
 
     Returns:
         The refined embeddings ``[M, D]`` (detached).
@@ -51,7 +57,8 @@ def refine_embeddings(
     e = emb.detach().clone().requires_grad_(True)
     try:
         for _ in range(config.steps):
-            logits = backbone(flat_t, flat_i, e.repeat_interleave(n, dim=0)).reshape(m, n)
+            fed = e if transform is None else transform(e)
+            logits = backbone(flat_t, flat_i, fed.repeat_interleave(n, dim=0)).reshape(m, n)
             loss = F.binary_cross_entropy_with_logits(logits, label.float(), reduction="none")
             per_item = (loss * mask).sum(1) / denom  # [M]
             (grad,) = torch.autograd.grad(per_item.sum(), e)
@@ -62,24 +69,3 @@ def refine_embeddings(
             p.requires_grad_(f)
         backbone.train(was_training)
     return e.detach()
-
-
-def refine_one(
-    backbone: DeepFM,
-    emb: torch.Tensor,
-    item_idx: torch.Tensor,
-    target_idx: torch.Tensor,
-    label: torch.Tensor,
-    config: RefineConfig,
-) -> torch.Tensor:
-    """Refine one embedding ``[D]`` from its interactions ``target_idx [n, S_t]``, ``label [n]``."""
-    out = refine_embeddings(
-        backbone,
-        emb.unsqueeze(0),
-        item_idx.reshape(1, -1),
-        target_idx.unsqueeze(0),
-        label.reshape(1, -1),
-        torch.ones(1, len(label)),
-        config,
-    )
-    return out[0]
