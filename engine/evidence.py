@@ -243,6 +243,42 @@ def ranked_table(ws: Workspace, prediction: Prediction, decisions: Mapping[str, 
     return out.reset_index(drop=True)
 
 
+#: Columns a candidate-list table adds in front of the ranked table's.
+RANK_IN_LIST = "rank in list"
+
+
+def candidate_table(ws: Workspace, prediction: Prediction, decisions: Mapping[str, int],
+                    candidates: Sequence[str], *, genes: GeneResolver | None = None,
+                    active: Iterable[str] | None = None) -> pd.DataFrame:
+    """The ranking restricted to a candidate list (e.g. the genes carrying a patient's
+    variants): :func:`ranked_table` columns for the candidates only, with ``rank in list``
+    first; ``rank`` and ``percentile`` stay those of the whole catalog.
+
+    Raises:
+        ValueError: no candidate is a target of the workspace.
+    """
+    wanted = {str(c) for c in candidates}
+    t = prediction.targets
+    sub = t[t[TARGET_ID].astype(str).isin(wanted)]
+    if sub.empty:
+        raise ValueError("none of the candidates is in the workspace's catalog")
+    if ws.domain != DISEASE and active is not None:
+        # catalog rank among the rated users, as the full table shows it
+        keep = frozenset(str(a) for a in active)
+        if keep:
+            rated = t[t[TARGET_ID].astype(str).isin(keep)].copy()
+            rated["rank"] = range(1, len(rated) + 1)
+            sub = rated[rated[TARGET_ID].astype(str).isin(wanted)]
+            if sub.empty:
+                raise ValueError("none of the candidates has a rating in the workspace")
+    restricted = Prediction(text=prediction.text, embedding=prediction.embedding,
+                            targets=sub.reset_index(drop=True),
+                            neighbours=prediction.neighbours)
+    out = ranked_table(ws, restricted, decisions, top_n=len(sub), genes=genes)
+    out.insert(0, RANK_IN_LIST, range(1, len(out) + 1))
+    return out
+
+
 def _fmt_score(v: float | None) -> str:
     return "" if v is None else f"{v:.2f}"
 
@@ -372,6 +408,6 @@ def score_range(scores: pd.Series) -> tuple[float, float]:
 
 
 __all__ = ["BEST_KNOWN", "DECISION", "EVIDENCE_COLUMNS", "GENE_ID", "LINK_COLUMNS",
-           "AssociationIndex", "decision_label", "evidence_table", "gene_record",
-           "order_year", "ranked_table", "read_gda_scores", "score_range", "why_rank",
-           "with_evidence", "workspace_genes"]
+           "RANK_IN_LIST", "AssociationIndex", "candidate_table", "decision_label",
+           "evidence_table", "gene_record", "order_year", "ranked_table", "read_gda_scores",
+           "score_range", "why_rank", "with_evidence", "workspace_genes"]
