@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.config import WorkspaceConfig
-from engine.emerflow.shared_space import SHARED_SETTINGS, SharedConfig
+from engine.config import SHARED_SETTINGS, SharedConfig, WorkspaceConfig
 
 #: Settings for the real datasets, chosen on the OLD-item validation split
 #: (``emerflow bench tune``, see results/README.md); the demo catalogs use engine defaults.
@@ -24,12 +23,18 @@ DATASET_SETTINGS: dict[str, dict[str, Any]] = {
     #  variants> --trials 12` (results/movielens-1m-partial/tuning.json, every trial); the text
     # ablations take the settings tuned for their raw-text method.
     "movielens-1m-partial": {"backbone": {}, "methods": {
-        "popularity": {"prior_strength": 50.0},
-        "item-mean": {"prior_strength": 50.0},
-        "cooc-knn": {"alpha": 0.5, "pop_weight": 0.0},
-        "ease": {"lam": 5000.0},
-        "text-knn": {"k": 20, "pop_weight": 0.05, "temperature": 0.1},
-        "text-cooc": {"alpha": 0.5, "k": 50, "temperature": 0.1, "weight": 1.0},
+        # baselines: the 2026-12-03 rounds of results/README.md (issue 16: count popularity,
+        # widened grids; text-cooc and text-ease take their parts' settings and tune the weight)
+        "popularity": {},
+        "popularity-rate": {"prior_strength": 300000.0},
+        "item-mean": {},
+        "cooc-knn": {"alpha": 0.45, "pop_weight": 0.0},
+        "ease": {"lam": 3000.0},
+        "text-knn": {"k": 50, "pop_weight": 0.05, "temperature": 0.1},
+        "text-cooc": {"k": 50, "pop_weight": 0.05, "temperature": 0.1, "alpha": 0.45,
+                      "weight": 3.0},
+        "text-ease": {"k": 50, "pop_weight": 0.05, "temperature": 0.1, "lam": 3000.0,
+                      "beta": 3.0},
         "backbone": {"refine_lr": 1.0, "refine_steps": 20},
         "metaemb": {"inner_lr": 0.5, "refine_lr": 0.5, "refine_steps": 20},
         "cvar": {"refine_lr": 1.0, "refine_steps": 5},
@@ -51,12 +56,18 @@ DATASET_SETTINGS: dict[str, dict[str, Any]] = {
     # (emerflow, emerflow-augonly, emerflow-kb; emerflow-tt, emerflow-tt-kb) take the settings
     # tuned for their raw-text method (emerflow-nollm; emerflow-tt-nollm).
     "disgenet-curated": {"backbone": {}, "methods": {
-        "popularity": {"prior_strength": 1.0},
-        "item-mean": {"prior_strength": 1.0},
-        "cooc-knn": {"alpha": 0.7, "pop_weight": 0.0},
+        # baselines: the 2026-12-03 rounds of results/README.md (issue 16: count popularity,
+        # widened grids; text-cooc and text-ease take their parts' settings and tune the weight)
+        "popularity": {},
+        "popularity-rate": {"prior_strength": 1000.0},
+        "item-mean": {},
+        "cooc-knn": {"alpha": 1.0, "pop_weight": 0.0},
         "ease": {"lam": 50.0},
-        "text-knn": {"k": 20, "pop_weight": 0.01, "temperature": 0.02},
-        "text-cooc": {"alpha": 0.5, "k": 10, "temperature": 0.05, "weight": 1.0},
+        "text-knn": {"k": 100, "pop_weight": 0.05, "temperature": 0.02},
+        "text-cooc": {"k": 100, "pop_weight": 0.05, "temperature": 0.02, "alpha": 1.0,
+                      "weight": 0.5},
+        "text-ease": {"k": 100, "pop_weight": 0.05, "temperature": 0.02, "lam": 50.0,
+                      "beta": 2.0},
         "backbone": {"refine_lr": 0.05, "refine_steps": 20},
         "metaemb": {"inner_lr": 0.1, "refine_lr": 0.05, "refine_steps": 5},
         "cvar": {"refine_lr": 0.05, "refine_steps": 20},

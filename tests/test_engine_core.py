@@ -48,7 +48,7 @@ def test_configs_reject_bad_values_early(make):
 
 
 def test_workspace_config_round_trips_through_json_dict():
-    from engine.emerflow.shared_space import PosteriorConfig, SharedConfig
+    from engine.config import PosteriorConfig, SharedConfig
 
     cfg = WorkspaceConfig(dataset="demo-movies",
                           shared=SharedConfig(update=PosteriorConfig(beta=3.0)))

@@ -10,15 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from engine.config import PosteriorConfig, SharedConfig, SharedMetaConfig, TwoTowerConfig
 from engine.emerflow.shared_space import (
     EaseIndex,
-    PosteriorConfig,
-    SharedConfig,
-    SharedMetaConfig,
     posterior_update,
     train_shared,
 )
-from engine.models.twotower import TwoTower, TwoTowerConfig, pretrain_twotower
+from engine.models.twotower import TwoTower, pretrain_twotower
 from engine.ranking import Decisions
 
 N_TARGETS = 40

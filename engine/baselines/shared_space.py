@@ -19,15 +19,12 @@ import numpy as np
 import torch
 
 from engine.baselines.base import BenchContext, Method, Rows
+from engine.config import PosteriorConfig, SharedConfig, SharedMetaConfig, TwoTowerConfig
 from engine.emerflow.shared_space import (
-    PosteriorConfig,
-    SharedConfig,
-    SharedMetaConfig,
     posterior_update,
     rank_scores,
     train_shared,
 )
-from engine.models.twotower import TwoTowerConfig
 
 #: Every setting of the shared-space EmerFlow (defaults of the three typed configs).
 SHARED_DEFAULTS: dict[str, Any] = SharedConfig().settings()

@@ -25,7 +25,7 @@ ranks the whole catalog by ``log p(t | e) = log_softmax(e T^T + b)``. On top of 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -34,81 +34,11 @@ import torch.nn.functional as F
 from scipy import sparse
 from torch import nn
 
-from engine.models.twotower import TwoTower, TwoTowerConfig, multinomial_nll
+from engine.config import PosteriorConfig, SharedConfig, SharedMetaConfig
+from engine.models.twotower import TwoTower, multinomial_nll
 from engine.ranking.base import Decisions, Reason, Scored
 
 ProgressFn = Callable[[int, int, float], None]
-
-
-@dataclass(frozen=True)
-class PosteriorConfig:
-    """The phase update (see :func:`posterior_update`).
-
-    Attributes:
-        steps: gradient-ascent steps (0 = no update of the embedding).
-        lr: step size.
-        prior_weight: strength of the pull back to the text-generated embedding.
-        negative_weight: weight of rejected targets' log-likelihood (pushed down).
-        beta: weight of the EASE propagation term in :func:`rank_scores`.
-        rho: weight of the neighbour vote (log of the aligner's attention-weighted share of
-            established items having the target) in :func:`rank_scores`.
-    """
-
-    steps: int = 3
-    lr: float = 1.0
-    prior_weight: float = 0.1
-    negative_weight: float = 0.2
-    beta: float = 1.0
-    rho: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.steps < 0:
-            raise ValueError(f"PosteriorConfig.steps must be >= 0, got {self.steps}")
-        if not self.lr > 0:
-            raise ValueError(f"PosteriorConfig.lr must be > 0, got {self.lr}")
-        for name in ("prior_weight", "negative_weight", "beta", "rho"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"PosteriorConfig.{name} must be >= 0")
-
-
-@dataclass(frozen=True)
-class SharedMetaConfig:
-    """Meta-training of the retrieval aligner (Eq. 5-7 in the shared space).
-
-    Attributes:
-        alpha: weight of the cold loss; ``1 - alpha`` weighs the warm loss.
-        distill: weight of the distance to the backbone's ID embedding (ALDI).
-        shot: confirmed targets in the first (update) batch of each task.
-        epochs, lr, weight_decay: full-batch Adam over all old items.
-        hidden, dropout: the aligner MLP.
-        temperature: attention temperature over established items (cosine / temperature).
-        ease_lam: L2 of the EASE propagation index.
-    """
-
-    alpha: float = 0.5
-    distill: float = 1.0
-    shot: int = 4
-    epochs: int = 100
-    lr: float = 3e-3
-    weight_decay: float = 1e-5
-    hidden: int = 256
-    dropout: float = 0.1
-    temperature: float = 0.02
-    ease_lam: float = 50.0
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.alpha <= 1:
-            raise ValueError("SharedMetaConfig.alpha must be in [0, 1]")
-        for name in ("shot", "epochs", "hidden"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"SharedMetaConfig.{name} must be > 0")
-        for name in ("lr", "temperature", "ease_lam"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"SharedMetaConfig.{name} must be > 0")
-        if self.distill < 0 or self.weight_decay < 0:
-            raise ValueError("SharedMetaConfig.distill and weight_decay must be >= 0")
-        if not 0 <= self.dropout < 1:
-            raise ValueError("SharedMetaConfig.dropout must be in [0, 1)")
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
@@ -304,58 +234,6 @@ def meta_train(aligner: RetrievalAligner, model: TwoTower, text: torch.Tensor,
             progress(epoch + 1, meta.epochs, float(loss.detach()))
     aligner.eval()
     return history
-
-
-@dataclass(frozen=True)
-class SharedConfig:
-    """Everything of the shared-space EmerFlow: backbone, phase update, meta-training."""
-
-    twotower: TwoTowerConfig = field(default_factory=TwoTowerConfig)
-    update: PosteriorConfig = field(default_factory=PosteriorConfig)
-    meta: SharedMetaConfig = field(default_factory=SharedMetaConfig)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> SharedConfig:
-        """Inverse of ``dataclasses.asdict`` (unknown keys raise ``TypeError``)."""
-        return cls(twotower=TwoTowerConfig(**data.get("twotower", {})),
-                   update=PosteriorConfig(**data.get("update", {})),
-                   meta=SharedMetaConfig(**data.get("meta", {})))
-
-    @classmethod
-    def from_settings(cls, settings: dict) -> SharedConfig:
-        """The typed configs of a tuned-settings dict (keys of :data:`SHARED_SETTINGS`, the
-        names the validation rounds record); missing keys take the defaults."""
-        unknown = set(settings) - set(SHARED_SETTINGS)
-        if unknown:
-            raise ValueError(f"unknown shared-space settings: {sorted(unknown)}")
-        parts: dict[str, dict] = {"twotower": {}, "update": {}, "meta": {}}
-        for key, value in settings.items():
-            part, name = SHARED_SETTINGS[key]
-            parts[part][name] = value
-        return cls(twotower=TwoTowerConfig(**parts["twotower"]),
-                   update=PosteriorConfig(**parts["update"]),
-                   meta=SharedMetaConfig(**parts["meta"]))
-
-    def settings(self) -> dict:
-        """Inverse of :meth:`from_settings`: every setting by its tuned-settings name."""
-        return {key: getattr(getattr(self, part), name)
-                for key, (part, name) in SHARED_SETTINGS.items()}
-
-
-#: Tuned-settings name -> (SharedConfig part, field): the one translation between the names a
-#: validation round records (``engine/tuned.py``) and the typed configs.
-SHARED_SETTINGS: dict[str, tuple[str, str]] = {
-    "dim": ("twotower", "dim"), "backbone_epochs": ("twotower", "epochs"),
-    "backbone_lr": ("twotower", "lr"), "backbone_l2": ("twotower", "l2"),
-    "steps": ("update", "steps"), "step_lr": ("update", "lr"),
-    "prior_weight": ("update", "prior_weight"), "negative_weight": ("update", "negative_weight"),
-    "beta": ("update", "beta"), "rho": ("update", "rho"),
-    "alpha": ("meta", "alpha"), "distill": ("meta", "distill"), "shot": ("meta", "shot"),
-    "meta_epochs": ("meta", "epochs"), "meta_lr": ("meta", "lr"),
-    "meta_weight_decay": ("meta", "weight_decay"), "aligner_hidden": ("meta", "hidden"),
-    "aligner_dropout": ("meta", "dropout"), "temperature": ("meta", "temperature"),
-    "ease_lam": ("meta", "ease_lam"),
-}
 
 
 class SharedRanker:

@@ -14,40 +14,14 @@ any number of targets is one matrix-vector product (or a FAISS inner-product sea
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from engine.config import TwoTowerConfig
+
 ProgressFn = Callable[[int, int, float], None]
-
-
-@dataclass(frozen=True)
-class TwoTowerConfig:
-    """Shared-space backbone settings.
-
-    Attributes:
-        dim: embedding dimension of items and targets.
-        epochs: full-batch Adam epochs of pretraining.
-        lr: Adam step size.
-        l2: L2 penalty on the embeddings (per old item).
-    """
-
-    dim: int = 128
-    epochs: int = 150
-    lr: float = 0.02
-    l2: float = 1e-4
-
-    def __post_init__(self) -> None:
-        if self.dim <= 0:
-            raise ValueError(f"TwoTowerConfig.dim must be > 0, got {self.dim}")
-        if self.epochs <= 0:
-            raise ValueError(f"TwoTowerConfig.epochs must be > 0, got {self.epochs}")
-        if not self.lr > 0:
-            raise ValueError(f"TwoTowerConfig.lr must be > 0, got {self.lr}")
-        if self.l2 < 0:
-            raise ValueError(f"TwoTowerConfig.l2 must be >= 0, got {self.l2}")
 
 
 class TwoTower(nn.Module):
