@@ -129,14 +129,8 @@ def ranking_metrics(
     m, n = s.shape
     kmax = min(int(max(ks)), n)
     ranked = np.where(cand[None, :] & ~exc, s, -np.inf)
-    if kmax < n:
-        part = np.argpartition(-ranked, kmax - 1, axis=1)[:, :kmax]
-    else:
-        part = np.tile(np.arange(n), (m, 1))
+    top = top_k_indices(ranked, kmax)  # [M, kmax], ties: lower target index first
     rows = np.arange(m)[:, None]
-    # Order the top kmax by score (ties: lower target index first, deterministic).
-    order = np.lexsort((part, -ranked[rows, part]), axis=1)
-    top = part[rows, order]  # [M, kmax]
     valid = np.isfinite(ranked[rows, top])  # fewer candidates than kmax -> -inf padding
     hit = rel[rows, top] & valid  # [M, kmax]
     n_rel = rel.sum(1).astype(np.float64)
@@ -150,6 +144,45 @@ def ranking_metrics(
     ideal = np.concatenate([[0.0], np.cumsum(discount)])[ideal_n]
     out[f"ndcg@{int(max(ks))}"] = dcg / np.where(ideal > 0, ideal, np.nan)
     return out
+
+
+def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` highest-scoring columns of every row, best first ``[M, k]``; ties broken
+    deterministically by the lower column index first (protocol.md), never by the order a
+    partial sort happens to leave.
+
+    ``argpartition`` picks k columns per row and gives the k-th score ``thr``; in rows where
+    more columns than places left share ``thr`` (the tie band spills over the cut), the columns
+    above ``thr`` are kept and the band's lowest-indexed columns fill the remaining places.
+    Only the k chosen columns are then sorted by (score desc, index asc). Cost O(M N) plus
+    O(M k log k), like ``argpartition`` alone.
+
+    Args:
+        scores: ``[M, N]`` float scores (``-inf`` allowed: such columns rank last, by index).
+        k: how many columns per row (``1 <= k <= N``).
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 2:
+        raise ValueError(f"top_k_indices: scores must be [M, N], got shape {s.shape}")
+    m, n = s.shape
+    if not 1 <= k <= n:
+        raise ValueError(f"top_k_indices: k must be in [1, {n}], got {k}")
+    if np.isnan(s).any():
+        raise ValueError("top_k_indices: scores hold NaN")
+    rows = np.arange(m)[:, None]
+    if k == n:
+        chosen = np.tile(np.arange(n), (m, 1))
+    else:
+        chosen = np.argpartition(-s, k - 1, axis=1)[:, :k]  # [M, k], any tie order
+        thr = s[rows, chosen].min(1, keepdims=True)  # [M, 1]: the k-th highest score
+        n_at_or_above = (s >= thr).sum(1)
+        for r in np.flatnonzero(n_at_or_above > k):  # rows whose tie band crosses the cut
+            row, t = s[r], thr[r, 0]
+            above = np.flatnonzero(row > t)
+            band = np.flatnonzero(row == t)[: k - above.size]  # lowest indices of the band
+            chosen[r] = np.concatenate([above, band])
+    order = np.lexsort((chosen, -s[rows, chosen]), axis=1)  # score desc, then index asc
+    return np.ascontiguousarray(chosen[rows, order])
 
 
 def paired_bootstrap(diff: Sequence[float] | np.ndarray, n: int = 1000, seed: int = 0
@@ -193,7 +226,7 @@ def top_k_jaccard(scores: np.ndarray, candidate_mask: np.ndarray, k: int = 20) -
     if m < 2:
         return float("nan")
     kk = min(k, n)
-    top = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
+    top = top_k_indices(s, kk)  # ties: lower target index first
     ind = np.zeros((m, n), np.float32)
     ind[np.arange(m)[:, None], top] = 1.0
     inter = ind @ ind.T  # [M, M]

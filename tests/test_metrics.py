@@ -116,3 +116,51 @@ def test_top_k_jaccard() -> None:
     scores = np.array([[4.0, 3.0, 2.0, 1.0], [4.0, 3.0, 1.0, 2.0], [1.0, 2.0, 3.0, 4.0]])
     # top-2: {0,1}, {0,1}, {3,2} -> pairs 1, 0, 0
     assert top_k_jaccard(scores, np.ones(4, bool), k=2) == pytest.approx(1 / 3)
+
+
+# ---- deterministic tie-breaking (protocol.md: lower target index first) ------------------------
+def _reference_top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Top k of each row by a full stable sort: score descending, then index ascending."""
+    return np.stack([sorted(range(scores.shape[1]), key=lambda j: (-row[j], j))[:k]
+                     for row in scores])
+
+
+def test_top_k_indices_breaks_ties_by_lower_index() -> None:
+    from engine.metrics import top_k_indices
+
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        m, n = int(rng.integers(1, 5)), int(rng.integers(1, 200))
+        s = rng.integers(0, 4, (m, n)).astype(np.float64)  # heavy ties
+        s[rng.random((m, n)) < 0.2] = -np.inf  # excluded targets rank last, by index too
+        k = int(rng.integers(1, n + 1))
+        np.testing.assert_array_equal(top_k_indices(s, k), _reference_top(s, k))
+    with pytest.raises(ValueError, match="k must be"):
+        top_k_indices(np.zeros((2, 3)), 4)
+
+
+def test_ranking_metrics_ties_at_the_cut_go_to_lower_indices() -> None:
+    """1,000 targets with one score: the top 100 are targets 0..99, whatever order a partial
+    sort leaves (``argpartition`` alone put other targets there: recall 1.0 is the only
+    deterministic answer). The same for a tie band crossing the cut after distinct scores."""
+    from engine.metrics import ranking_metrics, top_k_jaccard
+
+    n = 1000
+    scores = np.zeros((3, n))
+    scores[1, 900:] = 1.0  # 100 clear winners at the end, then the band
+    scores[2, 950:] = 1.0  # 50 clear winners, then 50 places for a 950-wide band
+    relevant = np.zeros((3, n), bool)
+    relevant[0, :100] = True
+    relevant[1, 900:] = True
+    relevant[2, :50] = True
+    relevant[2, 950:] = True
+    cand = np.ones(n, bool)
+    out = ranking_metrics(scores, relevant, np.zeros_like(relevant), cand, ks=(20, 100))
+    np.testing.assert_allclose(out["recall@100"], [1.0, 1.0, 1.0])
+    np.testing.assert_allclose(out["ndcg@100"], [1.0, 1.0, 1.0])
+    np.testing.assert_allclose(out["recall@20"], [0.2, 0.2, 0.2])
+    # item 0's first 20 are targets 0..19: the relevant ones, so NDCG is ideal
+    # the same lists for the Jaccard: two all-tied rows share their top-20 exactly
+    assert top_k_jaccard(np.zeros((2, n)), cand, k=20) == 1.0
+    assert top_k_jaccard(np.vstack([np.zeros(n), np.r_[np.zeros(n - 20), np.ones(20)]]),
+                         cand, k=20) == 0.0
