@@ -31,8 +31,9 @@ PHASE_LABELS = {"0": "Phase-0", "I": "Phase-I", "II": "Phase-II", "III": "Phase-
 METRIC_LABELS = {"auc": "AUC", "f1": "F1", "item_auc": "item-AUC", "recall@20": "Recall@20",
                  "recall@100": "Recall@100", "ndcg@100": "NDCG@100"}
 #: The methods the product's method is compared with in the headline (protocol.md).
-BASELINES: tuple[str, ...] = ("popularity", "item-mean", "cooc-knn", "ease", "text-knn",
-                              "text-cooc", "backbone", "metaemb", "cvar", "mwuf")
+BASELINES: tuple[str, ...] = ("popularity", "popularity-rate", "item-mean", "cooc-knn", "ease",
+                              "text-knn", "text-cooc", "text-ease", "backbone", "metaemb", "cvar",
+                              "mwuf")
 #: Key of the diversity measure in result files.
 DIVERSITY_KEY = "top20_jaccard_phase0"
 

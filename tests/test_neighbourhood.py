@@ -1,6 +1,7 @@
 """Neighbourhood baselines (engine.baselines.neighbourhood) on a tiny hand-made fixture:
 confirmations lift co-associated held-out targets, EASE equals its textbook closed form,
-text-knn follows the nearest established items, and the shared task sampler."""
+text-knn follows the nearest established items, text-ease is its normalised sum with EASE,
+the Phase-0 fallback is the count popularity, and the shared task sampler."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from engine.data.base import Dataset
 from engine.paper.tasks import ItemRows
 from engine.schema import FeatureSpec
 
-NEIGHBOURHOOD = ("cooc-knn", "ease", "text-knn", "text-cooc")
+NEIGHBOURHOOD = ("cooc-knn", "ease", "text-knn", "text-cooc", "text-ease")
 
 #: Old diseases and their genes: g1..g3 go together, g4..g6 together; g7 is the most popular.
 OLD = {"o1": ["g1", "g2", "g7"], "o2": ["g1", "g2", "g3", "g7"], "o3": ["g2", "g3", "g7"],
@@ -77,7 +78,8 @@ def test_confirmation_lifts_co_associated_held_out_targets(name, ctx):
     assert method.probabilistic is False and method.backbone is None
     state0 = method.start()
     phase0 = method.score_all(state0)
-    pop = method.prior / method.prior.max()
+    count = ctx.target_popularity()  # old-disease associations per gene
+    pop = count / count.max()
     np.testing.assert_allclose(phase0, np.broadcast_to(pop, phase0.shape))  # Phase 0 = popularity
     batch = ctx.rows(ctx.split.phases["I"])
     state1 = method.update(state0, batch, batch)
@@ -165,6 +167,79 @@ def test_text_cooc_is_the_sum_of_text_knn_and_cooc(ctx):
     np.testing.assert_allclose(both.score_all(both.update(both.start(), batch, batch)), expected)
     with pytest.raises(ValueError, match="weight"):
         METHODS["text-cooc"](weight=-1.0)
+
+
+def test_text_ease_is_the_normalised_sum_of_text_knn_and_ease(ctx):
+    from engine.baselines.neighbourhood import max_normalised
+
+    text = METHODS["text-knn"](k=3, temperature=0.05, pop_weight=0.01)
+    ease = METHODS["ease"](lam=3.0)
+    both = METHODS["text-ease"](k=3, temperature=0.05, pop_weight=0.01, lam=3.0, beta=0.5)
+    for m in (text, ease, both):
+        m.fit(ctx)
+    prior = text.score_all(text.start())
+    # Phase 0: the text prior divided by each item's maximum (text-knn's ranking)
+    np.testing.assert_allclose(both.score_all(both.start()), prior / prior.max(1, keepdims=True))
+    assert both.index is ease.index  # one EASE solve per context and lambda, shared
+    batch = ctx.rows(ctx.split.phases["I"])
+    seen = ctx.positive_matrix(batch)
+    evidence = np.asarray(ease.score_all(batch), np.float64)  # seen @ B (every item has one)
+    top = np.where(seen, -np.inf, evidence).max(1, keepdims=True)  # over the unseen targets
+    expected = prior / prior.max(1, keepdims=True) + 0.5 * evidence / top
+    after = both.score_all(both.update(both.start(), batch, batch))
+    np.testing.assert_allclose(after, expected, rtol=1e-9, atol=1e-12)
+    # the held-out genes of each disease outrank the other group's genes after Phase I
+    pos = ctx.tables.target_pos
+    for item, held, other in ((0, ("g2", "g3"), ("g5", "g6")), (1, ("g5", "g6"), ("g2", "g3"))):
+        assert min(after[item, pos[h]] for h in held) > max(after[item, pos[o]] for o in other)
+    # beta tuned with a fitted method: phase setting, no refit
+    assert both.with_settings(beta=2.0).index is both.index
+    np.testing.assert_allclose(max_normalised(np.array([[2.0, -1.0], [-1.0, -2.0]])),
+                               [[1.0, -0.5], [0.0, 0.0]])
+    with pytest.raises(ValueError, match="beta"):
+        METHODS["text-ease"](beta=-1.0)
+    with pytest.raises(ValueError, match="lam"):
+        METHODS["text-ease"](lam=0.0)
+
+
+def test_phase0_fallback_is_the_count_not_the_rate():
+    """Rated data: user u1 has 3 positives in 6 old ratings (rate .5), u2 one positive in one
+    rating (rate 1.0). ``popularity`` and every neighbourhood baseline's Phase 0 rank u1 first;
+    ``popularity-rate`` ranks u2 first."""
+    from engine.data.protocol import Split
+
+    items = pd.DataFrame({"item_id": ["o1", "o2", "o3", "o4", "o5", "o6", "n1"],
+                          "name": ["a b", "a c", "b c", "a d", "b d", "c d", "a b"],
+                          "kind": ["k"] * 7})
+    users = ["u1", "u2", "u3"]
+    targets = pd.DataFrame({"target_id": users, "name": users, "grp": ["x"] * 3})
+    ds = Dataset(name="hand-rated", domain="movie", items=items, targets=targets,
+                 interactions=pd.DataFrame(columns=["item_id", "target_id", "label", "order"]),
+                 item_features=[FeatureSpec("kind", "categorical", "Kind")],
+                 target_features=[FeatureSpec("grp", "categorical", "Group")],
+                 positives_only=False)
+    train = _frame([(f"o{i}", "u1", int(i <= 3)) for i in range(1, 7)]
+                   + [("o1", "u2", 1), ("o2", "u3", 0)], "train")
+    phases = {"I": _frame([("n1", "u3", 0)], "I")}
+    test = _frame([("n1", "u1", 1), ("n1", "u2", 1), ("n1", "u3", 0)], "test")
+    split = Split(old_items=[f"o{i}" for i in range(1, 7)], new_items=["n1"], train=train,
+                  phases=phases, test=test)
+    c = make_context(ds, TINY_DISEASES, split=split)
+    u1, u2 = c.tables.target_pos["u1"], c.tables.target_pos["u2"]
+    for name in ("popularity", "cooc-knn", "ease"):
+        method = METHODS[name]()
+        method.fit(c)
+        s = method.score_all(method.start())
+        assert s[0, u1] > s[0, u2], name
+    rate = METHODS["popularity-rate"](prior_strength=1.0)
+    rate.fit(c)
+    s = rate.score_all(rate.start())
+    g = 4 / 8  # global positive rate of the old rows
+    np.testing.assert_allclose([s[0, u1], s[0, u2]], [(3 + g) / (6 + 1), (1 + g) / (1 + 1)])
+    assert s[0, u2] > s[0, u1]
+    pop = METHODS["popularity"]()
+    pop.fit(c)
+    np.testing.assert_allclose(pop.score_all(pop.start())[0, [u1, u2]], [3.0, 1.0])
 
 
 # ---- the one task sampler ---------------------------------------------------------------------

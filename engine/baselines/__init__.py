@@ -20,7 +20,7 @@ from engine.baselines.base import (
     Rows,
     refine_through,
 )
-from engine.baselines.counting import ItemMean, Popularity
+from engine.baselines.counting import ItemMean, Popularity, PopularityRate
 from engine.baselines.cvar import CVAR
 from engine.baselines.embedding import (
     Backbone,
@@ -32,15 +32,15 @@ from engine.baselines.embedding import (
 )
 from engine.baselines.kb import EmerFlowKB
 from engine.baselines.mwuf import MWUF
-from engine.baselines.neighbourhood import CoocKnn, Ease, TextCooc, TextKnn
+from engine.baselines.neighbourhood import CoocKnn, Ease, TextCooc, TextEase, TextKnn
 from engine.baselines.shared_space import EmerFlowShared, EmerFlowSharedKB, EmerFlowSharedNoLLM
 
 #: name -> method class, in the order results are tabulated.
 METHODS: dict[str, type[Method]] = {
     cls.name: cls
-    for cls in (Popularity, ItemMean, CoocKnn, Ease, TextKnn, TextCooc, Backbone, MetaEmb, CVAR,
-                MWUF, EmerFlowNoLLM, EmerFlowNoWarm, EmerFlow, EmerFlowAugOnly, EmerFlowKB,
-                EmerFlowSharedNoLLM, EmerFlowShared, EmerFlowSharedKB)
+    for cls in (Popularity, PopularityRate, ItemMean, CoocKnn, Ease, TextKnn, TextCooc, TextEase,
+                Backbone, MetaEmb, CVAR, MWUF, EmerFlowNoLLM, EmerFlowNoWarm, EmerFlow,
+                EmerFlowAugOnly, EmerFlowKB, EmerFlowSharedNoLLM, EmerFlowShared, EmerFlowSharedKB)
 }
 
 __all__ = ["METHODS", "BenchContext", "EmbeddingMethod", "Method", "MethodNotAvailable", "Rows",
