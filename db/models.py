@@ -126,7 +126,8 @@ class Item(SQLModel, table=True):
         # constrains items that have an external id.
         UniqueConstraint("workspace_id", "external_id", name="uq_item_workspace_external_id"),
         Index("uq_item_workspace_name", "workspace_id", "name", unique=True),
-        Index("ix_item_workspace_normalized_name", "workspace_id", "normalized_name"),
+        Index("uq_item_workspace_normalized_name", "workspace_id", "normalized_name",
+              unique=True),
         CheckConstraint("status IN ('emerging', 'established')", name="ck_item_status"),
     )
 

@@ -266,18 +266,20 @@ def _add_item(
             created_by=created_by,
             created_at=created_at,
         )
-        .on_conflict_do_nothing()  # (workspace, name) and (workspace, external_id) unique
+        .on_conflict_do_nothing()  # (workspace, normalized name), (workspace, external id)
         .returning(table.c.id)
     )
     row = session.execute(stmt).first()
     if row is None:
         same_name = session.exec(
-            select(Item.id).where(Item.workspace_id == ws.id, Item.name == name)
+            select(Item.id, Item.name).where(Item.workspace_id == ws.id,
+                                             Item.normalized_name == normalize_name(name))
         ).first()
         if same_name is not None:
             raise DuplicateError(
-                "name", f"workspace {workspace!r} already has an item named {name!r} "
-                f"(#{same_name})"
+                "name", f"workspace {workspace!r} already has an item named "
+                f"{same_name[1]!r} (#{same_name[0]}); names differing only in case, spaces or "
+                "punctuation are the same item"
             )
         raise DuplicateError(
             "external_id", f"workspace {workspace!r} already has an item {external_id!r}"

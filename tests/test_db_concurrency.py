@@ -27,7 +27,9 @@ from db.database import (
     init_db,
     make_engine,
 )
+from db.errors import DuplicateError
 from db.models import TABLE_NAMES
+from db.validators import normalize_name
 
 POSTGRES_ENV = "EMERFLOW_TEST_POSTGRES_URL"
 SKIP_PG = f"PostgreSQL tests need {POSTGRES_ENV} (start a server with `source .ci/postgres.sh`)"
@@ -183,6 +185,29 @@ def test_concurrent_feature_versions_are_numbered_uniquely(
 
     versions = sorted(v for vs in run_together(engines, save) for v in vs)
     assert versions == list(range(1, 5 * WORKERS + 1))
+
+
+def test_concurrent_creates_of_one_name_spelled_differently_give_one_item(
+    engines: list[Engine], item_id: int
+) -> None:
+    """"Marfan syndrome", "marfan-syndrome", "MARFAN  SYNDROME", ... at the same moment: one
+    item; every other create is refused as a duplicate naming the item that exists."""
+    spellings = ["Marfan syndrome", "marfan-syndrome", "MARFAN  SYNDROME", "Marfan Syndrome!",
+                 "marfan_syndrome", "Márfan syndrome", "marfan syndrome ", "Marfan-Syndrome"]
+
+    def create(engine: Engine, index: int) -> str:
+        try:
+            repo.create_item(engine, workspace="w", domain="disease",
+                             name=spellings[index % len(spellings)], raw_features={})
+            return "created"
+        except DuplicateError as exc:
+            assert "same item" in str(exc)
+            return "duplicate"
+
+    outcomes = run_together(engines, create)
+    assert outcomes.count("created") == 1
+    names = [i.name for i in repo.list_items(engines[0], "w")]
+    assert len([n for n in names if normalize_name(n) == "marfansyndrome"]) == 1
 
 
 def test_concurrent_llm_cache_puts(engines: list[Engine]) -> None:

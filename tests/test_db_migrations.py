@@ -45,7 +45,7 @@ BACKENDS = [
     pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
 ]
 TS = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-HEAD = "0004"
+HEAD = "0005"
 
 
 @pytest.fixture(params=BACKENDS)
@@ -286,4 +286,29 @@ def test_0004_renames_existing_duplicate_names_and_keeps_their_data(engine: Engi
     assert repo.item_version(engine, items[0].id) == (1, 0)
     with pytest.raises(DuplicateError):
         repo.create_item(engine, workspace="w", domain="disease", name="Old Item",
+                         raw_features={})
+
+
+def test_0005_renames_normalized_name_collisions_and_keeps_their_data(engine: Engine) -> None:
+    """Before 0005 "Marfan syndrome" and "marfan-syndrome" could both exist (the unique index
+    was on the exact name); the upgrade keeps the oldest, renames the later one "<name> (#id)"
+    with its data, and from then on a name equal after normalisation is refused."""
+    upgrade(engine, "0001")
+    _seed_0001(engine)
+    upgrade(engine, "0004")
+    with write_engine(engine).begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO item (workspace_id, domain, external_id, name, normalized_name, "
+                "raw_features, status, created_by, created_at, phase_version) VALUES "
+                "(1, 'disease', NULL, 'OLD-item', 'olditem', '{}', 'emerging', 'bob', :ts, 0)"
+            ),
+            {"ts": TS},
+        )
+    init_db(engine)
+    items = repo.list_items(engine, "w")
+    assert [i.name for i in items] == ["Old Item", f"OLD-item (#{items[1].id})"]
+    assert len(repo.interactions(engine, items[0].id)) == 2
+    with pytest.raises(DuplicateError, match="same item"):
+        repo.create_item(engine, workspace="w", domain="disease", name="old item!",
                          raw_features={})
