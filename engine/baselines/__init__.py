@@ -31,6 +31,7 @@ from engine.baselines.embedding import (
     MetaEmb,
 )
 from engine.baselines.kb import EmerFlowKB
+from engine.baselines.ltr import EmerFlowLtr
 from engine.baselines.mwuf import MWUF
 from engine.baselines.neighbourhood import CoocKnn, Ease, TextCooc, TextEase, TextKnn
 from engine.baselines.shared_space import EmerFlowShared, EmerFlowSharedKB, EmerFlowSharedNoLLM
@@ -42,6 +43,8 @@ METHODS: dict[str, type[Method]] = {
                 Backbone, MetaEmb, CVAR, MWUF, EmerFlowNoLLM, EmerFlowNoWarm, EmerFlow,
                 EmerFlowAugOnly, EmerFlowKB, EmerFlowSharedNoLLM, EmerFlowShared, EmerFlowSharedKB)
 }
+#: the product's learned ranker (engine.ltr), tabulated after the EmerFlow variants
+METHODS[EmerFlowLtr.name] = EmerFlowLtr
 
 __all__ = ["METHODS", "BenchContext", "EmbeddingMethod", "Method", "MethodNotAvailable", "Rows",
            "refine_through"]

@@ -43,8 +43,22 @@ def _load_twotower(directory: Path, info: dict[str, Any], data: TrainingData) ->
     return SharedRanker.load(directory, info, data.old_positives_sparse)
 
 
+def _build_ltr(data: TrainingData, old_text: np.ndarray, config: Any,
+               progress: ProgressFn) -> Ranker:
+    from engine.ltr import LtrConfig, train_ltr
+
+    return train_ltr(data, old_text, LtrConfig.from_dict(config.ltr), config.seed, progress)
+
+
+def _load_ltr(directory: Path, info: dict[str, Any], data: TrainingData) -> Ranker:
+    from engine.ltr import LtrRanker
+
+    return LtrRanker.load(directory, info, data.old_positives_sparse)
+
+
 RANKERS: dict[str, RankerEntry] = {
     "twotower": RankerEntry(_build_twotower, _load_twotower),
+    "ltr": RankerEntry(_build_ltr, _load_ltr),
 }
 
 

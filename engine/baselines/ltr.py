@@ -1,0 +1,86 @@
+"""``emerflow-ltr``: the product's learned ranker (:mod:`engine.ltr`) run through the phases.
+
+``fit`` trains THE SAME :func:`engine.ltr.train_ltr` a workspace build calls (old items only,
+every channel leave-fold-out), on the raw serialized-text vectors; each phase's state is the
+new items' confirmed / rejected targets seen so far, and ``score_all`` is
+:meth:`engine.ltr.LtrRanker.score_many` over the full catalog (the dashboard's
+:meth:`~engine.ltr.LtrRanker.score` calls the same function for one item). Scores are
+LambdaRank scores, not probabilities: F1 is null.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from engine.baselines.base import BenchContext, Method, Rows
+from engine.ltr import LtrConfig, train_ltr
+from engine.training_data import TrainingData
+
+
+@dataclass
+class LtrState:
+    """Decision rows ``[M, N]`` seen so far, and the scores of this state once computed."""
+
+    confirmed: np.ndarray
+    rejected: np.ndarray
+    scores: np.ndarray | None = field(default=None, repr=False)
+
+
+class EmerFlowLtr(Method):
+    name: ClassVar[str] = "emerflow-ltr"
+    backbone: ClassVar[str | None] = None
+    probabilistic: ClassVar[bool] = False
+    text_variant: ClassVar[str] = "raw"
+    defaults: ClassVar[dict[str, Any]] = LtrConfig().to_dict()
+    grid: ClassVar[dict[str, tuple[Any, ...]]] = {
+        "num_leaves": (15, 63),
+        "n_estimators": (100, 300),
+        "min_data_in_leaf": (50, 200),
+        "candidates": (100, 300),
+        "knowledge": (True, False),
+    }
+
+    def __init__(self, **overrides: Any):
+        super().__init__(**overrides)
+        self.settings = LtrConfig.from_dict(self.config)
+
+    def fit(self, ctx: BenchContext) -> None:
+        super().fit(ctx)
+        vecs = np.asarray(ctx.text_vectors(self.text_variant), dtype=np.float32)
+        data = TrainingData(ctx.dataset, ctx.split)
+        self.ranker = train_ltr(data, vecs[ctx.old_item_rows], self.settings, ctx.seed)
+        self.new_text = vecs[ctx.new_item_rows]
+
+    def start(self) -> LtrState:
+        ctx = self.ctx
+        assert ctx is not None
+        empty = np.zeros((ctx.n_new, ctx.n_targets), np.float32)
+        return LtrState(empty, empty.copy())
+
+    def update(self, state: LtrState, batch: Rows, seen: Rows) -> LtrState:
+        ctx = self.ctx
+        assert ctx is not None and seen.label is not None
+        confirmed = ctx.positive_matrix(seen).astype(np.float32)
+        negatives = Rows(seen.item, seen.target, (seen.label <= 0).astype(np.float32))
+        rejected = ctx.positive_matrix(negatives).astype(np.float32)
+        rejected[confirmed > 0] = 0.0
+        return LtrState(confirmed, rejected)
+
+    def score_all(self, state: LtrState) -> np.ndarray:
+        if state.scores is None:
+            state.scores = self.ranker.score_many(self.new_text, state.confirmed,
+                                                  state.rejected)
+        return state.scores
+
+    def score(self, state: LtrState, rows: Rows) -> np.ndarray:
+        return self.score_all(state)[rows.item, rows.target]
+
+    def describe(self) -> dict[str, Any]:
+        out = dict(self.config)
+        ranker = getattr(self, "ranker", None)
+        if ranker is not None:
+            out["training"] = dict(ranker.meta)
+        return out

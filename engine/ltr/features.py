@@ -1,0 +1,208 @@
+"""Per-target features of one item for the learned ranker (:mod:`engine.ltr`).
+
+Every channel the product has, computed against a *reference* set of established items (all
+old items when serving; the other folds' old items while building training lists, so no
+training item ever sees its own row):
+
+- text neighbours: cosine of the item's text vector with every reference item's; the
+  softmax-weighted share of the ``k`` nearest having the target (``vote``, and per item
+  max-normalised ``vote_norm``), the plain share among the ``wide_k`` nearest (``vote_wide``),
+  how many of the 5 nearest have it (``near5``), the best similarity and the rank of the
+  nearest neighbour among the ``BEST_K`` nearest that has it (``best_sim``, ``best_rank``);
+- EASE (Steck, WWW'19) evidence from the confirmed targets (``ease``, ``ease_norm``, its rank
+  ``ease_rank_log``) and from the rejected ones (``ease_rejected``: on rated data a rejected
+  target still watched the item);
+- co-occurrence over reference items with the confirmed targets: mean and max cosine, and how
+  many confirmed targets co-occur at all (``cooc_mean``, ``cooc_max``, ``cooc_count``);
+- popularity over reference items (``pop_share``, ``pop_rank_log``), the numbers of confirmed
+  and rejected targets, whether the target itself was rejected or confirmed;
+- target-side knowledge when the catalog has it (genes: the number of confirmed genes sharing
+  an HGNC gene group with it, ``family_shared``; its HGNC ``locus_type`` as a category).
+
+Shapes: ``M`` items, ``R`` reference items, ``N`` targets, ``F`` features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+from engine.emerflow.shared_space import EaseIndex
+
+#: Neighbours searched for ``best_sim`` / ``best_rank`` (``best_rank`` = BEST_K + 1: none).
+BEST_K = 50
+#: Neighbours of ``near5``.
+NEAR = 5
+
+BASE_FEATURES: tuple[str, ...] = (
+    "n_confirmed", "n_rejected", "pop_share", "pop_rank_log",
+    "vote", "vote_norm", "vote_wide", "near5", "best_sim", "best_rank",
+    "ease", "ease_norm", "ease_rank_log", "ease_rejected",
+    "cooc_mean", "cooc_max", "cooc_count", "rejected", "confirmed",
+)
+GENE_FEATURES: tuple[str, ...] = ("family_shared", "locus_type")
+
+
+def unit_rows(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, np.float64)
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+
+@dataclass
+class TargetKnowledge:
+    """Target-side knowledge (no interaction data): ``groups [N, G]`` 0/1 CSR memberships
+    (HGNC gene groups) and ``category [N]`` int codes (HGNC locus type; -1 unknown)."""
+
+    groups: sparse.csr_matrix
+    category: np.ndarray
+    category_names: list[str]
+    group_ids: list[str] | None = None
+    families: list[list[str]] | None = None
+    loci: list[str] | None = None
+
+    def to_json(self) -> dict:
+        """Plain lists (what :func:`engine.ltr.knowledge.knowledge_from_lists` reads)."""
+        return {"families": self.families, "loci": self.loci}
+
+
+class Reference:
+    """The established items a score is computed against: positives ``x [R, N]`` (0/1) and
+    unit text vectors ``text [R, T]``, with the EASE index (``lam``) and co-occurrence degrees.
+    """
+
+    def __init__(self, x: sparse.spmatrix | np.ndarray, text: np.ndarray, lam: float):
+        self.x = sparse.csr_matrix(x, dtype=np.float32)
+        self.x.data[:] = 1.0
+        self.xt = sparse.csr_matrix(self.x.T)  # [N, R]
+        self.text = unit_rows(text)
+        self.ease = EaseIndex(self.x, lam)
+        self.deg = np.asarray(self.x.sum(0), np.float64).ravel()  # [N]
+        n_ref = max(self.x.shape[0], 1)
+        self.pop_share = self.deg / n_ref
+        order = np.argsort(-self.deg, kind="stable")
+        rank = np.empty(len(order), np.float64)
+        rank[order] = np.arange(1, len(order) + 1)
+        self.pop_rank_log = np.log2(rank)
+
+    @property
+    def n_targets(self) -> int:
+        return self.x.shape[1]
+
+    def similarities(self, text: np.ndarray) -> np.ndarray:
+        """Cosine of text vectors ``[M, T]`` with every reference item ``[M, R]``."""
+        return unit_rows(text) @ self.text.T
+
+
+def feature_names(knowledge: TargetKnowledge | None) -> tuple[str, ...]:
+    return BASE_FEATURES + (GENE_FEATURES if knowledge is not None else ())
+
+
+def _rank_log(values: np.ndarray) -> np.ndarray:
+    """Per row ``log2`` of the descending rank (ties: lower column first) ``[M, N]``."""
+    order = np.argsort(-values, axis=1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(1, values.shape[1] + 1)[None, :], axis=1)
+    return np.log2(rank.astype(np.float64))
+
+
+def _max_norm(v: np.ndarray, over: np.ndarray | None = None) -> np.ndarray:
+    top = (v if over is None else np.where(over, v, -np.inf)).max(1, keepdims=True)
+    return np.where(top > 0, v / np.where(top > 0, top, 1.0), 0.0)
+
+
+def cooc_parts(ref: Reference, confirmed_rows: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine co-occurrence ``[C, N]`` of each confirmed target with every target over the
+    reference items, and the raw counts ``[C, N]``."""
+    counts = (ref.xt[confirmed_rows] @ ref.x).toarray().astype(np.float64)  # [C, N]
+    denom = np.sqrt(ref.deg[confirmed_rows][:, None] * ref.deg[None, :])
+    cos = np.divide(counts, denom, out=np.zeros_like(counts), where=denom > 0)
+    return cos, counts
+
+
+def item_features(ref: Reference, sims: np.ndarray, confirmed: np.ndarray,
+                  rejected: np.ndarray, *, k: int, temperature: float, wide_k: int,
+                  knowledge: TargetKnowledge | None = None) -> np.ndarray:
+    """Features ``[M, N, F]`` float32 (order: :func:`feature_names`).
+
+    Args:
+        ref: the reference items.
+        sims: cosine of each item's text with the reference items ``[M, R]``.
+        confirmed, rejected: ``[M, N]`` 0/1 decisions so far.
+        k, temperature: the softmax vote over the ``k`` nearest.
+        wide_k: the plain share over the ``wide_k`` nearest.
+    """
+    m, n_ref = sims.shape
+    n = ref.n_targets
+    confirmed = np.asarray(confirmed, np.float64)
+    rejected = np.asarray(rejected, np.float64)
+    names = feature_names(knowledge)
+    out = np.zeros((m, n, len(names)), np.float32)
+    col = {name: i for i, name in enumerate(names)}
+
+    n_conf = confirmed.sum(1)
+    out[:, :, col["n_confirmed"]] = n_conf[:, None]
+    out[:, :, col["n_rejected"]] = rejected.sum(1)[:, None]
+    out[:, :, col["pop_share"]] = ref.pop_share[None, :]
+    out[:, :, col["pop_rank_log"]] = ref.pop_rank_log[None, :]
+    out[:, :, col["rejected"]] = rejected
+    out[:, :, col["confirmed"]] = confirmed
+
+    # text neighbours (ties: lower reference row first)
+    depth = min(max(k, wide_k, BEST_K, NEAR), n_ref)
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :depth]  # [M, depth]
+    top_sim = np.take_along_axis(sims, order, axis=1)
+    kk = min(k, n_ref)
+    s = top_sim[:, :kk] / temperature
+    w = np.exp(s - s.max(1, keepdims=True))
+    w /= w.sum(1, keepdims=True)
+    weights = np.zeros((m, n_ref))
+    np.put_along_axis(weights, order[:, :kk], w, axis=1)
+    vote = np.asarray(ref.xt @ weights.T).T  # [M, N]
+    out[:, :, col["vote"]] = vote
+    out[:, :, col["vote_norm"]] = _max_norm(vote)
+    wk = min(wide_k, n_ref)
+    uni = np.zeros((m, n_ref))
+    np.put_along_axis(uni, order[:, :wk], 1.0 / wk, axis=1)
+    out[:, :, col["vote_wide"]] = np.asarray(ref.xt @ uni.T).T
+    near = np.zeros((m, n_ref))
+    np.put_along_axis(near, order[:, :min(NEAR, n_ref)], 1.0, axis=1)
+    out[:, :, col["near5"]] = np.asarray(ref.xt @ near.T).T
+    bk = min(BEST_K, n_ref)
+    best_sim = np.zeros((m, n), np.float32)
+    best_rank = np.full((m, n), BEST_K + 1, np.float32)
+    indptr, indices = ref.x.indptr, ref.x.indices
+    for i in range(m):
+        for j in range(bk - 1, -1, -1):  # nearest last: it overwrites farther ones
+            r = order[i, j]
+            cols = indices[indptr[r]:indptr[r + 1]]
+            best_sim[i, cols] = top_sim[i, j]
+            best_rank[i, cols] = j + 1
+    out[:, :, col["best_sim"]] = best_sim
+    out[:, :, col["best_rank"]] = best_rank
+
+    # evidence from decisions
+    has = n_conf > 0
+    out[:, :, col["ease_rank_log"]] = np.log2(n)
+    if has.any():
+        ease = ref.ease.scores(confirmed[has])
+        out[has, :, col["ease"]] = ease
+        out[has, :, col["ease_norm"]] = _max_norm(ease, confirmed[has] == 0)
+        out[has, :, col["ease_rank_log"]] = _rank_log(ease)
+        for i in np.flatnonzero(has):
+            cos, counts = cooc_parts(ref, np.flatnonzero(confirmed[i]))
+            out[i, :, col["cooc_mean"]] = cos.mean(0)
+            out[i, :, col["cooc_max"]] = cos.max(0)
+            out[i, :, col["cooc_count"]] = (counts > 0).sum(0)
+    has_rej = rejected.sum(1) > 0
+    if has_rej.any():
+        out[has_rej, :, col["ease_rejected"]] = _max_norm(ref.ease.scores(rejected[has_rej]))
+
+    if knowledge is not None:
+        g = knowledge.groups
+        shared = (sparse.csr_matrix(confirmed) @ g @ g.T).toarray()  # [M, N]
+        out[:, :, col["family_shared"]] = shared
+        out[:, :, col["locus_type"]] = knowledge.category[None, :]
+    return out

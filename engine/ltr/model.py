@@ -1,0 +1,450 @@
+"""The learned ranker: LightGBM LambdaRank over every channel's per-target features.
+
+Training (:func:`train_ltr`): the old items are split into ``folds`` folds; for the items of a
+fold every channel (text neighbours, EASE, co-occurrence, popularity) is computed against the
+OTHER folds' old items only, so no training item sees itself. Each old item gives one ranking
+list per simulated phase (0..III as in the protocol: ``k`` rows per phase batch, confirmed =
+the batch positives, rejected = its negatives); its relevant targets are its positives not yet
+seen, up to the protocol's new-item maximum rank (as the validation split caps held-out old
+items). Confirmed targets are in every list as relevant, marked by the feature ``confirmed``:
+the model learns that what the analyst confirmed is the item's (its own rank of a confirmed
+target is then at the top; the benchmark never ranks them). Each list holds the top
+``candidates`` targets by ``vote_norm + ease_norm`` and ``random_negatives`` uniformly drawn
+others, whatever their labels (adding the relevant targets outside them would teach "far
+from every channel -> relevant"). Serving ranks the FULL catalog against all old items (no
+candidate stage).
+
+The same :class:`LtrRanker` is the product's ranker (``ranker = "ltr"``) and the benchmark's
+``emerflow-ltr``. Saved as LightGBM's text model file plus JSON and a ``.npy`` of the old
+items' unit text vectors (read with ``allow_pickle=False``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine.ltr.features import (
+    BEST_K,
+    NEAR,
+    Reference,
+    TargetKnowledge,
+    cooc_parts,
+    feature_names,
+    item_features,
+    unit_rows,
+)
+from engine.ranking.base import Decisions, Reason, Scored
+
+ProgressFn = Callable[[str, float, str], None]
+
+
+@dataclass(frozen=True)
+class LtrConfig:
+    """Settings of the learned ranker (``WorkspaceConfig.ltr`` holds them as a dict).
+
+    Attributes:
+        k, temperature: the softmax neighbour vote; ``wide_k``: the plain share.
+        ease_lam: L2 of the EASE index (the ``ease`` baseline's validated lambda).
+        folds: leave-fold-out folds over old items for the training lists.
+        candidates, random_negatives: targets per training list besides the relevant ones.
+        n_estimators, learning_rate, num_leaves, min_data_in_leaf, feature_fraction:
+            LightGBM LambdaRank.
+        knowledge: use target-side knowledge (HGNC gene groups, locus type) when available.
+        threads: LightGBM threads.
+    """
+
+    k: int = 20
+    temperature: float = 0.05
+    wide_k: int = 100
+    ease_lam: float = 50.0
+    folds: int = 5
+    candidates: int = 100
+    random_negatives: int = 100
+    n_estimators: int = 100
+    learning_rate: float = 0.05
+    num_leaves: int = 31
+    min_data_in_leaf: int = 100
+    feature_fraction: float = 0.9
+    knowledge: bool = True
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("k", "wide_k", "folds", "n_estimators", "num_leaves", "min_data_in_leaf",
+                     "threads"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"LtrConfig.{name} must be >= 1")
+        if self.folds < 2:
+            raise ValueError("LtrConfig.folds must be >= 2 (leave-fold-out channels)")
+        for name in ("temperature", "ease_lam", "learning_rate"):
+            if not float(getattr(self, name)) > 0:
+                raise ValueError(f"LtrConfig.{name} must be > 0")
+        if self.candidates < 0 or self.random_negatives < 0:
+            raise ValueError("LtrConfig.candidates and random_negatives must be >= 0")
+        if not 0 < self.feature_fraction <= 1:
+            raise ValueError("LtrConfig.feature_fraction must be in (0, 1]")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> LtrConfig:
+        data = dict(data or {})
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown ltr settings: {sorted(unknown)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---- simulated phases on old items ------------------------------------------------------------
+@dataclass
+class Tasks:
+    """Simulated phase lists of items: per list the item row, confirmed / rejected / relevant
+    target rows."""
+
+    item: list[int]
+    confirmed: list[np.ndarray]
+    rejected: list[np.ndarray]
+    relevant: list[np.ndarray]
+
+
+def simulate_tasks(train: pd.DataFrame, item_pos: pd.Series, target_pos: pd.Series, k: int,
+                   n_phases: int, cap: int | None) -> Tasks:
+    """Phase 0..``n_phases`` lists of the items in ``train`` (split rows with ``rank``):
+    phase p has seen the rows of rank < p*k."""
+    from engine.data.protocol import RANK
+    from engine.schema import ITEM_ID, LABEL, TARGET_ID
+
+    item = item_pos.loc[train[ITEM_ID].astype(str)].to_numpy()
+    target = target_pos.loc[train[TARGET_ID].astype(str)].to_numpy()
+    label = train[LABEL].to_numpy() > 0
+    rank = train[RANK].to_numpy()
+    order = np.argsort(item, kind="stable")
+    item, target, label, rank = item[order], target[order], label[order], rank[order]
+    bounds = np.flatnonzero(np.diff(item)) + 1
+    out = Tasks([], [], [], [])
+    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(item)], strict=True):
+        if hi <= lo:
+            continue
+        t, y, r = target[lo:hi], label[lo:hi], rank[lo:hi]
+        for p in range(n_phases + 1):
+            seen = r < p * k
+            rel = ~seen & y & (r < cap if cap is not None else True)
+            if not rel.any():
+                continue
+            out.item.append(int(item[lo]))
+            out.confirmed.append(np.unique(t[seen & y]))
+            out.rejected.append(np.setdiff1d(np.unique(t[seen & ~y]), t[seen & y]))
+            out.relevant.append(np.unique(t[rel]))
+    return out
+
+
+def _decision_rows(n: int, rows: list[np.ndarray]) -> np.ndarray:
+    out = np.zeros((len(rows), n), np.float32)
+    for i, r in enumerate(rows):
+        out[i, r] = 1.0
+    return out
+
+
+def training_lists(x, text: np.ndarray, tasks: Tasks, config: LtrConfig, seed: int,
+                   knowledge: TargetKnowledge | None, progress: ProgressFn | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(features ``[rows, F]``, labels ``[rows]``, list sizes ``[lists]``) with every channel
+    computed leave-fold-out over old items (rows of ``x [K, N]`` / ``text [K, T]``)."""
+    from scipy import sparse
+
+    x = sparse.csr_matrix(x, dtype=np.float32)
+    n_items, n = x.shape
+    rng = np.random.default_rng(seed)
+    fold = rng.permutation(n_items) % config.folds
+    task_item = np.asarray(tasks.item)
+    feats, labels, sizes = [], [], []
+    chunk = 16
+    for f in range(config.folds):
+        ref_rows = np.flatnonzero(fold != f)
+        ref = Reference(x[ref_rows], text[ref_rows], config.ease_lam)
+        lists = np.flatnonzero(fold[task_item] == f)
+        for s in range(0, len(lists), chunk):
+            part = lists[s : s + chunk]
+            conf = _decision_rows(n, [tasks.confirmed[i] for i in part])
+            rej = _decision_rows(n, [tasks.rejected[i] for i in part])
+            sims = ref.similarities(text[task_item[part]])
+            fx = item_features(ref, sims, conf, rej, k=config.k,
+                               temperature=config.temperature, wide_k=config.wide_k,
+                               knowledge=knowledge)
+            names = feature_names(knowledge)
+            vn, en = names.index("vote_norm"), names.index("ease_norm")
+            for j, i in enumerate(part):
+                # rows are drawn without looking at labels (top candidates + a uniform
+                # sample), so a list's label rate per feature value is the catalog's;
+                # confirmed targets are in every list as relevant, marked by the feature
+                # ``confirmed`` (the model learns that a confirmed target is the item's)
+                rel = np.union1d(tasks.relevant[i], tasks.confirmed[i])
+                simple = fx[j, :, vn] + fx[j, :, en]
+                c = min(config.candidates, n)
+                top = (np.argpartition(-simple, c - 1)[:c] if c > 0
+                       else np.zeros(0, np.int64))
+                rand = rng.choice(n, size=min(config.random_negatives, n), replace=False)
+                rows = np.unique(np.concatenate([top, rand, tasks.confirmed[i]]))
+                y = np.isin(rows, rel).astype(np.float32)
+                if not y.any():
+                    continue
+                feats.append(fx[j, rows])
+                labels.append(y)
+                sizes.append(len(rows))
+        if progress is not None:
+            progress("ltr", (f + 1) / (config.folds + 1),
+                     f"learned ranker: training lists of fold {f + 1}/{config.folds}")
+    return np.concatenate(feats), np.concatenate(labels), np.asarray(sizes, np.int64)
+
+
+def fit_booster(features: np.ndarray, labels: np.ndarray, sizes: np.ndarray,
+                names: tuple[str, ...], config: LtrConfig, seed: int):
+    """LightGBM LambdaRank (NDCG@100) on the training lists."""
+    import lightgbm as lgb
+
+    cats = [n for n in names if n == "locus_type"]
+    ds = lgb.Dataset(features, labels, group=sizes, feature_name=list(names),
+                     categorical_feature=cats or "auto", free_raw_data=True)
+    params = {
+        "objective": "lambdarank", "metric": "ndcg", "eval_at": [100],
+        "lambdarank_truncation_level": 100, "learning_rate": config.learning_rate,
+        "num_leaves": config.num_leaves, "min_data_in_leaf": config.min_data_in_leaf,
+        "feature_fraction": config.feature_fraction, "bagging_fraction": 0.8,
+        "bagging_freq": 1, "max_bin": 63, "seed": seed, "num_threads": config.threads,
+        "verbose": -1,
+        "deterministic": True, "force_row_wise": True,
+    }
+    return lgb.train(params, ds, num_boost_round=config.n_estimators)
+
+
+# ---- the ranker -------------------------------------------------------------------------------
+_NOUNS = {"disease": ("disease", "diseases"), "movie": ("film", "films")}
+
+
+class LtrRanker:
+    """The learned ranker as the product's :class:`engine.ranking.base.Ranker`.
+
+    The item embedding is its unit text vector (``D = T``): ``align`` normalises, ``refine``
+    returns the prior unchanged (decisions reach the score through the features), and the
+    nearest-item index holds the old items' unit text vectors.
+    """
+
+    kind = "ltr"
+
+    def __init__(self, booster, config: LtrConfig, reference: Reference,
+                 knowledge: TargetKnowledge | None, domain: str, meta: dict | None = None):
+        self.booster = booster
+        self.config = config
+        self.ref = reference
+        self.knowledge = knowledge
+        self.domain = domain
+        self.names = feature_names(knowledge)
+        self.meta = dict(meta or {})
+
+    @property
+    def n_targets(self) -> int:
+        return self.ref.n_targets
+
+    def align(self, text: np.ndarray) -> np.ndarray:
+        return unit_rows(np.asarray(text, np.float64).reshape(len(text), -1)).astype(np.float32)
+
+    def refine(self, prior: np.ndarray, decisions: Decisions) -> np.ndarray:
+        return np.asarray(prior, np.float32)
+
+    def features(self, text: np.ndarray, confirmed: np.ndarray, rejected: np.ndarray
+                 ) -> np.ndarray:
+        """``[M, N, F]`` of text vectors ``[M, T]`` and decision rows ``[M, N]``."""
+        c = self.config
+        return item_features(self.ref, self.ref.similarities(np.atleast_2d(text)), confirmed,
+                             rejected, k=c.k, temperature=c.temperature, wide_k=c.wide_k,
+                             knowledge=self.knowledge)
+
+    def score_many(self, text: np.ndarray, confirmed: np.ndarray, rejected: np.ndarray,
+                   chunk: int = 32) -> np.ndarray:
+        """Scores ``[M, N]`` of every target for text vectors ``[M, T]`` with decision rows
+        ``[M, N]`` (0/1): the benchmark and :meth:`score` call this one function."""
+        text = np.atleast_2d(np.asarray(text, np.float32))
+        m, n = len(text), self.n_targets
+        out = np.zeros((m, n), np.float64)
+        for s in range(0, m, chunk):
+            fx = self.features(text[s : s + chunk], confirmed[s : s + chunk],
+                               rejected[s : s + chunk])
+            pred = self.booster.predict(fx.reshape(-1, fx.shape[2]),
+                                        num_threads=self.config.threads)
+            out[s : s + chunk] = np.asarray(pred, np.float64).reshape(len(fx), n)
+        return out
+
+    def _rows(self, decisions: Decisions) -> tuple[np.ndarray, np.ndarray]:
+        pos = np.zeros((1, self.n_targets), np.float32)
+        neg = np.zeros((1, self.n_targets), np.float32)
+        pos[0, decisions.confirmed] = 1.0
+        neg[0, decisions.rejected] = 1.0
+        return pos, neg
+
+    def score(self, text: np.ndarray, embedding: np.ndarray, decisions: Decisions) -> Scored:
+        pos, neg = self._rows(decisions)
+        return Scored(self.score_many(np.asarray(text)[None], pos, neg)[0], None)
+
+    def explain(self, text: np.ndarray, embedding: np.ndarray, decisions: Decisions,
+                rows: np.ndarray, target_names: Callable[[np.ndarray], list[str]]
+                ) -> list[list[Reason]]:
+        """LightGBM's per-feature contributions (``pred_contrib``) of each target row, summed
+        per channel and put in words, largest first."""
+        rows = np.asarray(rows, np.int64)
+        pos, neg = self._rows(decisions)
+        fx = self.features(np.asarray(text)[None], pos, neg)[0][rows]  # [M, F]
+        contrib = np.asarray(self.booster.predict(fx, pred_contrib=True,
+                                                  num_threads=self.config.threads))
+        col = {name: i for i, name in enumerate(self.names)}
+        one, many = _NOUNS.get(self.domain, ("item", "items"))
+        conf = decisions.confirmed
+        cos = cooc_parts(self.ref, conf)[0][:, rows] if conf.size else None  # [C, M]
+        conf_names = target_names(conf) if conf.size else []
+        groups = {
+            "neighbours": ("vote", "vote_norm", "vote_wide", "near5", "best_sim", "best_rank"),
+            "cooc": ("cooc_mean", "cooc_max", "cooc_count"),
+            "ease": ("ease", "ease_norm", "ease_rank_log"),
+            "popularity": ("pop_share", "pop_rank_log"),
+            "decisions": ("n_confirmed", "n_rejected", "rejected", "confirmed",
+                          "ease_rejected"),
+            "knowledge": ("family_shared", "locus_type"),
+        }
+        out = []
+        for i in range(len(rows)):
+            v = {name: float(fx[i, j]) for name, j in col.items()}
+            parts = []
+            for group, names in groups.items():
+                idx = [col[nm] for nm in names if nm in col]
+                if not idx:
+                    continue
+                w = float(contrib[i, idx].sum())
+                text_ = self._words(group, v, one, many, conf, conf_names,
+                                    None if cos is None else cos[:, i])
+                if text_:
+                    parts.append(Reason(text_, w))
+            out.append(sorted(parts, key=lambda p: -abs(p.weight)))
+        return out
+
+    def _words(self, group: str, v: dict[str, float], one: str, many: str, conf: np.ndarray,
+               conf_names: list[str], cos: np.ndarray | None) -> str:
+        if group == "neighbours":
+            near = int(round(v["near5"]))
+            s = f"{near} of its {NEAR} nearest {many} have it"
+            if v["best_rank"] <= BEST_K:
+                s += (f"; the nearest {one} having it is #{int(v['best_rank'])} "
+                      f"(text similarity {v['best_sim']:.2f})")
+            else:
+                s += f"; none of its {BEST_K} nearest {many} has it"
+            return s
+        if group == "cooc":
+            if not conf.size:
+                return ""
+            if cos is None or not (cos > 0).any():
+                return "never co-occurs with a confirmed target in the established " + many
+            top = [conf_names[j] for j in np.argsort(-cos, kind="stable")[:3] if cos[j] > 0]
+            verb = "co-associated with" if self.domain == "disease" else "shares " + many + \
+                " rated highly with"
+            return f"{verb} {', '.join(top)}"
+        if group == "ease":
+            if not conf.size:
+                return ""
+            rank = int(round(2 ** v["ease_rank_log"]))
+            return (f"EASE propagation from the {conf.size} confirmed target"
+                    f"{'s' if conf.size != 1 else ''} ranks it #{rank}")
+        if group == "popularity":
+            return (f"has {v['pop_share']:.1%} of the established {many} (popularity rank "
+                    f"#{int(round(2 ** v['pop_rank_log']))})")
+        if group == "decisions":
+            if v["rejected"] > 0:
+                return "you rejected it"
+            if v["confirmed"] > 0:
+                return "you confirmed it"
+            return (f"{int(v['n_confirmed'])} confirmed and {int(v['n_rejected'])} rejected "
+                    "so far")
+        if group == "knowledge":
+            parts = []
+            if v["family_shared"] > 0:
+                parts.append(f"shares a gene group with {int(v['family_shared'])} confirmed "
+                             "gene" + ("s" if v["family_shared"] != 1 else ""))
+            code = int(v["locus_type"])
+            if self.knowledge is not None and 0 <= code < len(self.knowledge.category_names):
+                parts.append(f"locus type: {self.knowledge.category_names[code]}")
+            return "; ".join(parts)
+        return ""
+
+    def item_vectors(self) -> np.ndarray:
+        return self.ref.text.astype(np.float32)
+
+    def save(self, directory: Path) -> dict[str, Any]:
+        """``ltr_model.txt`` (LightGBM text model), ``ltr_item_text.npy`` (old items' unit
+        text vectors), ``ltr_knowledge.json`` (gene groups / locus types, when used)."""
+        directory = Path(directory)
+        self.booster.save_model(str(directory / "ltr_model.txt"))
+        np.save(directory / "ltr_item_text.npy", self.ref.text.astype(np.float32),
+                allow_pickle=False)
+        if self.knowledge is not None:
+            (directory / "ltr_knowledge.json").write_text(json.dumps(self.knowledge.to_json()))
+        return {"config": self.config.to_dict(), "features": list(self.names),
+                "domain": self.domain, "knowledge": self.knowledge is not None,
+                "n_targets": self.n_targets, "meta": self.meta}
+
+    @classmethod
+    def load(cls, directory: Path, info: dict[str, Any], old_positives) -> LtrRanker:
+        import lightgbm as lgb
+
+        from engine.ltr.knowledge import knowledge_from_lists
+
+        directory = Path(directory)
+        config = LtrConfig.from_dict(info["config"])
+        booster = lgb.Booster(model_file=str(directory / "ltr_model.txt"))
+        text = np.load(directory / "ltr_item_text.npy", allow_pickle=False)
+        knowledge = None
+        if info.get("knowledge"):
+            doc = json.loads((directory / "ltr_knowledge.json").read_text())
+            knowledge = knowledge_from_lists(doc["families"], doc["loci"])
+        ranker = cls(booster, config, Reference(old_positives, text, config.ease_lam),
+                     knowledge, info.get("domain", ""), info.get("meta"))
+        if tuple(info.get("features", ranker.names)) != ranker.names:
+            raise ValueError("saved learned ranker: feature list differs from this version")
+        return ranker
+
+
+def train_ltr(data, old_text: np.ndarray, config: LtrConfig, seed: int = 0,
+              progress: ProgressFn | None = None, knowledge_path: Path | None = None
+              ) -> LtrRanker:
+    """Train the learned ranker on ``data``'s old items (``TrainingData``) with their text
+    vectors ``old_text [K, T]`` (``split.old_items`` order)."""
+    from engine.ltr.knowledge import gene_knowledge, hgnc_path
+
+    t0 = time.perf_counter()
+    split = data.split
+    proto = split.config
+    knowledge = None
+    if config.knowledge and data.dataset.domain == "disease":
+        knowledge = gene_knowledge(data.dataset.targets,
+                                   knowledge_path if knowledge_path is not None
+                                   else hgnc_path())
+    text = unit_rows(np.asarray(old_text, np.float64))
+    x = data.old_positives_sparse
+    tasks = simulate_tasks(split.train, data.old_pos, data.target_pos,
+                           int(proto.k) if proto else 4, int(proto.n_phases) if proto else 3,
+                           int(proto.new_max) if proto else None)
+    feats, labels, sizes = training_lists(x, text, tasks, config, seed, knowledge, progress)
+    t1 = time.perf_counter()
+    names = feature_names(knowledge)
+    booster = fit_booster(feats, labels, sizes, names, config, seed)
+    if progress is not None:
+        progress("ltr", 1.0, f"learned ranker: {len(sizes)} lists, {len(labels)} rows")
+    meta = {"lists": int(len(sizes)), "rows": int(len(labels)),
+            "seconds_lists": round(t1 - t0, 2),
+            "seconds_fit": round(time.perf_counter() - t1, 2)}
+    return LtrRanker(booster, config, Reference(x, text, config.ease_lam), knowledge,
+                     data.dataset.domain, meta)

@@ -1,0 +1,113 @@
+"""The learned ranker (engine.ltr): leave-fold-out training lists, the product ranker on a
+demo workspace (score, refine, explain, save/load), and the bench method's registration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+from engine.ltr import LtrConfig
+from engine.ltr.features import BASE_FEATURES, BEST_K, Reference, feature_names, item_features
+from engine.ltr.model import Tasks, simulate_tasks, training_lists
+
+
+def _disjoint(n_items: int = 30, per: int = 6, t: int = 16, seed: int = 0):
+    """Old items with disjoint positive targets and random texts."""
+    rng = np.random.default_rng(seed)
+    n = n_items * per
+    x = sparse.csr_matrix((np.ones(n, np.float32),
+                           (np.repeat(np.arange(n_items), per), np.arange(n))),
+                          shape=(n_items, n + 5))
+    return x, rng.normal(size=(n_items, t))
+
+
+def test_training_lists_never_see_the_item_itself():
+    x, text = _disjoint()
+    tasks = Tasks([], [], [], [])
+    for i in range(x.shape[0]):
+        own = x[i].indices
+        for p in range(2):
+            tasks.item.append(i)
+            tasks.confirmed.append(own[: 2 * p])
+            tasks.rejected.append(np.zeros(0, np.int64))
+            tasks.relevant.append(own[2 * p:])
+    cfg = LtrConfig(folds=3, candidates=20, random_negatives=20, k=5, wide_k=10)
+    feats, labels, sizes = training_lists(x, text, tasks, cfg, 0, None)
+    names = feature_names(None)
+    assert sizes.sum() == len(labels) == len(feats)
+    pos = labels > 0
+    unseen = pos & (feats[:, names.index("confirmed")] == 0)
+    assert unseen.any()
+    # an item's own targets belong to no other item: with the item out of its own
+    # reference set, no neighbour channel may know them
+    for name in ("vote", "vote_wide", "near5", "best_sim", "pop_share", "ease",
+                 "cooc_max"):
+        assert np.all(feats[unseen, names.index(name)] == 0), name
+    assert np.all(feats[unseen, names.index("best_rank")] == BEST_K + 1)
+
+
+def test_simulated_phases_follow_the_protocol():
+    train = pd.DataFrame({"item_id": ["a"] * 10, "target_id": [str(i) for i in range(10)],
+                          "label": [1, 0, 1, 1, 0, 1, 1, 1, 0, 1], "rank": list(range(10))})
+    tasks = simulate_tasks(train, pd.Series({"a": 0}), pd.Series(
+        {str(i): i for i in range(10)}), k=3, n_phases=2, cap=9)
+    assert tasks.item == [0, 0, 0]
+    assert [list(c) for c in tasks.confirmed] == [[], [0, 2], [0, 2, 3, 5]]
+    assert [list(r) for r in tasks.rejected] == [[], [1], [1, 4]]
+    assert [list(r) for r in tasks.relevant] == [[0, 2, 3, 5, 6, 7], [3, 5, 6, 7], [6, 7]]
+
+
+def test_features_shapes_and_decision_flags():
+    x, text = _disjoint(10, 3)
+    ref = Reference(x, text, 10.0)
+    n = x.shape[1]
+    conf = np.zeros((2, n), np.float32)
+    rej = np.zeros((2, n), np.float32)
+    conf[1, [0, 1]] = 1
+    rej[1, 5] = 1
+    fx = item_features(ref, ref.similarities(text[:2]), conf, rej, k=3, temperature=0.1,
+                       wide_k=5)
+    assert fx.shape == (2, n, len(BASE_FEATURES))
+    col = {name: i for i, name in enumerate(BASE_FEATURES)}
+    assert fx[1, 0, col["confirmed"]] == 1 and fx[1, 5, col["rejected"]] == 1
+    assert fx[1, 2, col["cooc_max"]] == pytest.approx(1.0)  # item 0's third target
+    assert fx[0, :, col["n_confirmed"]].max() == 0 and fx[1, 0, col["n_confirmed"]] == 2
+
+
+def test_bench_method_registered():
+    from engine.baselines import METHODS
+    from engine.ranking.registry import RANKERS
+
+    assert METHODS["emerflow-ltr"].name == "emerflow-ltr"
+    assert "ltr" in RANKERS
+
+
+@pytest.mark.slow
+def test_demo_workspace_with_the_learned_ranker(tmp_path, encoder):
+    from engine.build import build_dataset_workspace, workspace_dir
+    from engine.config import WorkspaceConfig
+    from engine.workspace_store import load_workspace
+
+    cfg = WorkspaceConfig(dataset="demo-diseases", ranker="ltr",
+                          ltr={"folds": 3, "n_estimators": 20, "candidates": 50,
+                               "random_negatives": 50})
+    ws = build_dataset_workspace("demo-diseases", config=cfg, encoder=encoder, home=tmp_path)
+    assert ws.ranker.kind == "ltr"
+    item = ws.dataset.items.iloc[0].to_dict()
+    first = ws.predict(item)
+    top = [str(t) for t in first.targets["target_id"].head(3)]
+    decisions = {top[0]: 1, top[1]: 1, top[2]: 0}
+    emb = ws.refine(first.embedding, item, list(decisions.items()))
+    after = ws.predict(item, embedding=emb, decisions=decisions, pin_decisions=False)
+    n = ws.ranker.n_targets
+    for t in (top[0], top[1]):
+        assert after.model_rank[t] <= max(1, n // 100)
+    reasons = ws.explain(item, [str(after.targets["target_id"].iloc[5])], embedding=emb,
+                         decisions=decisions)
+    words = [r.text for rs in reasons.values() for r in rs]
+    assert any("nearest" in w for w in words)
+    loaded = load_workspace(workspace_dir("demo-diseases", tmp_path), encoder)
+    again = loaded.predict(item, embedding=emb, decisions=decisions, pin_decisions=False)
+    assert np.allclose(again.targets["score"].to_numpy(), after.targets["score"].to_numpy())
