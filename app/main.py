@@ -17,7 +17,8 @@ from engine.settings import get_settings
 
 VIEWS = Path(__file__).resolve().parent / "views"
 
-st.set_page_config(page_title="EmerFlow Studio", page_icon=":material/genetics:", layout="wide")
+# an emoji favicon is an inline data: URL; a ":material/…:" one is fetched from fonts.gstatic.com
+st.set_page_config(page_title="EmerFlow Studio", page_icon="🧬", layout="wide")
 try:  # an invalid EMERFLOW_* value: one line naming the variable, no traceback, no page
     get_settings()
 except ValueError as settings_error:

@@ -15,6 +15,11 @@ import re
 #: ``_`` is left alone: intraword it is never emphasis, and ids like ``target_id`` stay
 #: readable in the raw text.
 _SPECIAL = re.compile(r"([\\`*\[\]()<>#!|~$])")
+#: GitHub-flavoured Markdown turns bare ``http://…``, ``https://…`` and ``www.…`` into links,
+#: matched on the text after escapes are resolved (so a backslash does not stop it): an
+#: invisible WORD JOINER (U+2060) before ``://`` or after ``www`` breaks the pattern.
+_AUTOLINK = re.compile(r"(?i)(://|\bwww(?=\.))")
+_JOINER = "\u2060"
 
 
 def md(text: object) -> str:
@@ -22,7 +27,9 @@ def md(text: object) -> str:
     would change nothing visible, so they are replaced to keep block syntax from starting)."""
     s = str(text)
     s = s.replace("\r", " ").replace("\n", " ")
-    return _SPECIAL.sub(r"\\\1", s)
+    s = _SPECIAL.sub(r"\\\1", s)
+    return _AUTOLINK.sub(lambda m: _JOINER + m.group(1) if m.group(1) == "://"
+                         else m.group(1) + _JOINER, s)
 
 
 __all__ = ["md"]

@@ -331,7 +331,8 @@ def test_exports_neutralize_formulas_and_keep_stamp_lines_whole(fmt: str) -> Non
     sep = "," if fmt == "CSV" else "\t"
     rows = _cells(data, sep)
     stamp = [r for r in rows if r and r[0].startswith("#")]
-    assert len(stamp) == 3 and all(len(r) == 1 for r in stamp), stamp  # one cell per line
+    # the "skip N lines" header line + one per stamp key, each one cell
+    assert len(stamp) == 4 and all(len(r) == 1 for r in stamp), stamp
     for row in rows:
         for cell in row:
             assert not cell.startswith(("=", "+", "@", "\t", "\r")), (cell, row)
@@ -341,7 +342,7 @@ def test_exports_neutralize_formulas_and_keep_stamp_lines_whole(fmt: str) -> Non
     assert back["name"].tolist() == ["'=HYPERLINK(1)", "'+1", "ok"]
     from urllib.parse import unquote
 
-    assert unquote(stamp[1][0].split(": ", 1)[1]) == evil
+    assert unquote(stamp[2][0].split(": ", 1)[1]) == evil
 
 
 def test_llm_values_written_to_augment_csv_are_neutralized(tmp_path: Path) -> None:
@@ -378,6 +379,9 @@ def test_markdown_in_names_and_llm_errors_is_shown_literally() -> None:
     assert "![" not in shown.replace("\\!\\[", "") and "](" not in shown.replace("\\]\\(", "")
     assert "<img" not in shown.replace("\\<img", "")
     assert md("target_id 'nope': line 3") == "target_id 'nope': line 3"
+    # GFM autolinks bare URLs (issue 18: a CUI error showed a link to the typed host)
+    assert "http://" not in md("got 'http://evil.example/x.png'")
+    assert "www." not in md("WWW.x.org") and md("www.x.org").replace("\u2060", "") == "www.x.org"
 
 
 def test_pages_escape_item_names_and_error_bodies() -> None:
