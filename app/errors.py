@@ -21,11 +21,18 @@ LOCKED = ("The database is busy (another process holds its lock): nothing was sa
           "Try again in a moment.")
 UNREACHABLE = ("The database cannot be reached: nothing was saved. Check that it is running "
                "and that DATABASE_URL is right.")
+NEWER_SCHEMA = ("The database was written by a newer version of EmerFlow Studio: nothing was "
+                "changed. Upgrade EmerFlow Studio, or point DATABASE_URL / EMERFLOW_HOME at "
+                "another database.")
 
 
 def classify(exc: BaseException) -> str | None:
     """One of the messages above for a known storage failure, else None."""
+    from db.errors import SchemaError
+
     for e in _chain(exc):
+        if isinstance(e, SchemaError) and "newer" in str(e):
+            return NEWER_SCHEMA
         if isinstance(e, OSError) and e.errno is not None:
             if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
                 return DISK_FULL
@@ -73,4 +80,5 @@ def user_message(exc: BaseException, action: str = "The action") -> str:
             f"server log (reference {ref}).")
 
 
-__all__ = ["DISK_FULL", "LOCKED", "READ_ONLY", "UNREACHABLE", "classify", "user_message"]
+__all__ = ["DISK_FULL", "LOCKED", "NEWER_SCHEMA", "READ_ONLY", "UNREACHABLE", "classify",
+           "user_message"]

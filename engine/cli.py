@@ -13,6 +13,7 @@ headless and shows users no tracebacks, from any directory. The same safe defaul
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import subprocess
@@ -35,12 +36,26 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
     names = list(DEMO_DATASETS) if args.dataset == "demo" else [args.dataset]
     for name in names:
-        ws = build_dataset_workspace(name, data_root=args.data_root, progress=_print_progress)
+        try:
+            ws = build_dataset_workspace(name, data_root=args.data_root,
+                                         progress=_print_progress)
+        except OSError as exc:
+            print(f"error: workspace {name} not saved: {_os_reason(exc)}", file=sys.stderr)
+            return 1
         print(
             f"built workspace {ws.name}: {ws.meta['split']} in "
             f"{sum(ws.meta['timings_s'].values()):.1f}s (model {ws.model_version})"
         )
     return 0
+
+
+def _os_reason(exc: OSError) -> str:
+    """One line for a storage failure (full disk, read-only folder, ...)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"the disk is full — free some space and rerun ({exc.strerror or exc})"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"the folder is not writable ({exc.filename or exc})"
+    return str(exc)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ A save is atomic (a temporary sibling directory renamed into place); a load uses
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -36,7 +37,13 @@ def workspaces_dir() -> Path:
 
 
 def workspace_exists(directory: Path) -> bool:
-    return (Path(directory) / "workspace.json").is_file()
+    """A saved workspace is there, or a complete previous copy that a save killed between
+    its two renames left aside (:func:`load_workspace` puts it back)."""
+    directory = Path(directory)
+    if (directory / "workspace.json").is_file():
+        return True
+    return any((old / "workspace.json").is_file()
+               for old in directory.parent.glob(f".{directory.name}.old-*"))
 
 
 class WorkspaceDamagedError(ValueError):
@@ -78,6 +85,12 @@ def save_workspace(ws: Workspace, directory: Path) -> None:
             os.replace(directory, old)
         os.replace(tmp, directory)
         _fsync_dir(directory.parent)
+    except RuntimeError as exc:  # torch.save reports a failed write as a RuntimeError
+        shutil.rmtree(tmp, ignore_errors=True)
+        if "write" in str(exc).lower():
+            raise OSError(errno.ENOSPC, f"could not write the workspace into {directory.parent}"
+                          " (disk full or failing); the previous copy is untouched") from exc
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

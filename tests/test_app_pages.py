@@ -289,3 +289,23 @@ def test_settings_page_hides_key_and_tests_connection(demo_env, monkeypatch):
     at.form_submit_button[0].click().run()
     at.button(key="test_llm").click().run()
     assert "Provider 'none'" in texts(at.success)
+
+
+def test_a_database_from_a_newer_version_gets_one_clear_line(demo_env):
+    """A database migrated by a newer EmerFlow Studio: the page says so in one sentence (no
+    generic "failed unexpectedly"), and nothing in it is changed."""
+    from sqlalchemy import text
+
+    from db.database import init_db, make_engine, write_engine
+    from engine.settings import get_settings
+
+    eng = make_engine(get_settings().database_url_resolved())
+    init_db(eng)
+    with write_engine(eng).begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    at = open_page("new_item")
+    errors = " ".join(e.value for e in at.error)
+    assert "written by a newer version of EmerFlow Studio" in errors, errors
+    with eng.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "9999"
+    eng.dispose()

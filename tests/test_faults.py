@@ -373,3 +373,49 @@ def test_locked_database_gives_a_clear_message(tmp_path: Path) -> None:
     holder.execute("ROLLBACK")
     holder.close()
     other.close()
+
+
+def test_a_kill_between_the_two_renames_still_reads_as_built(demo_home: Path,
+                                                             tmp_path: Path, encoder) -> None:
+    """The save renames the old copy aside, then the new one into place; killed in between,
+    only ``.name.old-*`` exists: the workspace counts as built and loads (restored)."""
+    from engine.workspace_store import load_workspace, workspace_exists
+
+    dst = tmp_path / "ws" / "demo-movies"
+    _copy_workspace(demo_home / "workspaces" / "demo-movies", dst)
+    aside = dst.parent / ".demo-movies.old-deadbeef"
+    os.replace(dst, aside)
+    assert workspace_exists(dst)
+    ws = load_workspace(dst, encoder)
+    assert ws.name == "demo-movies" and (dst / "workspace.json").is_file()
+    assert not aside.exists()
+
+
+def test_a_full_disk_during_a_save_is_one_clear_error_and_keeps_the_old_copy(
+        demo_home: Path, tmp_path: Path, encoder, monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch reports a failed write (full disk) as a RuntimeError: the save turns it into an
+    ENOSPC OSError naming the folder, the CLI prints one line of it, the old copy still loads.
+    (A mock: a real full disk can't be made on a CI machine without root mounts.)"""
+    import errno
+
+    import torch
+
+    from engine.cli import _os_reason
+    from engine.workspace_store import load_workspace, save_workspace
+
+    dst = tmp_path / "ws" / "demo-movies"
+    _copy_workspace(demo_home / "workspaces" / "demo-movies", dst)
+    ws = load_workspace(dst, encoder)
+
+    def full(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . PytorchStreamWriter "
+                           "failed writing file data/0: file write failed")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(OSError) as info:
+        save_workspace(ws, dst)
+    assert info.value.errno == errno.ENOSPC and "disk full" in str(info.value)
+    assert "the disk is full" in _os_reason(info.value)
+    monkeypatch.undo()
+    assert load_workspace(dst, encoder).name == "demo-movies"
+    assert [p.name for p in dst.parent.iterdir()] == ["demo-movies"]  # no leftovers
