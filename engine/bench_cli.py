@@ -180,7 +180,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("bench", help="benchmark methods on a dataset (protocol.md)")
+    p = subparsers.add_parser("bench", help="benchmark methods on a dataset (protocol.md)",
+                              allow_abbrev=False)  # `tune --seed` is not `bench --seeds`
     p.add_argument("--dataset", choices=list(DATASETS), default=None)
     p.add_argument("--methods", default="all", help="comma-separated method names, or 'all'")
     p.add_argument("--seeds", type=int, default=3, help="run seeds 0..N-1")

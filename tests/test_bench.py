@@ -462,3 +462,15 @@ def test_committed_popularity_is_the_count_and_every_phase0_fallback():
             for metric in ("recall@20", "recall@100", "ndcg@100"):
                 assert doc["ranking"]["0"][metric]["per_seed"] == pop["ranking"]["0"][metric][
                     "per_seed"], (dataset, name, metric)
+
+
+def test_bench_tune_takes_its_own_seed_option():
+    """`emerflow bench tune --seed N` is tune's seed, not an abbreviation of bench's --seeds."""
+    import argparse
+
+    from engine.bench_cli import register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["bench", "tune", "--dataset", "disgenet-curated", "--seed", "3"])
+    assert args.bench_command == "tune" and args.seed == 3
