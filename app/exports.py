@@ -1,7 +1,10 @@
 """Downloads stamped with where the numbers come from (no streamlit here).
 
-CSV/TSV carry the stamp as leading ``# key: value`` comment lines (read them back with
-``pd.read_csv(..., comment="#")``); JSON has ``{"stamp": {...}, "rows": [...]}``.
+CSV/TSV carry the stamp as leading ``# key: value`` lines, the first of which says how many
+lines to skip; read the table back with ``pd.read_csv(path, skiprows=N)`` (N from that first
+line), or with :func:`read_export` (stamp and table). Do not use ``comment="#"``: pandas then
+cuts every cell at a ``#``, and HGNC links hold one (``…/#!/hgnc_id/HGNC:8786``). JSON has
+``{"stamp": {...}, "rows": [...]}``.
 
 CSV/TSV are safe to open in a spreadsheet: text cells starting with ``=``, ``+``, ``-``, ``@``,
 a tab or CR get a leading ``'`` (no formula runs), and stamp values are percent-encoded where
@@ -88,7 +91,38 @@ def export_bytes(table: pd.DataFrame, fmt: str, meta: Mapping[str, Any]) -> tupl
         return json.dumps(doc, indent=1).encode("utf-8"), name, mime
     sep = "," if fmt == "CSV" else "\t"
     buf = io.StringIO()
+    n_skip = len(meta) + 1
+    # one cell in a spreadsheet: no separator, quote or comma in this line
+    buf.write(f"# EmerFlow export: the table starts after {n_skip} stamp lines "
+              f"(pandas: skiprows={n_skip})\n")
     for k, v in meta.items():
         buf.write(f"# {header_value(k, sep)}: {header_value(v, sep)}\n")
     neutralize_frame(table).to_csv(buf, index=False, sep=sep, lineterminator="\n")
     return buf.getvalue().encode("utf-8"), name, mime
+
+
+_SKIP_RE = re.compile(r"after (\d+) stamp lines")
+
+
+def read_export(data: bytes, **read_csv: Any) -> tuple[dict[str, str], pd.DataFrame]:
+    """(stamp, table) of a CSV/TSV export made by :func:`export_bytes` (the separator is
+    detected; extra keywords go to ``pandas.read_csv``). Cells keep every ``#``.
+
+    Raises:
+        ValueError: not an EmerFlow export (no stamp header line).
+    """
+    text = data.decode("utf-8")
+    first = text.split("\n", 1)[0]
+    m = _SKIP_RE.search(first)
+    if not first.startswith("# EmerFlow export") or m is None:
+        raise ValueError("not an EmerFlow CSV/TSV export (no stamp header line)")
+    n_skip = int(m.group(1))
+    lines = text.split("\n", n_skip + 1)
+    stamp = {}
+    for line in lines[1:n_skip]:
+        key, _, value = line[2:].partition(": ")
+        stamp[key] = value
+    header = lines[n_skip] if len(lines) > n_skip else ""
+    sep = "\t" if header.count("\t") > header.count(",") else ","
+    frame = pd.read_csv(io.StringIO(text), sep=sep, skiprows=n_skip, **read_csv)
+    return stamp, frame

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import altair as alt
 import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
@@ -46,11 +47,15 @@ def rank_history(db: Engine, ws: Workspace, item_id: int,
                  target_ids: Sequence[str] | None = None) -> pd.DataFrame:
     """Rank and score of targets at every stored phase (default: the confirmed targets).
 
+    ``rank`` is the rank the Predictions and Feedback tables showed at that phase (decisions
+    made so far pinned: a confirmed target is listed first from the phase it was confirmed
+    in); ``score`` is the model's own score (decisions propagate, none pinned).
+
     Columns: phase (0..3), phase_label, target_id, name, rank, score, decided_in.
     """
     inter = repo.interactions(db, item_id)
     if target_ids is None:
-        target_ids = [i.target_id for i in inter if i.label == 1]
+        target_ids = list(dict.fromkeys(i.target_id for i in inter if i.label == 1))
     decided = {i.target_id: PHASES[i.phase] for i in inter}
     cols = ["phase", "phase_label", TARGET_ID, NAME, "rank", "score", "decided_in"]
     if not target_ids:
@@ -62,20 +67,64 @@ def rank_history(db: Engine, ws: Workspace, item_id: int,
     names = ws.dataset.targets[NAME].astype(str).to_numpy()[pos]
     rows = []
     for phase, emb in sorted(phase_embeddings(db, item_id).items()):
-        # the model's own ranking at that phase (decisions so far propagate; none pinned)
-        pred = ws.predict(raw, augmented=aug, descriptors=desc, embedding=emb,
-                          decisions=decisions_up_to(db, item_id, phase), pin_decisions=False,
-                          n_neighbours=1)
-        order = ws.target_pos.loc[pred.targets[TARGET_ID].astype(str)].to_numpy()
-        scores = np.empty(len(order))
-        scores[order] = pred.targets["score"].to_numpy(dtype=float)
-        ranks = np.empty(len(order), np.int64)
-        ranks[order] = pred.targets["rank"].to_numpy()
+        so_far = decisions_up_to(db, item_id, phase)
+        shown = ws.predict(raw, augmented=aug, descriptors=desc, embedding=emb,
+                           decisions=so_far, n_neighbours=1)
+        own = ws.predict(raw, augmented=aug, descriptors=desc, embedding=emb,
+                         decisions=so_far, pin_decisions=False, n_neighbours=1)
+        ranks = _by_row(ws, shown.targets, "rank")
+        scores = _by_row(ws, own.targets, "score")
         for t, p, n in zip(ids, pos, names, strict=True):
             rows.append({"phase": phase, "phase_label": PHASES[phase], TARGET_ID: t, NAME: n,
                          "rank": int(ranks[p]), "score": float(scores[p]),
                          "decided_in": decided.get(t, "")})
     return pd.DataFrame(rows, columns=cols)
+
+
+def _by_row(ws: Workspace, targets: pd.DataFrame, column: str) -> np.ndarray:
+    """``column`` of a ranked target table, indexed by target row."""
+    order = ws.target_pos.loc[targets[TARGET_ID].astype(str)].to_numpy()
+    out = np.empty(len(order), dtype=float)
+    out[order] = targets[column].to_numpy(dtype=float)
+    return out
+
+
+#: Targets drawn in the phase-history charts at most (one distinct colour each).
+MAX_CHART_TARGETS = 20
+
+
+def rank_charts(hist: pd.DataFrame, noun: str, max_targets: int = MAX_CHART_TARGETS
+                ) -> tuple[alt.Chart, alt.Chart, int]:
+    """(rank chart, score chart, targets drawn) of :func:`rank_history`: one distinct colour
+    per target (up to ``max_targets``, the best-ranked at the last phase), every target named
+    in a legend under the charts (never cut).
+
+    Raises:
+        ValueError: ``max_targets`` outside 1..20 (the palette's distinct colours).
+    """
+    if not 1 <= max_targets <= MAX_CHART_TARGETS:
+        raise ValueError(f"max_targets must be 1..{MAX_CHART_TARGETS}, got {max_targets}")
+    data = hist.copy()
+    data["target"] = data[NAME].astype(str) + " (" + data[TARGET_ID].astype(str) + ")"
+    last = data[data["phase"] == data["phase"].max()].sort_values("rank")
+    keep = list(dict.fromkeys(last["target"]))[:max_targets]
+    data = data[data["target"].isin(keep)]
+    legend = alt.Legend(orient="bottom", columns=min(4, max(1, len(keep))), symbolLimit=0,
+                        labelLimit=0, title=noun)
+    color = alt.Color("target:N", sort=keep, legend=legend,
+                      scale=alt.Scale(scheme="category20", domain=keep))
+    base = alt.Chart(data).encode(
+        x=alt.X("phase_label:O", title="phase", sort=list(PHASES), axis=alt.Axis(labelAngle=0)),
+        color=color,
+        tooltip=["target", "phase_label", "rank", alt.Tooltip("score:Q", format=".4f"),
+                 "decided_in"])
+    ranks = base.mark_line(point=True).encode(
+        y=alt.Y("rank:Q", scale=alt.Scale(reverse=True, type="log"),
+                title="rank shown in the table (log)")
+    ).properties(title=f"Ranks of confirmed {noun}s", height=280)
+    scores = base.mark_line(point=True).encode(y=alt.Y("score:Q", title="model score")
+                                               ).properties(title="Scores", height=280)
+    return ranks, scores, len(keep)
 
 
 def drift(db: Engine, item_id: int) -> pd.DataFrame:

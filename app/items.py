@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from app import flows, lookup
 from db import repository as repo
 from db.repository import ItemRecord
+from db.validators import normalize_name
 from engine.data.demo import ML_GENRES
 from engine.data.disgenet import MESH_CLASS_NAMES, mesh_class_names
 from engine.schema import DESCRIPTION, DISEASE, MOVIE, MULTI_SEP, NAME
@@ -171,6 +172,40 @@ def create(db: Engine, ws: Workspace, data: NewItemInput, *, analyst: str = "ana
                           allow_duplicate=allow_duplicate, extra_features=data.extra_features)
 
 
+def copy_name(db: Engine, workspace: str, name: str) -> str:
+    """A free name for a copy of ``name`` in the workspace: ``"<name> (copy 2)"``, 3, ...
+    (item names are unique per workspace, so a copy cannot keep the name)."""
+    taken = {normalize_name(it.name) for it in repo.list_items(db, workspace)}
+    base = (name or "").strip()
+    if normalize_name(base) not in taken:
+        return base
+    n = 2
+    while normalize_name(f"{base} (copy {n})") in taken:
+        n += 1
+    return f"{base} (copy {n})"
+
+
+def create_copy(db: Engine, ws: Workspace, data: NewItemInput, name: str = "", *,
+                analyst: str = "analyst") -> ItemRecord:
+    """Create ``data`` although it looks like an existing item, under ``name`` (default: the
+    first free :func:`copy_name`).
+
+    Raises:
+        ValueError: the name is taken too (the message asks for another), or invalid input.
+    """
+    new = (name or "").strip() or copy_name(db, ws.name, data.name)
+    if any(normalize_name(it.name) == normalize_name(new)
+           for it in repo.list_items(db, ws.name)):
+        raise ValueError(f"An item named {new!r} already exists in this workspace; give the "
+                         "copy another name.")
+    features = dict(data.features)
+    if NAME in features:
+        features[NAME] = new
+    copy = NewItemInput(name=new, external_id=data.external_id, features=features,
+                        extra_features=list(data.extra_features))
+    return create(db, ws, copy, analyst=analyst, allow_duplicate=True)
+
+
 def items_table(db: Engine, workspace: str) -> pd.DataFrame:
     """The workspace's items for the "reopen" list: id, name, external id, phase, created."""
     rows = []
@@ -190,5 +225,6 @@ def domain_vocab(ws: Workspace, feature: str) -> list[str]:
     return ws.feature_vocab(feature)
 
 
-__all__ = ["DISEASE", "MOVIE", "NewItemInput", "create", "disease_input", "domain_vocab",
+__all__ = ["DISEASE", "MOVIE", "NewItemInput", "copy_name", "create", "create_copy",
+           "disease_input", "domain_vocab",
            "items_table", "movie_input", "synonyms_feature", "validate_cui"]

@@ -202,12 +202,12 @@ def test_feedback_confirm_by_symbol_outside_top_list_and_refine(demo_env):
     t = _targets_by_rank(item_id)
     far = t[t["rank"].isin([150, 300, 400, 500])]
     symbols = far["symbol"].tolist()
-    at.text_input(key=f"fb_gene_query_{item_id}").input(
+    at.text_input(key=f"fb_gene_query_{item_id}_0").input(
         ", ".join([symbols[0].lower(), *symbols[1:3]])).run()
     at.button(key="fb_gene_confirm").click().run()
-    at.text_input(key=f"fb_gene_query_{item_id}").input(str(far["target_id"].iloc[3])).run()
+    at.text_input(key=f"fb_gene_query_{item_id}_0").input(str(far["target_id"].iloc[3])).run()
     at.button(key="fb_gene_confirm").click().run()
-    at.text_input(key=f"fb_gene_query_{item_id}").input("NOSUCHGENE").run()
+    at.text_input(key=f"fb_gene_query_{item_id}_0").input("NOSUCHGENE").run()
     at.button(key="fb_gene_reject").click().run()
     assert "unknown gene 'NOSUCHGENE'" in texts(at.error)
     found = texts(at.text)
@@ -220,7 +220,9 @@ def test_feedback_confirm_by_symbol_outside_top_list_and_refine(demo_env):
     # the reopen selector follows the current phase
     assert at.selectbox(key="fb_reopen_phase").value == 1
     at.selectbox(key="fb_reopen_phase").select(0).run()
-    at.text_input(key=f"fb_gene_query_{item_id}").input(symbols[0]).run()
+    # the search box of the new phase starts empty (issue 19)
+    assert at.text_input(key=f"fb_gene_query_{item_id}_1").value == ""
+    at.text_input(key=f"fb_gene_query_{item_id}_1").input(symbols[0]).run()
     at.button(key="fb_gene_reject").click().run()
     at.button(key="refine_btn").click().run()
     assert at.selectbox(key="fb_reopen_phase").value == 2

@@ -9,12 +9,13 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app import flows, history, lookup
+from app import analyst, exports, flows, history, lookup
 from app import predictions as preds
 from app.safe_text import md
 from app.state import analyst_name, header, require_item
 from app.uploads import parse_interactions_csv
-from engine.schema import NAME, PHASES, TARGET_ID, TARGET_NOUN
+from engine.schema import DISEASE, NAME, PHASES, TARGET_ID, TARGET_NOUN
+from engine.suggest import DEFAULT_K, default_dial, dial_label
 
 ws, db, item = require_item("Feedback and phases")
 try:
@@ -92,8 +93,40 @@ edited = st.data_editor(view, hide_index=True, width="stretch",
 ids = (table["gene id"] if "gene id" in table.columns else table["user"]).astype(str).tolist()
 labels = dict(zip(ids, (f"#{r} {n} ({i})" for r, n, i in
                         zip(table["rank"], table[label_col], ids, strict=True)), strict=True))
+
+# ---- what to test next ---------------------------------------------------------------------
+planned: list[str] = []
+if not last:
+    with st.container(border=True):
+        st.markdown(f"**What to test next**: a batch of {noun}s to validate, from the most "
+                    "likely to the most informative (spread over groups of co-associated "
+                    f"{noun}s, so each answer teaches the next refinement more)")
+        n1, n2 = st.columns([1, 3])
+        k_next = int(n1.number_input("Tests this round", min_value=1, max_value=20,
+                                     value=DEFAULT_K, key="fb_next_k"))
+        dials = [0.0, 0.25, 0.5, 0.75, 1.0]
+        dial = n2.select_slider("Most likely ↔ most informative", options=dials,
+                                value=default_dial(ws.domain), format_func=dial_label,
+                                key="fb_next_dial")
+        batch = analyst.suggest_next(ws, state, k=k_next, dial=dial)
+        plan = analyst.suggestion_plan(ws, state, batch)
+        planned = analyst.suggestion_ids(batch)
+        st.dataframe(plan, hide_index=True, width="stretch", key="fb_next_plan",
+                     column_config={"why test it": st.column_config.TextColumn(width="large")})
+        st.caption(f"Record the results below: the suggested {noun}s are in the Confirm and "
+                   "Reject lists.")
+        meta = {**exports.stamp(ws, state), "plan": f"{k_next} tests, {dial_label(dial)}"}
+        pcols = st.columns(len(exports.FORMATS))
+        for col, fmt in zip(pcols, exports.FORMATS, strict=True):
+            fname, mime = exports.export_name(fmt, meta)
+            col.download_button(f"Plan as {fmt}", exports.on_click_export(plan, fmt, meta),
+                                file_name="plan_" + fname, mime=mime, key=f"fb_plan_{fmt}",
+                                on_click="ignore")
+        for s_ in batch:
+            labels.setdefault(s_.target_id, f"#{s_.rank} {s_.name} ({s_.target_id})")
+
 c1, c2 = st.columns(2)
-options = ids + [t for t in kept if t not in labels]
+options = ids + [t for t in planned if t not in ids] + [t for t in kept if t not in labels]
 pick_yes = c1.multiselect(f"Confirm {noun}s", options, format_func=lambda t: labels.get(t, t),
                           default=[t for t, y in kept.items() if y == 1],
                           key=f"fb_confirm_{item.id}_{state.phase}")
@@ -102,11 +135,17 @@ pick_no = c2.multiselect(f"Reject {noun}s", options, format_func=lambda t: label
                          key=f"fb_reject_{item.id}_{state.phase}")
 # ---- any target by symbol, alias or id (outside the top list) ----------------------------------
 with st.container(border=True):
-    st.markdown(f"**Find any {noun}** by symbol, alias or id (NCBI, HGNC, Ensembl); several "
-                "separated by commas")
+    if ws.domain == DISEASE:
+        st.markdown(f"**Find any {noun}** by symbol, alias or id (NCBI, HGNC, Ensembl); "
+                    "several separated by commas")
+        how, example = "Symbol, alias or id", "e.g. PDE6B, RHO, 6010"
+    else:
+        st.markdown(f"**Find any {noun}** by id; several separated by commas")
+        how, example = f"{noun.capitalize()} id", "e.g. 42, 1337"
     q1, q2, q3 = st.columns([3, 1, 1])
-    query = q1.text_input("Symbol, alias or id", key=f"fb_gene_query_{item.id}",
-                          label_visibility="collapsed", placeholder="e.g. PDE6B, RHO, 6010")
+    # keyed by phase: a refinement starts with an empty search box
+    query = q1.text_input(how, key=f"fb_gene_query_{item.id}_{state.phase}",
+                          label_visibility="collapsed", placeholder=example)
     add_yes = q2.button("Add as confirmed", key="fb_gene_confirm", disabled=not query.strip())
     add_no = q3.button("Add as rejected", key="fb_gene_reject", disabled=not query.strip())
     if add_yes or add_no:
@@ -183,18 +222,14 @@ drift = history.drift(db, item.id)
 if hist.empty:
     st.caption(f"No confirmed {noun}s yet: confirm some and refine to see their ranks move.")
 else:
-    hist["target"] = hist[NAME] + " (" + hist[TARGET_ID] + ")"
-    base = alt.Chart(hist).encode(
-        x=alt.X("phase_label:O", title="phase", sort=list(PHASES), axis=alt.Axis(labelAngle=0)),
-        color=alt.Color("target:N", title=noun),
-        tooltip=["target", "phase_label", "rank", alt.Tooltip("score:Q", format=".4f"),
-                 "decided_in"])
-    c1, c2 = st.columns(2)
-    c1.altair_chart(base.mark_line(point=True).encode(
-        y=alt.Y("rank:Q", scale=alt.Scale(reverse=True, type="log"), title="rank (log)")
-    ).properties(title=f"Ranks of confirmed {noun}s", height=280))
-    c2.altair_chart(base.mark_line(point=True).encode(
-        y=alt.Y("score:Q", title="score")).properties(title="Scores", height=280))
+    rank_chart, score_chart, shown = history.rank_charts(hist, noun)
+    n_conf = hist[TARGET_ID].nunique()
+    st.caption(f"Ranks as the table showed them at each phase (a confirmed {noun} is listed "
+               "first from the phase it was confirmed in); scores are the model's own."
+               + (f" The {shown} best-ranked of {n_conf} confirmed {noun}s are drawn."
+                  if shown < n_conf else ""))
+    st.altair_chart(rank_chart, key="fb_rank_chart")
+    st.altair_chart(score_chart, key="fb_score_chart")
 if len(drift) > 1:
     long = drift.melt(id_vars=["phase_label"], value_vars=["cosine_to_phase0", "l2_to_phase0"],
                       var_name="measure", value_name="value")

@@ -18,6 +18,7 @@ from engine.schema import DISEASE
 
 PENDING = "pending_new_item"  #: validated input waiting for a duplicate decision
 RESOLVED = "nd_resolved"  #: the DiseaseResolution the form was pre-filled from
+COPY_NAME = "dup_copy_name"  #: the name proposed for a copy of a duplicate
 
 st.title("New item")
 ws = current_workspace()
@@ -31,6 +32,7 @@ flows.ensure_workspace(db, ws)
 def _open(item_id: int, message: str) -> None:
     st.session_state[ITEM_KEY] = int(item_id)
     st.session_state.pop(PENDING, None)
+    st.session_state.pop(COPY_NAME, None)  # the next duplicate prompt proposes its own name
     st.success(message)
 
 
@@ -163,13 +165,23 @@ if pending:
                      type="primary"):
             _open(dup.id, f"Opened {md(dup.name)} (#{dup.id}).")
             st.rerun()
+    # item names are unique per workspace: a copy needs a name of its own
+    copy_as = st.text_input("Or create a copy named", value=items.copy_name(db, ws.name,
+                                                                             data.name),
+                            key=COPY_NAME)
     c1, c2 = st.columns(2)
-    if c1.button("Create a new copy anyway", key="dup_anyway"):
-        st.session_state.pop(PENDING, None)
-        _create(data, allow_duplicate=True)
-        st.rerun()
+    if c1.button("Create the copy", key="dup_anyway"):
+        try:
+            copy = items.create_copy(db, ws, data, copy_as, analyst=analyst_name())
+        except ValueError as exc:
+            st.error(md(str(exc)))
+        else:
+            st.session_state.pop(RESOLVED, None)
+            _open(copy.id, f"Created {md(copy.name)} (#{copy.id}). Review its features next.")
+            st.rerun()
     if c2.button("Cancel", key="dup_cancel"):
         st.session_state.pop(PENDING, None)
+        st.session_state.pop(COPY_NAME, None)
         st.rerun()
 
 if st.session_state.get(ITEM_KEY) and not pending:

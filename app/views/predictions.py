@@ -7,7 +7,7 @@ import time
 import altair as alt
 import streamlit as st
 
-from app import evidence, exports, flows
+from app import analyst, evidence, exports, flows
 from app import features as feats
 from app import predictions as preds
 from app.safe_text import md
@@ -34,12 +34,44 @@ classes: list[str] = []
 if ws.domain == DISEASE:
     classes = c3.multiselect("Protein class", preds.target_classes(ws), key="pred_classes")
 
-table = preds.ranked_targets(ws, state, top_n=top_n, min_score=min_score, classes=classes)
+phenotypes = evidence.item_phenotypes(feats.current_features(db, item.id))
+cand_mode = st.toggle(f"Rank within a candidate list (e.g. the {noun}s carrying a patient's "
+                      "variants)" if ws.domain == DISEASE else
+                      f"Rank within a candidate list of {noun}s", key="pred_cand_mode")
+candidates = None
+if cand_mode:
+    k1, k2 = st.columns(2)
+    cand_text = k1.text_area(
+        "Symbols, aliases or ids (NCBI, HGNC, Ensembl)" if ws.domain == DISEASE
+        else f"{noun.capitalize()} ids", key="pred_cand_text", height=110,
+        placeholder="one per line, or separated by commas")
+    cand_file = k2.file_uploader("or upload a list (CSV, TSV or TXT)", type=["csv", "tsv", "txt"],
+                                 key="pred_cand_file")
+    if cand_text.strip() or cand_file is not None:
+        try:
+            candidates = analyst.read_candidates(
+                ws, cand_text, cand_file.getvalue() if cand_file is not None else None)
+        except ValueError as exc:
+            st.error(md(str(exc)))
+        else:
+            problems = candidates.problems(noun)
+            if problems:
+                st.warning(f"{len(problems)} entr{'y' if len(problems) == 1 else 'ies'} not "
+                           "used:\n\n" + "\n".join(f"- {md(p)}" for p in problems[:50]))
+    else:
+        st.info(f"Paste or upload your candidate {noun}s to rank them within this item's "
+                "ranking.")
 t_ev = time.perf_counter()
-table = evidence.with_evidence(
-    ws, state, table, phenotypes=evidence.item_phenotypes(feats.current_features(db, item.id)))
+if candidates is not None and candidates.target_ids:
+    table = analyst.candidate_ranking(ws, state, candidates, phenotypes=phenotypes)
+    heading = (f"Your {len(candidates.target_ids)} candidate {noun}s ranked for "
+               f"{md(item.name)} (rank in the list; catalog rank and percentile beside it)")
+else:
+    table = preds.ranked_targets(ws, state, top_n=top_n, min_score=min_score, classes=classes)
+    table = evidence.with_evidence(ws, state, table, phenotypes=phenotypes)
+    heading = f"Top {noun}s for {md(item.name)}"
 ev_ms = (time.perf_counter() - t_ev) * 1000
-st.subheader(f"Top {noun}s for {md(item.name)}")
+st.subheader(heading)
 st.caption(f"Phase {state.phase_label} · feature version {state.feature_version} · "
            f"{len(state.prediction.targets)} {noun}s scored in {elapsed * 1000:.0f} ms"
            + (f" · evidence in {ev_ms:.0f} ms" if ws.domain == DISEASE else
