@@ -166,6 +166,24 @@ def hpo_suggestions(query: str, limit: int = 15, root: str | None = None) -> lis
     return [t.label for t in kn.hpo.search(query, limit)] if kn.hpo is not None else []
 
 
+def phenotypes_from_text(text: str, root: str | None = None, *, keep_negated: bool = False
+                         ) -> list[tuple[str, str]]:
+    """HPO term candidates named in a pasted clinical description, as ``(label, why)`` pairs
+    for the New item page (``"Arachnodactyly (HP:0001166)"``, ``'"arachnodactyly"'``); terms
+    after "no", "without", "denies" ... in the same clause are left out unless
+    ``keep_negated``. Empty without HPO names under the data root."""
+    kn = knowledge(root)
+    if kn.hpo is None:
+        return []
+    out = []
+    for hit in kn.hpo.from_text(text):
+        if hit.negated and not keep_negated:
+            continue
+        why = f'"{hit.phrase}"' + (" (negated in the text)" if hit.negated else "")
+        out.append((hit.term.label, why))
+    return out
+
+
 def parse_phenotypes(values: Sequence[str], root: str | None = None) -> list[HpoTerm]:
     """HPO terms from the multiselect's labels or typed ids/names.
 
@@ -274,4 +292,5 @@ def gene_info(ws: Workspace, gene_id: str, root: str | None = None) -> GeneRecor
 __all__ = ["AmbiguousGeneError", "DiseaseNotFoundError", "DiseaseResolution",
            "GeneLookupError", "UnknownGeneError", "data_root_set", "disease_features",
            "disease_suggestions", "gene_info", "gene_resolver", "hpo_options",
-           "hpo_suggestions", "knowledge", "parse_phenotypes", "resolve_disease", "resolve_gene"]
+           "hpo_suggestions", "knowledge", "parse_phenotypes", "phenotypes_from_text",
+           "resolve_disease", "resolve_gene"]

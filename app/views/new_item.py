@@ -19,6 +19,7 @@ from engine.schema import DISEASE
 PENDING = "pending_new_item"  #: validated input waiting for a duplicate decision
 RESOLVED = "nd_resolved"  #: the DiseaseResolution the form was pre-filled from
 COPY_NAME = "dup_copy_name"  #: the name proposed for a copy of a duplicate
+NOTE_HITS = "nd_note_hits"  #: HPO terms found in the pasted description (label, why)
 
 st.title("New item")
 ws = current_workspace()
@@ -98,6 +99,30 @@ if ws.domain == DISEASE:
                         + " (type its CUI to use it instead)")
             st.dataframe(res.links_frame(), hide_index=True, width="stretch",
                          column_config={"link": st.column_config.LinkColumn("link")})
+
+# ---- phenotypes from a clinical description -----------------------------------------------------
+if ws.domain == DISEASE and lookup.knowledge().hpo is not None:
+    with st.expander("Phenotypes from a clinical description"):
+        note = st.text_area("Paste a clinical description", key="nd_note", height=110,
+                            placeholder="e.g. Tall stature, arachnodactyly and ectopia lentis; "
+                                        "no hearing loss.")
+        if st.button("Find HPO terms", key="nd_note_find", disabled=not note.strip()):
+            st.session_state[NOTE_HITS] = lookup.phenotypes_from_text(note)
+        hits = st.session_state.get(NOTE_HITS)
+        if hits is not None:
+            if not hits:
+                st.info("No HPO term name found in the text; add terms in the form below.")
+            else:
+                why = dict(hits)
+                keep = st.multiselect("Found in the text: keep or drop each", list(why),
+                                      default=list(why), key="nd_note_keep",
+                                      format_func=lambda x: f"{x} — {why.get(x, '')}")
+                if st.button("Add to the phenotypes", key="nd_note_add", disabled=not keep):
+                    current = list(st.session_state.get("nd_pheno", []))
+                    st.session_state["nd_pheno"] = current + [k for k in keep
+                                                              if k not in current]
+                    st.session_state.pop(NOTE_HITS, None)
+                    st.rerun()
 
 # ---- the form ----------------------------------------------------------------------------------
 with st.form("new_item_form"):

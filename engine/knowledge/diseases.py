@@ -337,6 +337,22 @@ class DiseaseIndex:
         return out
 
 
+    def hpo_synonyms(self) -> dict[str, set[str]]:
+        """HPO term id -> other names: the names of the UMLS concepts its code maps to, and
+        their synonyms when the code maps to one concept only."""
+        out: dict[str, set[str]] = defaultdict(set)
+        for (vocab, code), cuis in self._code_cuis.items():
+            if vocab != "HPO":
+                continue
+            for c in cuis:
+                rec = self.records.get(c)
+                if rec is None:
+                    continue
+                out[code].update(n for n in (rec.name, *(rec.synonyms if len(cuis) == 1
+                                                         else ())) if n)
+        return dict(out)
+
+
 @lru_cache(maxsize=4)
 def _index_at(path: str, mtime: int, gda: str = "", gda_mtime: int = 0) -> DiseaseIndex:
     if path:
@@ -403,13 +419,107 @@ class HpoTerm:
         return f"{self.name} ({self.id})" if self.name else self.id
 
 
+@dataclass(frozen=True)
+class TextPhenotype:
+    """An HPO term found in free text.
+
+    Attributes:
+        term: the term.
+        phrase: the words of the text that name it.
+        start: character offset of the phrase in the text.
+        negated: the phrase follows "no", "without", "absent", ... (within 3 words).
+    """
+
+    term: HpoTerm
+    phrase: str
+    start: int
+    negated: bool = False
+
+
+_WORD_RE = re.compile(r"[a-z0-9]+")
+_NEGATIONS = frozenset({"no", "not", "without", "absent", "absence", "denies", "denied",
+                        "negative", "lacks", "never"})
+_STOP = frozenset({"of", "the", "a", "an", "and", "in", "on", "with", "to", "for", "by"})
+
+
+def _stem(word: str) -> str:
+    """A light plural/inflection folding so "seizures" matches "Seizure"."""
+    for suffix, repl in (("ies", "y"), ("es", ""), ("s", "")):
+        if len(word) > 4 and word.endswith(suffix) and not word.endswith("ss"):
+            return word[: -len(suffix)] + repl
+    return word
+
+
+def _phrase_key(text: str) -> tuple[str, ...]:
+    return tuple(_stem(w) for w in _WORD_RE.findall(text.lower()) if w not in _STOP)
+
+
 class HpoTerms:
     """HPO term names (from the mappings' HPO rows) and the CUI -> HPO annotations."""
 
-    def __init__(self, names: dict[str, str], annotations: dict[str, tuple[str, ...]]) -> None:
+    def __init__(self, names: dict[str, str], annotations: dict[str, tuple[str, ...]],
+                 synonyms: dict[str, set[str]] | None = None) -> None:
         self.names = dict(names)
         self.annotations = dict(annotations)
+        self.synonyms = {k: set(v) for k, v in (synonyms or {}).items()}
         self._keys = sorted((n.lower(), i) for i, n in self.names.items())
+        self._phrases: dict[str, list[tuple[tuple[str, ...], str]]] | None = None
+
+    def _phrase_index(self) -> dict[str, list[tuple[tuple[str, ...], str]]]:
+        """First word -> (phrase words, HP id), longest phrases first (built on first use)."""
+        if self._phrases is None:
+            idx: dict[str, set[tuple[tuple[str, ...], str]]] = defaultdict(set)
+            for tid, name in self.names.items():
+                for text in (name, *self.synonyms.get(tid, ())):
+                    key = _phrase_key(text)
+                    # one-word names shorter than 5 letters ("Pain" aside) match too much
+                    if key and (len(key) > 1 or len(key[0]) >= 5):
+                        idx[key[0]].add((key, tid))
+            self._phrases = {k: sorted(v, key=lambda p: (-len(p[0]), p[1]))
+                             for k, v in idx.items()}
+        return self._phrases
+
+    def from_text(self, text: str, limit: int = 50) -> list[TextPhenotype]:
+        """HPO term candidates named in a clinical description: every term whose name (or the
+        name of its UMLS concept) appears as a phrase (case, plurals and small words ignored),
+        longest phrase first where phrases overlap; in text order. A phrase after "no",
+        "without", "absent" ... (within 3 words) is marked ``negated``.
+        """
+        if not text or not text.strip() or limit <= 0:
+            return []
+        words = [(m.group(0), m.start()) for m in _WORD_RE.finditer(text.lower())]
+        kept = [(i, _stem(w), start) for i, (w, start) in enumerate(words) if w not in _STOP]
+        stems = [k[1] for k in kept]
+        index = self._phrase_index()
+        used = [False] * len(kept)
+        found: list[TextPhenotype] = []
+        seen: set[str] = set()
+        for pos in range(len(kept)):
+            if used[pos]:
+                continue
+            for key, tid in index.get(stems[pos], ()):
+                n = len(key)
+                if tuple(stems[pos:pos + n]) != key or any(used[pos:pos + n]):
+                    continue
+                for j in range(pos, pos + n):
+                    used[j] = True
+                if tid in seen:
+                    break
+                seen.add(tid)
+                first_word = kept[pos][0]
+                start = kept[pos][2]
+                end_word = kept[pos + n - 1][0]
+                end = words[end_word][1] + len(words[end_word][0])
+                clause = max(text.rfind(c, 0, start) for c in ".;:\n")
+                before = {w for w, s0 in words[max(0, first_word - 3):first_word]
+                          if s0 > clause}
+                found.append(TextPhenotype(HpoTerm(tid, self.names.get(tid, "")),
+                                           text[start:end], start,
+                                           negated=bool(before & _NEGATIONS)))
+                break
+            if len(found) >= limit:
+                break
+        return found
 
     @classmethod
     def load(cls, annotations_path: Path | None, diseases: DiseaseIndex | None) -> HpoTerms:
@@ -420,10 +530,11 @@ class HpoTerms:
             ValueError: the annotation file is not two tab-separated columns CUI, HP id.
         """
         names = diseases.hpo_terms() if diseases is not None else {}
+        syns = diseases.hpo_synonyms() if diseases is not None else {}
         ann: dict[str, tuple[str, ...]] = {}
         if annotations_path is not None and Path(annotations_path).is_file():
             ann = _annotations_at(str(annotations_path), Path(annotations_path).stat().st_mtime_ns)
-        return cls(names, ann)
+        return cls(names, ann, syns)
 
     def term(self, term_id: str) -> HpoTerm:
         tid = normalize_hpo_id(term_id)
