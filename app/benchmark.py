@@ -28,7 +28,10 @@ METRIC_LABELS = {"auc": "AUC", "f1": "F1", "item_auc": "item-AUC", "recall@20": 
                  "recall@100": "Recall@100", "ndcg@100": "NDCG@100"}
 COLUMNS = ["dataset", "method", "phase", "metric", "mean", "std", "n_seeds"]
 #: Folders of ``results/`` that hold no result files.
-NON_RESULT_DIRS = frozenset({"speed"})
+NON_RESULT_DIRS = frozenset({"speed", "suggest"})
+#: What-to-test-next results (``bench/suggest.py``): ``results/suggest/<dataset>.json``.
+SUGGEST_DIR = "suggest"
+SUGGEST_COLUMNS = ["strategy", "round", "found", "cumulative"]
 
 
 def results_dir() -> Path:
@@ -141,3 +144,47 @@ def wide_table(table: pd.DataFrame, dataset: str, metric: str,
     out = out.reindex(order).reindex(columns=list(PHASES))
     out.columns = [f"Phase-{p}" for p in out.columns]
     return out.fillna("—").rename_axis("method").reset_index()
+
+
+def suggest_results(dataset: str, root: Path | None = None) -> dict[str, Any] | None:
+    """The what-to-test-next benchmark of ``dataset`` (``results/suggest/<dataset>.json``),
+    or None when absent or unreadable."""
+    path = (root or results_dir()) / SUGGEST_DIR / f"{dataset}.json"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and isinstance(doc.get("test_mean"), dict) else None
+
+
+def suggest_rounds(doc: dict[str, Any]) -> pd.DataFrame:
+    """True targets found per round (mean over new items and seeds) per strategy:
+    :data:`SUGGEST_COLUMNS` (``cumulative``: found so far)."""
+    rows = []
+    for name, res in doc.get("test_mean", {}).items():
+        total = 0.0
+        for r, found in enumerate(res.get("found_per_round", []), start=1):
+            total += float(found)
+            rows.append({"strategy": name, "round": r, "found": float(found),
+                         "cumulative": round(total, 4)})
+    return pd.DataFrame(rows, columns=SUGGEST_COLUMNS)
+
+
+def suggest_summary(doc: dict[str, Any]) -> pd.DataFrame:
+    """Per strategy: found in all rounds, Recall@100 and NDCG@100 of the targets not found
+    yet, and the seeds' spread of each (min..max)."""
+    cut = doc.get("cutoff", 100)
+    keys = [("found_total", "found in the rounds"),
+            (f"recall@{cut}_remaining", f"Recall@{cut} of the rest"),
+            (f"ndcg@{cut}_remaining", f"NDCG@{cut} of the rest")]
+    rows = []
+    for name, res in doc.get("test_mean", {}).items():
+        row: dict[str, Any] = {"strategy": name}
+        for key, label in keys:
+            row[label] = res.get(key)
+            per = [s.get(name, {}).get(key) for s in doc.get("test", {}).values()]
+            per = [p for p in per if p is not None]
+            row[f"{label} (seeds min..max)"] = (f"{min(per):.4f}..{max(per):.4f}" if per
+                                                else "")
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -106,10 +106,11 @@ class Simulator:
             if decisions:
                 emb = ws.refine(prior, feats, sorted(decisions.items()))
                 pred = ws.predict(feats, embedding=emb, decisions=decisions, n_neighbours=1)
-        ranked = pred.targets[TARGET_ID].astype(str).to_numpy()
-        ranked = ranked[~np.isin(ranked, list(decisions))]
+        ranked = pred.targets[TARGET_ID].astype(str)
+        keep = ~ranked.isin(set(decisions))  # hash lookups: np.isin sorts strings (slow)
         if self.active is not None:
-            ranked = ranked[np.isin(ranked, list(self.active))]
+            keep &= ranked.isin(self.active)
+        ranked = ranked[keep].to_numpy()
         remaining = truth - {t for t, y in decisions.items() if y == 1}
         recall, ndcg = _metrics(ranked, remaining)
         return ItemRun(found, recall, ndcg)
@@ -225,7 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     strategies = ["greedy", "popularity", f"suggest@{dial}"]
     if dial not in (0.0, 1.0):
         strategies.append("suggest@1.0")
-    per_seed = {}
+    per_seed: dict[str, dict] = {}
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{args.dataset}.json"
     for seed in args.seeds:
         print(f"test, seed {seed}:", flush=True)
         ws = _workspace(args.dataset, seed, args.home, encoder)
@@ -234,21 +237,22 @@ def main(argv: list[str] | None = None) -> int:
         if args.max_items:
             items = items[: args.max_items]
         per_seed[str(seed)] = sim.evaluate(items, strategies)
-    doc["test"] = per_seed
-    doc["test_mean"] = {
-        name: {key: (np.round(np.mean([per_seed[s][name][key] for s in per_seed], axis=0),
-                              4).tolist())
-               for key in per_seed[str(args.seeds[0])][name] if key != "seconds"}
-        for name in strategies}
-    doc["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
-    doc["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                   text=True, check=False).stdout.strip()
-    doc["wall_s"] = round(time.perf_counter() - t_all, 1)
-    doc["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{args.dataset}.json"
-    path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {path}")
+        # written after every seed: an interrupted run keeps the seeds it finished
+        doc["test"] = per_seed
+        doc["seeds_done"] = [int(s) for s in per_seed]
+        doc["test_mean"] = {
+            name: {key: (np.round(np.mean([per_seed[s][name][key] for s in per_seed],
+                                          axis=0), 4).tolist())
+                   for key in per_seed[str(args.seeds[0])][name] if key != "seconds"}
+            for name in strategies}
+        doc["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
+        doc["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"],
+                                       capture_output=True, text=True, check=False
+                                       ).stdout.strip()
+        doc["wall_s"] = round(time.perf_counter() - t_all, 1)
+        doc["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {path} (seeds {doc['seeds_done']})", flush=True)
     return 0
 
 

@@ -129,10 +129,11 @@ def suggest(ws: Workspace, prediction: Prediction, decisions: Mapping[str, int] 
     decided = {str(t) for t in (decisions or {})}
     co = coassoc or CoAssociation(ws)
     t = prediction.targets
-    ids = t[TARGET_ID].astype(str).to_numpy()
-    keep = ~np.isin(ids, list(decided)) if decided else np.ones(len(ids), bool)
+    id_series = t[TARGET_ID].astype(str)
+    ids = id_series.to_numpy()
+    keep = ~id_series.isin(decided).to_numpy()  # hash lookups (np.isin sorts strings)
     if candidates is not None:
-        keep &= np.isin(ids, [str(c) for c in candidates])
+        keep &= id_series.isin({str(c) for c in candidates}).to_numpy()
     rows = np.flatnonzero(keep)[: cfg.pool]
     if not len(rows):
         return []

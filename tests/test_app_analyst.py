@@ -184,3 +184,35 @@ def test_exports_read_back_with_pandas_keep_hash_in_links(db, diseases):
                                                                                link + "0"]
     with pytest.raises(ValueError, match="not an EmerFlow"):
         exports.read_export(b"a,b\n1,2\n")
+
+
+def test_benchmark_page_charts_the_suggest_results(demo_env, tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    from app.benchmark import load_results, suggest_results, suggest_rounds, suggest_summary
+
+    repo = Path(app_pkg.__file__).resolve().parents[1] / "results"
+    shutil.copytree(repo / "disgenet-curated", tmp_path / "disgenet-curated")
+    (tmp_path / "suggest").mkdir()
+    doc = {"k": 4, "rounds": 3, "cutoff": 100, "dial": 0.25, "seeds": [0, 1],
+           "test": {"0": {"greedy": {"found_total": 1.8, "recall@100_remaining": 0.2,
+                                     "ndcg@100_remaining": 0.17}},
+                    "1": {"greedy": {"found_total": 1.6, "recall@100_remaining": 0.3,
+                                     "ndcg@100_remaining": 0.19}}},
+           "test_mean": {"greedy": {"found_per_round": [0.7, 0.6, 0.4], "found_total": 1.7,
+                                    "recall@100_remaining": 0.25,
+                                    "ndcg@100_remaining": 0.18}}}
+    (tmp_path / "suggest" / "disgenet-curated.json").write_text(json.dumps(doc))
+    assert not load_results(tmp_path).problems  # the suggest folder is no method result
+    got = suggest_results("disgenet-curated", tmp_path)
+    rounds = suggest_rounds(got)
+    assert rounds["cumulative"].tolist() == [0.7, 1.3, 1.7]
+    summary = suggest_summary(got).set_index("strategy")
+    assert summary.loc["greedy", "found in the rounds (seeds min..max)"] == "1.6000..1.8000"
+    assert suggest_results("movielens-1m-partial", tmp_path) is None
+    monkeypatch.setenv("EMERFLOW_RESULTS", str(tmp_path))
+    at = open_page("benchmark")
+    assert not at.exception, [e.value for e in at.exception]
+    assert "What to test next: a simulated analyst" in texts(at.subheader)
+    assert any("found in the rounds" in d.value.columns for d in at.dataframe)

@@ -14,6 +14,9 @@ from app.benchmark import (
     load_results,
     methods_of,
     results_dir,
+    suggest_results,
+    suggest_rounds,
+    suggest_summary,
     wide_table,
 )
 from app.safe_text import md
@@ -101,6 +104,27 @@ try:  # diversity and the headline comparison come from the engine's report help
                                 for r in headline(docs, dataset)]))
 except Exception as exc:  # noqa: BLE001 - the tables above do not need these helpers
     st.caption(md(f"Diversity and headline unavailable: {exc}"))
+
+sug = suggest_results(dataset, root)
+if sug is not None:
+    st.subheader("What to test next: a simulated analyst")
+    st.caption(f"Each round the strategy proposes {sug.get('k', 4)} untested targets, they are "
+               "tested against the new item's true targets and the item is refined; "
+               f"{sug.get('rounds', 3)} rounds, mean over new items and seeds "
+               f"{sug.get('seeds_done', sug.get('seeds'))}. suggest@d: the dial d (0 = greedy, "
+               f"1 = most informative); the product's default ({sug.get('dial')}) was chosen "
+               "on the old-item validation split.")
+    rounds = suggest_rounds(sug)
+    strategies = list(dict.fromkeys(rounds["strategy"]))
+    st.altair_chart(alt.Chart(rounds).mark_line(point=True).encode(
+        x=alt.X("round:O", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("cumulative:Q", title="true targets found so far (per item)"),
+        color=alt.Color("strategy:N", sort=strategies, scale=alt.Scale(domain=strategies),
+                        legend=alt.Legend(symbolLimit=0, labelLimit=0)),
+        tooltip=["strategy", "round", alt.Tooltip("found:Q", format=".3f"),
+                 alt.Tooltip("cumulative:Q", format=".3f")],
+    ).properties(height=260, title=f"Discoveries per round — {dataset}"), width="stretch")
+    st.dataframe(suggest_summary(sug), hide_index=True, width="stretch")
 
 st.subheader("Runs")
 runs = [r for r in res.runs if r["dataset"] == dataset]
