@@ -78,13 +78,19 @@ def ranked_targets(ws: Workspace, state: ItemState, *, top_n: int = 25,
 
 
 def appeal_by_group(ws: Workspace, state: ItemState) -> pd.DataFrame:
-    """Mean predicted appeal of the movie per user group: attribute, group, appeal, users."""
+    """Predicted appeal of the movie per user group: attribute, group, appeal, users.
+
+    ``appeal`` is the group's mean percentile in the movie's ranking (0-100; 50 = no more
+    drawn to it than the average user): readable whatever the ranker's score scale (the
+    shared-space score is a log-probability near -18, where every group looked the same).
+    """
     t = state.prediction.targets
+    value = "percentile" if "percentile" in t.columns else "score"
     frames = []
     for col in USER_GROUPS:
         if col not in t.columns:
             continue
-        g = t.groupby(t[col].astype(str))["score"].agg(["mean", "size"]).reset_index()
+        g = t.groupby(t[col].astype(str))[value].agg(["mean", "size"]).reset_index()
         g.columns = ["group", "appeal", "users"]
         g.insert(0, "attribute", col)
         frames.append(g)

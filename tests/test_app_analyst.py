@@ -216,3 +216,11 @@ def test_benchmark_page_charts_the_suggest_results(demo_env, tmp_path, monkeypat
     assert not at.exception, [e.value for e in at.exception]
     assert "What to test next: a simulated analyst" in texts(at.subheader)
     assert any("found in the rounds" in d.value.columns for d in at.dataframe)
+
+
+def test_movie_appeal_is_a_readable_percentile(db, movies):
+    item = items.create(db, movies, items.movie_input(title="Orbit Star 2", year=1999,
+                                                      genres=["Sci-Fi"]))
+    a = preds.appeal_by_group(movies, flows.predict_item(db, movies, item.id))
+    assert a["appeal"].between(0, 100).all()
+    assert a["appeal"].max() - a["appeal"].min() > 1.0  # groups differ visibly

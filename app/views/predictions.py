@@ -101,9 +101,10 @@ if ws.domain != DISEASE:
         st.subheader("Predicted appeal by user group")
         chart = alt.Chart(appeal).mark_bar().encode(
             x=alt.X("group:N", sort="-y", title=None),
-            y=alt.Y("appeal:Q", title="mean predicted appeal"),
+            y=alt.Y("appeal:Q", title="mean percentile in the ranking (50 = average)",
+                    scale=alt.Scale(domain=[0, 100])),
             color=alt.Color("attribute:N", legend=None),
-            tooltip=["attribute", "group", alt.Tooltip("appeal:Q", format=".3f"), "users"],
+            tooltip=["attribute", "group", alt.Tooltip("appeal:Q", format=".1f"), "users"],
         ).properties(height=220).facet(
             column=alt.Column("attribute:N", title=None)
         ).resolve_scale(x="independent")
