@@ -80,9 +80,12 @@ def evidence_table(ws: Workspace, state: ItemState, gene_ids: Sequence[str], *,
 def with_evidence(ws: Workspace, state: ItemState, table: pd.DataFrame, *,
                   phenotypes: Sequence[str] = (), root: str | None = None) -> pd.DataFrame:
     """A ranked table (``app.predictions.ranked_targets``, disease) with the evidence and link
-    columns added, for the page and every export. Movie tables are returned unchanged."""
-    if ws.domain != "disease" or table.empty:
+    columns added, for the page and every export; movie tables get the ranker's own "why this
+    rank" only."""
+    if table.empty:
         return table
+    if ws.domain != "disease":
+        return ev.with_evidence(ws, state.prediction, state.decisions, table, index=None)
     return ev.with_evidence(ws, state.prediction, state.decisions, table,
                             index=association_index(ws, root),
                             hpo_annotations=hpo_annotations(root), phenotypes=phenotypes,

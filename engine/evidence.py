@@ -304,6 +304,7 @@ def evidence_table(ws: Workspace, prediction: Prediction, decisions: Mapping[str
                      prediction.targets["rank"].astype(int), strict=True))
     n_targets = len(ranks)
     pheno = set(phenotypes)
+    why = ranker_reasons(ws, prediction, decisions, [str(x) for x in gene_ids])
     rows = []
     for g in (str(x) for x in gene_ids):
         have = index.diseases_of.get(g, set())
@@ -333,8 +334,8 @@ def evidence_table(ws: Workspace, prediction: Prediction, decisions: Mapping[str
             "co-association with confirmed": co,
             "old diseases with the gene": len(have),
             "phenotype overlap": overlap,
-            "why this rank": why_rank(ranks.get(g), n_targets, near, top5, sims, index, g,
-                                      n_shared, partners, overlap),
+            "why this rank": why.get(g) or why_rank(ranks.get(g), n_targets, near, top5, sims,
+                                                    index, g, n_shared, partners, overlap),
         })
     out = pd.DataFrame(rows, columns=[GENE_ID, *EVIDENCE_COLUMNS]).set_index(GENE_ID)
     links = pd.DataFrame([_links(ws, g, genes) for g in out.index], index=out.index,
@@ -346,6 +347,33 @@ def _links(ws: Workspace, gene_id: str, genes: GeneResolver | None) -> dict[str,
     if ws.domain != DISEASE:
         return dict.fromkeys(LINK_COLUMNS, "")
     return gene_record(genes, gene_id).links()
+
+
+#: Parts of the ranker's own explanation shown per target.
+WHY_PARTS = 3
+
+
+def ranker_reasons(ws: Workspace, prediction: Prediction, decisions: Mapping[str, int],
+                   target_ids: Sequence[str], *, parts: int = WHY_PARTS) -> dict[str, str]:
+    """"Why this rank" from the ranker itself: its score parts for each target, in plain words,
+    largest first, with their weights (the learned ranker: LightGBM's per-feature
+    contributions, ``pred_contrib``, summed per channel). ``{}`` when the ranker explains
+    nothing."""
+    ids = [str(t) for t in target_ids if str(t) in ws.target_pos.index]
+    if not ids:
+        return {}
+    vec = ws.encoder.encode([prediction.text])[0]
+    reasons = ws.ranker.explain(vec, prediction.embedding, ws.decisions(decisions),
+                                ws.target_rows(ids), ws.target_names)
+    ranks = dict(zip(prediction.targets[TARGET_ID].astype(str),
+                     prediction.targets["rank"].astype(int), strict=True))
+    n = len(ranks)
+    out = {}
+    for t, rs in zip(ids, reasons, strict=True):
+        said = [f"{r.text} ({r.weight:+.2f})" for r in rs[:parts] if r.text]
+        if said:
+            out[t] = f"#{ranks.get(t, '?')} of {n}: " + "; ".join(said)
+    return out
 
 
 def why_rank(rank: int | None, n: int, near: list[str], top5: set[str],
@@ -377,13 +405,20 @@ def why_rank(rank: int | None, n: int, near: list[str], top5: set[str],
 
 
 def with_evidence(ws: Workspace, prediction: Prediction, decisions: Mapping[str, int],
-                  table: pd.DataFrame, *, index: AssociationIndex,
+                  table: pd.DataFrame, *, index: AssociationIndex | None,
                   hpo_annotations: Mapping[str, Sequence[str]] | None = None,
                   phenotypes: Sequence[str] = (), genes: GeneResolver | None = None
                   ) -> pd.DataFrame:
-    """A :func:`ranked_table` (disease) with the evidence and link columns added, as the page
-    and every export show it. Movie tables are returned unchanged."""
-    if ws.domain != DISEASE or table.empty or GENE_ID not in table.columns:
+    """A :func:`ranked_table` with the evidence and link columns added (disease; ``index``
+    required), as the page and every export show it; a movie table gets the ranker's own "why
+    this rank" column only."""
+    if ws.domain != DISEASE and not table.empty and "user" in table.columns:
+        why = ranker_reasons(ws, prediction, decisions, table["user"].astype(str).tolist())
+        out = table.copy()
+        at = list(out.columns).index(DECISION) if DECISION in out.columns else len(out.columns)
+        out.insert(at, "why this rank", [why.get(str(u), "") for u in out["user"]])
+        return out
+    if ws.domain != DISEASE or table.empty or GENE_ID not in table.columns or index is None:
         return table
     ev = evidence_table(ws, prediction, decisions, table[GENE_ID].astype(str).tolist(),
                         index=index, hpo_annotations=hpo_annotations, phenotypes=phenotypes,
