@@ -57,6 +57,7 @@ def test_simulated_phases_follow_the_protocol():
     assert [list(c) for c in tasks.confirmed] == [[], [0, 2], [0, 2, 3, 5]]
     assert [list(r) for r in tasks.rejected] == [[], [1], [1, 4]]
     assert [list(r) for r in tasks.relevant] == [[0, 2, 3, 5, 6, 7], [3, 5, 6, 7], [6, 7]]
+    assert [list(h) for h in tasks.hidden] == [[9], [9], [9]]  # beyond the cap: left out
 
 
 def test_features_shapes_and_decision_flags():
@@ -111,3 +112,38 @@ def test_demo_workspace_with_the_learned_ranker(tmp_path, encoder):
     loaded = load_workspace(workspace_dir("demo-diseases", tmp_path), encoder)
     again = loaded.predict(item, embedding=emb, decisions=decisions, pin_decisions=False)
     assert np.allclose(again.targets["score"].to_numpy(), after.targets["score"].to_numpy())
+
+
+@pytest.mark.slow
+@pytest.mark.needs_data
+@pytest.mark.parametrize("name", ["disgenet-curated", "movielens-1m-partial"])
+def test_confirmed_targets_in_the_models_own_top_percent_on_real_workspaces(
+        name, shared_data, encoder, tmp_path, monkeypatch):
+    """Issue 16, item 3: after a refinement with a new item's real phase-I batch, every
+    confirmed target's rank in the model's OWN ranking (no pinning) is in the top 1%."""
+    from dataclasses import replace
+
+    from engine.build import build_dataset_workspace
+    from engine.schema import ITEM_ID, LABEL, TARGET_ID
+    from engine.tuned import emerflow_workspace_config
+
+    monkeypatch.setenv("EMERFLOW_DATA", str(shared_data))
+    base = emerflow_workspace_config(name)
+    ltr = {**(base.ltr or {}), "n_estimators": 30, "folds": 3}  # a quick build
+    ws = build_dataset_workspace(name, config=replace(base, ranker="ltr", ltr=ltr),
+                                 encoder=encoder, home=tmp_path)
+    n = ws.ranker.n_targets
+    top = max(1, int(np.ceil(n / 100)))
+    items = ws.dataset.items.set_index(ws.dataset.items[ITEM_ID].astype(str))
+    batch = ws.split.phases["I"]
+    for item_id in ws.split.new_items[:4]:
+        rows = batch[batch[ITEM_ID].astype(str) == str(item_id)]
+        decisions = {str(t): int(y) for t, y in zip(rows[TARGET_ID], rows[LABEL], strict=True)}
+        features = items.loc[str(item_id)].to_dict()
+        first = ws.predict(features)
+        emb = ws.refine(first.embedding, features, list(decisions.items()))
+        after = ws.predict(features, embedding=emb, decisions=decisions, pin_decisions=False)
+        confirmed = [t for t, y in decisions.items() if y > 0]
+        assert confirmed
+        ranks = [after.model_rank[t] for t in confirmed]
+        assert max(ranks) <= top, (item_id, ranks, top)

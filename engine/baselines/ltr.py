@@ -35,23 +35,27 @@ class EmerFlowLtr(Method):
     probabilistic: ClassVar[bool] = False
     text_variant: ClassVar[str] = "raw"
     defaults: ClassVar[dict[str, Any]] = LtrConfig().to_dict()
+    #: LightGBM's settings (the training lists are built once per tuning round); the
+    #: channels' settings (k, temperature, ease_lam) come from text-knn's and ease's rounds
     grid: ClassVar[dict[str, tuple[Any, ...]]] = {
+        "learning_rate": (0.05, 0.1, 0.2),
+        "n_estimators": (100, 200),
         "num_leaves": (15, 63),
-        "n_estimators": (100, 300),
-        "min_data_in_leaf": (50, 200),
-        "candidates": (100, 300),
-        "knowledge": (True, False),
+        "min_data_in_leaf": (20, 100),
     }
 
     def __init__(self, **overrides: Any):
-        super().__init__(**overrides)
+        # engine/tuned.py keeps the settings under "ltr" (WorkspaceConfig.ltr); flat keys win
+        nested = overrides.pop("ltr", None) or {}
+        super().__init__(**{**nested, **overrides})
         self.settings = LtrConfig.from_dict(self.config)
 
     def fit(self, ctx: BenchContext) -> None:
         super().fit(ctx)
         vecs = np.asarray(ctx.text_vectors(self.text_variant), dtype=np.float32)
         data = TrainingData(ctx.dataset, ctx.split)
-        self.ranker = train_ltr(data, vecs[ctx.old_item_rows], self.settings, ctx.seed)
+        self.ranker = train_ltr(data, vecs[ctx.old_item_rows], self.settings, ctx.seed,
+                                lists_cache=ctx._cache)
         self.new_text = vecs[ctx.new_item_rows]
 
     def start(self) -> LtrState:

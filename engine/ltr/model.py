@@ -6,8 +6,9 @@ OTHER folds' old items only, so no training item sees itself. Each old item give
 list per simulated phase (0..III as in the protocol: ``k`` rows per phase batch, confirmed =
 the batch positives, rejected = its negatives); its relevant targets are its positives not yet
 seen, up to the protocol's new-item maximum rank (as the validation split caps held-out old
-items). Confirmed targets are in every list as relevant, marked by the feature ``confirmed``:
-the model learns that what the analyst confirmed is the item's (its own rank of a confirmed
+items; a round with only the test window's positives as relevant scored lower on validation).
+Confirmed targets are in every list as relevant, marked by the feature ``confirmed``: the
+model learns that what the analyst confirmed is the item's (its own rank of a confirmed
 target is then at the top; the benchmark never ranks them). Each list holds the top
 ``candidates`` targets by ``vote_norm + ease_norm`` and ``random_negatives`` uniformly drawn
 others, whatever their labels (adding the relevant targets outside them would teach "far
@@ -25,6 +26,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +115,7 @@ class Tasks:
     confirmed: list[np.ndarray]
     rejected: list[np.ndarray]
     relevant: list[np.ndarray]
+    hidden: list[np.ndarray] = dataclass_field(default_factory=list)
 
 
 def simulate_tasks(train: pd.DataFrame, item_pos: pd.Series, target_pos: pd.Series, k: int,
@@ -129,20 +132,22 @@ def simulate_tasks(train: pd.DataFrame, item_pos: pd.Series, target_pos: pd.Seri
     order = np.argsort(item, kind="stable")
     item, target, label, rank = item[order], target[order], label[order], rank[order]
     bounds = np.flatnonzero(np.diff(item)) + 1
-    out = Tasks([], [], [], [])
+    out = Tasks([], [], [], [], [])
     for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(item)], strict=True):
         if hi <= lo:
             continue
         t, y, r = target[lo:hi], label[lo:hi], rank[lo:hi]
+        window = r < cap if cap is not None else np.ones(len(r), bool)
         for p in range(n_phases + 1):
             seen = r < p * k
-            rel = ~seen & y & (r < cap if cap is not None else True)
+            rel = ~seen & window & y
             if not rel.any():
                 continue
             out.item.append(int(item[lo]))
             out.confirmed.append(np.unique(t[seen & y]))
             out.rejected.append(np.setdiff1d(np.unique(t[seen & ~y]), t[seen & y]))
             out.relevant.append(np.unique(t[rel]))
+            out.hidden.append(np.unique(t[~seen & ~window & y]))
     return out
 
 
@@ -193,6 +198,8 @@ def training_lists(x, text: np.ndarray, tasks: Tasks, config: LtrConfig, seed: i
                        else np.zeros(0, np.int64))
                 rand = rng.choice(n, size=min(config.random_negatives, n), replace=False)
                 rows = np.unique(np.concatenate([top, rand, tasks.confirmed[i]]))
+                if tasks.hidden:  # positives beyond the cap: neither relevant nor not
+                    rows = np.setdiff1d(rows, tasks.hidden[i])
                 y = np.isin(rows, rel).astype(np.float32)
                 if not y.any():
                     continue
@@ -417,11 +424,18 @@ class LtrRanker:
         return ranker
 
 
+#: The settings the training lists depend on (the rest are LightGBM's).
+LIST_SETTINGS: tuple[str, ...] = ("k", "temperature", "wide_k", "ease_lam", "folds",
+                                  "candidates", "random_negatives", "knowledge")
+
+
 def train_ltr(data, old_text: np.ndarray, config: LtrConfig, seed: int = 0,
-              progress: ProgressFn | None = None, knowledge_path: Path | None = None
-              ) -> LtrRanker:
+              progress: ProgressFn | None = None, knowledge_path: Path | None = None,
+              lists_cache: dict | None = None) -> LtrRanker:
     """Train the learned ranker on ``data``'s old items (``TrainingData``) with their text
-    vectors ``old_text [K, T]`` (``split.old_items`` order)."""
+    vectors ``old_text [K, T]`` (``split.old_items`` order). ``lists_cache``: a dict kept
+    across calls on the same data (the benchmark's context) that reuses the training lists
+    when only LightGBM settings change."""
     from engine.ltr.knowledge import gene_knowledge, hgnc_path
 
     t0 = time.perf_counter()
@@ -437,7 +451,14 @@ def train_ltr(data, old_text: np.ndarray, config: LtrConfig, seed: int = 0,
     tasks = simulate_tasks(split.train, data.old_pos, data.target_pos,
                            int(proto.k) if proto else 4, int(proto.n_phases) if proto else 3,
                            int(proto.new_max) if proto else None)
-    feats, labels, sizes = training_lists(x, text, tasks, config, seed, knowledge, progress)
+    key = ("ltr-lists", seed, tuple(getattr(config, f) for f in LIST_SETTINGS))
+    if lists_cache is not None and key in lists_cache:  # tuning: LightGBM settings only vary
+        feats, labels, sizes = lists_cache[key]
+    else:
+        feats, labels, sizes = training_lists(x, text, tasks, config, seed, knowledge,
+                                              progress)
+        if lists_cache is not None:
+            lists_cache[key] = (feats, labels, sizes)
     t1 = time.perf_counter()
     names = feature_names(knowledge)
     booster = fit_booster(feats, labels, sizes, names, config, seed)
