@@ -266,7 +266,7 @@ def busy_processes(exclude: set[int], top: int = 8) -> list[dict[str, Any]]:
                 stat = (d / "stat").read_text()
                 fields = stat[stat.rfind(")") + 2:].split()
                 cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                out[int(d.name)] = (int(fields[11]) + int(fields[12]), cmd.strip()[:120])
+                out[int(d.name)] = (int(fields[11]) + int(fields[12]), " ".join(cmd.split())[:120])
             except (OSError, ValueError, IndexError):
                 continue
         return out
@@ -303,11 +303,75 @@ def own_pids() -> set[int]:
     return seen
 
 
-async def sample_load(samples: list[list[float]], stop: asyncio.Event) -> None:
+class CpuMeter:
+    """Core-seconds used during the run by the server, the browsers, this harness and every
+    other process of the machine (``/proc``; sampled every few seconds, so a process that
+    exits loses at most its last interval)."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.hz = os.sysconf("SC_CLK_TCK")
+        self.used = {"server": 0, "browsers": 0, "harness": 0}
+        self.prev: dict[int, tuple[int, str]] = {}
+        self.machine0 = self.machine = self._machine()
+        self.sample()
+
+    @staticmethod
+    def _machine() -> tuple[int, int]:
+        f = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        idle = f[3] + (f[4] if len(f) > 4 else 0)
+        return sum(f[:8]) - idle, sum(f[:8])  # busy, total jiffies
+
+    def _group(self, pid: int) -> str:
+        if pid == self.server_pid:
+            return "server"
+        try:
+            cmd = (Path("/proc") / str(pid) / "cmdline").read_bytes()
+        except OSError:
+            return "harness"
+        return "browsers" if b"chrom" in cmd else "harness"
+
+    def sample(self) -> None:
+        now: dict[int, tuple[int, str]] = {}
+        for pid in own_pids():
+            try:
+                stat = (Path("/proc") / str(pid) / "stat").read_text()
+                f = stat[stat.rfind(")") + 2:].split()
+                ticks = int(f[11]) + int(f[12])
+            except (OSError, ValueError, IndexError):
+                continue
+            if pid in self.prev:
+                before, group = self.prev[pid]
+                self.used[group] += ticks - before
+            else:  # counted from its first sample on
+                group = self._group(pid)
+            now[pid] = (ticks, group)
+        self.prev = now
+        self.machine = self._machine()
+
+    def report(self, wall_s: float) -> dict[str, Any]:
+        busy = (self.machine[0] - self.machine0[0]) / self.hz
+        total = (self.machine[1] - self.machine0[1]) / self.hz
+        ours = {k: round(v / self.hz, 1) for k, v in self.used.items()}
+        return {"wall_s": round(wall_s, 1), "machine_busy_pct": round(100 * busy / total, 1)
+                if total else None, "machine_busy_core_s": round(busy, 1),
+                **{f"{k}_core_s": v for k, v in ours.items()},
+                "other_processes_core_s": round(busy - sum(ours.values()), 1),
+                "note": "core-seconds over the measured period; 'other processes' are the "
+                        "machine's busy time not used by this run's server, browsers or "
+                        "harness (new processes count from their first sample)"}
+
+
+async def sample_load(samples: list[list[float]], stop: asyncio.Event,
+                      meter: CpuMeter | None = None) -> None:
     while not stop.is_set():
         samples.append([round(x, 2) for x in os.getloadavg()])
+        if meter is not None:
+            meter.sample()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 10)
+            await asyncio.wait_for(stop.wait(), 5)
+    if meter is not None:
+        meter.sample()
 
 
 # ---- one browser session -----------------------------------------------------------------------
@@ -580,8 +644,8 @@ async def warm_up(browser, url: str, genes: list[str], step_timeout_ms: float, s
 
 async def drive(url: str, sessions: int, seconds: float, genes: list[str],
                 step_timeout_ms: float, shots: Path, idp: OIDCProvider | None,
-                logs: list[SessionLog], load_samples: list[list[float]], warmup: bool = True
-                ) -> float:
+                logs: list[SessionLog], load_samples: list[list[float]], warmup: bool = True,
+                server_pid: int | None = None, cpu: dict[str, Any] | None = None) -> float:
     from playwright.async_api import async_playwright
 
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -596,7 +660,8 @@ async def drive(url: str, sessions: int, seconds: float, genes: list[str],
                 await warm_up(browser, url, genes, step_timeout_ms, shots, idp)
 
             stop = asyncio.Event()
-            sampler = asyncio.create_task(sample_load(load_samples, stop))
+            meter = CpuMeter(server_pid) if server_pid else None
+            sampler = asyncio.create_task(sample_load(load_samples, stop, meter))
             t0 = time.monotonic()
             deadline = t0 + seconds
 
@@ -609,6 +674,8 @@ async def drive(url: str, sessions: int, seconds: float, genes: list[str],
             wall = time.monotonic() - t0
             stop.set()
             await sampler
+            if meter is not None and cpu is not None:
+                cpu.update(meter.report(wall))
             for lg, res in zip(logs, results, strict=True):
                 if isinstance(res, BaseException):
                     lg.errors.append({"session": lg.index, "iteration": lg.iterations,
@@ -644,6 +711,7 @@ def run_once(*, db: str, auth: bool, sessions: int, minutes: float, workspaces: 
             for i in range(sessions)]
     genes = gene_symbols(workspaces)
     load_samples: list[list[float]] = []
+    cpu: dict[str, Any] = {}
     before = {"loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()],
               "busiest_other_processes": busy_processes(own_pids())}
     started = datetime.now(UTC).isoformat(timespec="seconds")
@@ -653,7 +721,7 @@ def run_once(*, db: str, auth: bool, sessions: int, minutes: float, workspaces: 
             idp = stack.enter_context(MultiUserOIDCProvider(users)) if auth else None
             url, proc = stack.enter_context(app_server(work, home, pg_url, idp))
             wall = asyncio.run(drive(url, sessions, minutes * 60, genes, step_timeout_s * 1000,
-                                     shots, idp, logs, load_samples, warmup))
+                                     shots, idp, logs, load_samples, warmup, proc.pid, cpu))
             server_alive = proc.poll() is None
         db_check = stored_decisions(database_url, logs, auth)
     finally:
@@ -685,7 +753,8 @@ def run_once(*, db: str, auth: bool, sessions: int, minutes: float, workspaces: 
         "load_before": before,
         "loadavg_during_1min": {"min": min(ones, default=None), "max": max(ones, default=None),
                                 "mean": round(sum(ones) / len(ones), 2) if ones else None,
-                                "samples_every_10s": load_samples},
+                                "samples_every_5s": load_samples},
+        "cpu_during_run": cpu,
         "loadavg_after_1_5_15": after,
         "wall_s": round(wall, 1),
         "server_alive_at_end": server_alive,
@@ -707,12 +776,14 @@ def run_once(*, db: str, auth: bool, sessions: int, minutes: float, workspaces: 
         "step_definitions": STEP_DEFINITIONS,
     }
     if auth:
+        read = [lg for lg in logs if lg.history_analysts]
         doc["identity"] = {
             "sessions_shown_own_identity": sum(lg.signed_in_as == lg.email for lg in logs),
-            "decision_history_own_identity_only": sum(
-                bool(lg.history_analysts) and set(lg.history_analysts) == {lg.email}
-                for lg in logs),
-            "decision_history_read": sum(lg.history_analysts is not None for lg in logs),
+            "decision_history_tables_read": len(read),
+            "decision_history_own_identity_only": sum(set(lg.history_analysts) == {lg.email}
+                                                      for lg in read),
+            "decision_history_rows_of_another_identity": sum(
+                a != lg.email for lg in read for a in lg.history_analysts),
             "login_s_p50": _pct([lg.login_s for lg in logs if lg.login_s], 50),
         }
     shutil.rmtree(work, ignore_errors=True)
@@ -795,10 +866,19 @@ def summary(doc: dict[str, Any]) -> str:
     if s["auth"]:
         i = doc["identity"]
         lines.append(f"identity: {i['sessions_shown_own_identity']}/{s['sessions']} sessions "
-                     f"signed in as their own; decision history showing only their own: "
-                     f"{i['decision_history_own_identity_only']}/{s['sessions']}; decisions "
+                     f"signed in as their own; decision history (browser) showing only their "
+                     f"own: {i['decision_history_own_identity_only']}/"
+                     f"{i['decision_history_tables_read']} read; decisions "
                      f"under another identity {doc['decisions_under_another_identity']}, items "
                      f"{doc['items_under_another_identity']}")
+    cpu = doc.get("cpu_during_run") or {}
+    if cpu.get("wall_s"):
+        w = cpu["wall_s"]
+        lines.append(f"CPU during the run (cores on average): server "
+                     f"{cpu['server_core_s'] / w:.2f}, browsers {cpu['browsers_core_s'] / w:.2f}"
+                     f", harness {cpu['harness_core_s'] / w:.2f}, other processes "
+                     f"{cpu['other_processes_core_s'] / w:.2f}; machine busy "
+                     f"{cpu['machine_busy_pct']}%")
     busy = doc["load_before"]["busiest_other_processes"]
     if busy:
         lines.append("busiest other processes before: " + "; ".join(
@@ -823,11 +903,18 @@ def readme_rows(docs: list[dict[str, Any]]) -> list[str]:
             i = d["identity"]
             now += (f"; {i['sessions_shown_own_identity']}/{s['sessions']} sessions signed in "
                     f"as their own identity, {d['decisions_under_another_identity']} decisions "
-                    f"stored under another, decision history showing only its own identity in "
-                    f"{i['decision_history_own_identity_only']}/{s['sessions']}")
+                    f"and {d['items_under_another_identity']} items stored under another, the "
+                    f"Decision history table in the browser shows only its own identity in "
+                    f"{i['decision_history_own_identity_only']}/"
+                    f"{i['decision_history_tables_read']} sessions")
         lavg = d["load_before"]["loadavg_1_5_15"][0]
+        cpu = d.get("cpu_during_run") or {}
+        share = (f"; on average the server used {cpu['server_core_s'] / cpu['wall_s']:.1f} "
+                 f"cores, the browsers {cpu['browsers_core_s'] / cpu['wall_s']:.1f}, other "
+                 f"processes {cpu['other_processes_core_s'] / cpu['wall_s']:.1f}"
+                 if cpu.get("wall_s") else "")
         now += (f" (load average {lavg} before, {d['loadavg_during_1min']['mean']} during, "
-                f"{d['machine']['cpus']} cores; `results/load/{s['db']}"
+                f"{d['machine']['cpus']} cores{share}; `results/load/{s['db']}"
                 f"{'-auth' if s['auth'] else ''}.json`)")
         r95 = st["refine"]["p95_s"]
         now += (f"; refine p95 {r95} s: target ≤ 3 s "

@@ -42,6 +42,7 @@ def test_two_signed_in_sessions_for_thirty_seconds_lose_nothing(demo_home: Path,
     assert doc["decisions_under_another_identity"] == 0
     assert doc["items_under_another_identity"] == 0
     assert doc["identity"]["decision_history_own_identity_only"] == 2, doc["per_session"]
+    assert doc["identity"]["decision_history_rows_of_another_identity"] == 0
     assert doc["server_alive_at_end"]
 
 
