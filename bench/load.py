@@ -812,7 +812,8 @@ def run_once(*, db: str, auth: bool, sessions: int, minutes: float, workspaces: 
         "started_utc": started,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "chromium": _chromium_version(), "streamlit": _version("streamlit"),
-                    "playwright": _version("playwright"), "git": _git_sha()},
+                    "playwright": _version("playwright"), "git": _git_sha(),
+                    "uncommitted_in_app_engine_db": _dirty()},
         "load_before": before,
         "loadavg_during_1min": {"min": min(ones, default=None), "max": max(ones, default=None),
                                 "mean": round(sum(ones) / len(ones), 2) if ones else None,
@@ -908,6 +909,15 @@ def _git_sha() -> str | None:
     with contextlib.suppress(Exception):
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
                               capture_output=True, text=True, timeout=10).stdout.strip()
+    return None
+
+
+def _dirty() -> list[str] | None:
+    """Files of app/, engine/ and db/ that differ from the commit (the server runs them)."""
+    with contextlib.suppress(Exception):
+        out = subprocess.run(["git", "status", "--porcelain", "--", "app", "engine", "db"],
+                             cwd=REPO, capture_output=True, text=True, timeout=10).stdout
+        return [ln[3:] for ln in out.splitlines() if ln.strip()]
     return None
 
 
