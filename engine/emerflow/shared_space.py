@@ -323,7 +323,7 @@ class SharedRanker:
             parts = [
                 Reason(f"the aligned embedding gives it {np.exp(ch['log_probs'][r]):.2%} of "
                        "the item's probability mass", float(ch["model"][r])),
-                Reason(f"{ch['vote'][r]:.0%} of the nearest established items (attention-"
+                Reason(f"{ch['vote'][r]:.0%} of the most similar established items (attention-"
                        "weighted) have it", float(ch["neighbours"][r])),
             ]
             if decisions.n_confirmed:
