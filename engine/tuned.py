@@ -50,6 +50,12 @@ DATASET_SETTINGS: dict[str, dict[str, Any]] = {
         **{name: {"ease_lam": 5000.0, "beta": 300.0, "negative_weight": 0.2, "rho": 0.5,
                   "step_lr": 1.0, "temperature": 0.05}
            for name in ("emerflow-tt-nollm", "emerflow-tt")},
+        # the learned ranker: channel settings from the text-knn and ease rounds (validated)
+        # `emerflow bench tune --dataset movielens-1m-partial --methods emerflow-ltr --trials 12`
+        # (results/movielens-1m-partial/emerflow-ltr-tuning.json): validation NDCG@100 .2649
+        "emerflow-ltr": {"ltr": {"k": 50, "temperature": 0.1, "ease_lam": 3000.0,
+                                 "learning_rate": 0.05, "min_data_in_leaf": 100,
+                                 "n_estimators": 200, "num_leaves": 63}},
     }},
     # `emerflow bench tune --dataset disgenet-curated --methods <all but the LLM/kb variants>
     #  --trials 12` (results/disgenet-curated/tuning.json, every trial); the text ablations
@@ -84,6 +90,12 @@ DATASET_SETTINGS: dict[str, dict[str, Any]] = {
         **{name: {"beta": 100.0, "negative_weight": 0.0, "rho": 1.0, "step_lr": 1.0,
                   "temperature": 0.02}
            for name in ("emerflow-tt", "emerflow-tt-kb")},
+        # the learned ranker: channel settings from the text-knn and ease rounds (validated)
+        # `emerflow bench tune --dataset disgenet-curated --methods emerflow-ltr --trials 12`
+        # (results/disgenet-curated/emerflow-ltr-tuning.json): validation NDCG@100 .5314
+        "emerflow-ltr": {"ltr": {"k": 100, "temperature": 0.02, "ease_lam": 50.0,
+                                 "learning_rate": 0.05, "min_data_in_leaf": 100,
+                                 "n_estimators": 100, "num_leaves": 15}},
     }},
 }
 
@@ -109,8 +121,9 @@ def emerflow_workspace_config(dataset: str, seed: int = 0) -> WorkspaceConfig:
 #: with the best baseline by NDCG@100) and the dashboard's default.
 PRODUCT_METHOD: dict[str, str] = {
     # best validation NDCG@100 among the EmerFlow variants (tuning.json)
-    "disgenet-curated": "emerflow-tt-nollm",  # .5271 vs .1283 (emerflow-nollm, DeepFM)
-    "movielens-1m-partial": "emerflow-tt-nollm",  # .2446 vs .0517
+    # the learned ranker (engine.ltr) where it wins validation NDCG@100 (emerflow-ltr-tuning.json)
+    "disgenet-curated": "emerflow-ltr",  # .5314 vs .5271 (emerflow-tt-nollm), .1283 (DeepFM)
+    "movielens-1m-partial": "emerflow-ltr",  # .2649 vs .2446 (emerflow-tt-nollm), .0517
 }
 
 

@@ -147,3 +147,14 @@ def test_confirmed_targets_in_the_models_own_top_percent_on_real_workspaces(
         assert confirmed
         ranks = [after.model_rank[t] for t in confirmed]
         assert max(ranks) <= top, (item_id, ranks, top)
+
+
+def test_a_learned_product_builds_the_ltr_ranker_with_its_validated_settings():
+    from engine.tuned import DATASET_SETTINGS, PRODUCT_METHOD, emerflow_workspace_config
+
+    for dataset, product in PRODUCT_METHOD.items():
+        if product.endswith("-ltr"):
+            cfg = emerflow_workspace_config(dataset)
+            assert cfg.ranker == "ltr"
+            assert cfg.ltr == DATASET_SETTINGS[dataset]["methods"][product]["ltr"]
+            LtrConfig.from_dict(cfg.ltr)  # every key is a setting of the ranker
