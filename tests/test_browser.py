@@ -171,9 +171,22 @@ def click(pg, name: str) -> None:
 
 def confirm_three_and_refine(pg, noun: str) -> list[tuple[int, int]]:
     """Pick three targets in the 'Confirm …' multiselect, refine, return (before, after)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     for _ in range(3):
-        pg.get_by_role("combobox", name=f"Confirm {noun}s", exact=True).first.click()
-        pg.get_by_role("option").nth(4).click()
+        box = pg.get_by_role("combobox", name=f"Confirm {noun}s", exact=True).first
+        option = pg.get_by_role("option").nth(4)
+        for attempt in range(3):  # a click landing during a rerun leaves the list closed
+            box.click()
+            try:
+                option.wait_for(state="visible", timeout=20_000)
+                break
+            except PlaywrightTimeout:
+                if attempt == 2:
+                    raise
+                pg.keyboard.press("Escape")
+                idle(pg)
+        option.click()
         pg.keyboard.press("Escape")
         idle(pg)
     click(pg, "Refine → Phase I")
