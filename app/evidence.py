@@ -9,6 +9,7 @@ workspace model.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
@@ -32,6 +33,7 @@ from engine.schema import ITEM_ID
 from engine.workspace import Workspace
 
 _INDEX: dict[tuple[str, str, str], AssociationIndex] = {}
+_INDEX_LOCK = threading.Lock()
 
 
 def gda_scores(root: str | None = None) -> dict[tuple[str, str], float]:
@@ -47,10 +49,11 @@ def association_index(ws: Workspace, root: str | None = None) -> AssociationInde
     """The workspace's :class:`AssociationIndex`, built once per workspace model and root."""
     src = lookup.knowledge(root).sources
     key = (ws.name, ws.model_version, str(src.root) if src is not None else "")
-    if key not in _INDEX:
-        _INDEX[key] = AssociationIndex.build(ws, gda_scores(root) if ws.domain == "disease"
-                                             else None)
-    return _INDEX[key]
+    with _INDEX_LOCK:  # one build per key, also when a background warm-up is under way
+        if key not in _INDEX:
+            _INDEX[key] = AssociationIndex.build(ws, gda_scores(root) if ws.domain == "disease"
+                                                 else None)
+        return _INDEX[key]
 
 
 def hpo_annotations(root: str | None = None) -> Mapping[str, Sequence[str]] | None:

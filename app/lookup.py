@@ -9,6 +9,7 @@ once per process (``engine.knowledge`` caches per path).
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -255,6 +256,7 @@ def _with_edit(f: dict, name: str, value: str, analyst: str, now: str, *,
 
 
 _RESOLVERS: dict[tuple[str, str, str], GeneResolver] = {}
+_RESOLVERS_LOCK = threading.Lock()
 
 
 def gene_resolver(ws: Workspace, root: str | None = None) -> GeneResolver:
@@ -263,9 +265,10 @@ def gene_resolver(ws: Workspace, root: str | None = None) -> GeneResolver:
     workspace model and data root."""
     src = sources_from_env(root)
     key = (ws.name, ws.model_version, str(src.root) if src is not None else "")
-    if key not in _RESOLVERS:
-        _RESOLVERS[key] = _build_resolver(ws, root)
-    return _RESOLVERS[key]
+    with _RESOLVERS_LOCK:  # one build per key, also when a background warm-up is under way
+        if key not in _RESOLVERS:
+            _RESOLVERS[key] = _build_resolver(ws, root)
+        return _RESOLVERS[key]
 
 
 def _build_resolver(ws: Workspace, root: str | None) -> GeneResolver:

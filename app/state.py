@@ -7,6 +7,8 @@ name and the LLM choice across pages. Everything else lives in plain modules und
 from __future__ import annotations
 
 import hashlib
+import logging
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,8 @@ from engine.settings import get_settings
 from engine.text.encoder import TextEncoder
 from engine.workspace import Workspace
 from engine.workspace_store import load_workspace, workspace_exists
+
+log = logging.getLogger("emerflow")
 
 ITEM_KEY = "item_id"  #: session-state key of the item being worked on
 WORKSPACE_KEY = "workspace"  #: session-state key of the chosen workspace name
@@ -81,7 +85,30 @@ def get_db() -> Engine:
 
 @st.cache_resource(show_spinner="Loading the workspace…")
 def _workspace_at(directory: str) -> Workspace:
-    return load_workspace(Path(directory), get_encoder())
+    ws = load_workspace(Path(directory), get_encoder())
+    warm_evidence(ws)
+    return ws
+
+
+def warm_evidence(ws: Workspace) -> threading.Thread:
+    """Build the workspace's evidence caches (association index, gene resolver, phenotype
+    annotations: seconds of file reading) in the background as soon as the workspace is
+    loaded, so the analyst's first Predictions view finds them ready (the builders hold a lock:
+    a page arriving mid-build waits for that build instead of starting its own)."""
+    from app import evidence, lookup
+
+    def build() -> None:
+        try:
+            evidence.association_index(ws)
+            evidence.hpo_annotations()
+            if ws.domain == "disease":
+                lookup.gene_resolver(ws)
+        except Exception:  # noqa: BLE001 - the page builds (and reports) it again when viewed
+            log.exception("warming the evidence caches of %s failed", ws.name)
+
+    thread = threading.Thread(target=build, name=f"warm-{ws.name}", daemon=True)
+    thread.start()
+    return thread
 
 
 def get_workspace(name: str) -> Workspace:

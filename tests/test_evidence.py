@@ -107,3 +107,19 @@ def test_movie_ranking_only_users_with_ratings(db, movies):
     assert set(table["user"]) <= rated and len(table) == len(
         set(state.prediction.targets[TARGET_ID].astype(str)) & rated)
     assert list(table["rank"]) == list(range(1, len(table) + 1))
+
+
+def test_loading_a_workspace_warms_the_evidence_caches(diseases):
+    """The association index and gene resolver (seconds of file reading on the real data) are
+    built in the background when the workspace loads, not on the first Predictions view."""
+    from app import evidence, lookup
+    from app.state import warm_evidence
+
+    evidence._INDEX.clear()
+    lookup._RESOLVERS.clear()
+    warm_evidence(diseases).join(timeout=120)
+    assert any(k[0] == diseases.name for k in evidence._INDEX)
+    assert any(k[0] == diseases.name for k in lookup._RESOLVERS)
+    before = dict(evidence._INDEX)
+    evidence.association_index(diseases)  # the page's call: served from the cache
+    assert evidence._INDEX == before
