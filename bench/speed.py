@@ -190,6 +190,14 @@ def ranker_kinds() -> list[str]:
     return list(RANKERS)
 
 
+def product_ranker(name: str, kinds: Sequence[str]) -> str:
+    """The ranker the dashboard builds for ``name`` (``engine.tuned``), when measured here."""
+    from engine.tuned import emerflow_workspace_config
+
+    kind = emerflow_workspace_config(name).ranker
+    return kind if kind in kinds else kinds[0]
+
+
 def workspace_config(name: str, kind: str, quick: bool):
     """The dashboard's settings of ``name`` with ranker ``kind`` (``--quick``: few epochs)."""
     from engine.tuned import emerflow_workspace_config
@@ -916,15 +924,15 @@ def run(args: argparse.Namespace) -> dict:
         partial.write_text(json.dumps(doc, indent=1, default=float) + "\n")
         log(f"{section} done")
     encoder = TextEncoder()
-    serving = "twotower" if "twotower" in kinds else kinds[0]
     workspaces: dict = {}
     if "build" in sections:
         res["build"] = bench_build(datasets, kinds, home, data_root, encoder, quick)
         checkpoint("build")
     need = {"predict", "feedback", "scale", "encode", "index"} & set(sections)
     if need:
-        for name in datasets:
-            workspaces[name] = get_workspace(name, serving, home, data_root, encoder, quick)
+        for name in datasets:  # the dashboard's own ranker of each dataset
+            workspaces[name] = get_workspace(name, product_ranker(name, kinds), home,
+                                             data_root, encoder, quick)
     if "predict" in sections:
         res["predict"] = {}
         for name, ws in workspaces.items():
@@ -939,8 +947,12 @@ def run(args: argparse.Namespace) -> dict:
                 res["feedback"][name] = bench_feedback(ws, max(3, reps // 2), Path(tmp))
                 checkpoint("feedback")
     if "scale" in sections:
-        base = next((workspaces[n] for n in ("disgenet-curated", "demo-diseases")
-                     if n in workspaces), next(iter(workspaces.values()), None))
+        name = next((n for n in ("disgenet-curated", "demo-diseases") if n in workspaces),
+                    next(iter(workspaces), None))
+        base = None
+        if name is not None:  # the synthetic catalog is a SharedRanker's
+            base = (workspaces[name] if workspaces[name].ranker_kind == "twotower"
+                    else get_workspace(name, "twotower", home, data_root, encoder, quick))
         res["scale"] = {"base_workspace": base.name if base is not None else None,
                         "targets": bench_scale_targets(base, target_sizes, max(5, reps // 5))
                         if base is not None else []}
