@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from app import flows
 from db import repository as repo
 from engine.schema import NAME, PHASES, TARGET_ID
-from engine.workspace import Prediction, Workspace
+from engine.workspace import Prediction, Workspace, pinned, ranks_of
 
 
 def phase_embeddings(db: Engine, item_id: int) -> dict[int, np.ndarray]:
@@ -67,26 +67,16 @@ def rank_history(db: Engine, ws: Workspace, item_id: int,
     names = ws.dataset.targets[NAME].astype(str).to_numpy()[pos]
     rows = []
     for phase, emb in sorted(phase_embeddings(db, item_id).items()):
-        so_far = decisions_up_to(db, item_id, phase)
-        shown = ws.predict(raw, augmented=aug, descriptors=desc, embedding=emb,
-                           decisions=so_far, n_neighbours=1)
-        own = ws.predict(raw, augmented=aug, descriptors=desc, embedding=emb,
-                         decisions=so_far, pin_decisions=False, n_neighbours=1)
-        ranks = _by_row(ws, shown.targets, "rank")
-        scores = _by_row(ws, own.targets, "score")
+        # one catalog scoring per phase: the model's own scores, and the ranks the tables
+        # showed (decisions so far pinned) from the same scores
+        scores, dec = ws.scores(raw, augmented=aug, descriptors=desc, embedding=emb,
+                                decisions=decisions_up_to(db, item_id, phase))
+        ranks = ranks_of(pinned(scores, dec))
         for t, p, n in zip(ids, pos, names, strict=True):
             rows.append({"phase": phase, "phase_label": PHASES[phase], TARGET_ID: t, NAME: n,
                          "rank": int(ranks[p]), "score": float(scores[p]),
                          "decided_in": decided.get(t, "")})
     return pd.DataFrame(rows, columns=cols)
-
-
-def _by_row(ws: Workspace, targets: pd.DataFrame, column: str) -> np.ndarray:
-    """``column`` of a ranked target table, indexed by target row."""
-    order = ws.target_pos.loc[targets[TARGET_ID].astype(str)].to_numpy()
-    out = np.empty(len(order), dtype=float)
-    out[order] = targets[column].to_numpy(dtype=float)
-    return out
 
 
 #: Targets drawn in the phase-history charts at most (one distinct colour each).

@@ -215,15 +215,11 @@ class Workspace:
         scores = np.asarray(scored.scores, np.float64)
         model_rank: dict[str, int] = {}
         if dec:
-            rank_of = np.empty(len(scores), np.int64)
-            rank_of[ranking_order(scores)] = np.arange(1, len(scores) + 1)
+            own = ranks_of(scores)
             for r in np.concatenate([dec.confirmed, dec.rejected]):
-                model_rank[str(self._target_ids[r])] = int(rank_of[r])
+                model_rank[str(self._target_ids[r])] = int(own[r])
         if pin_decisions and dec:
-            scores = scores.copy()
-            top, bottom = float(scores.max()), float(scores.min())
-            scores[dec.confirmed] = top + 1.0  # a confirmed association is known: never below
-            scores[dec.rejected] = bottom - 1.0
+            scores = pinned(scores, dec)
         return Prediction(
             text=text,
             embedding=emb,
@@ -231,6 +227,23 @@ class Workspace:
             neighbours=self.neighbours(emb, n_neighbours),
             model_rank=model_rank,
         )
+
+    def scores(
+        self,
+        features: Mapping[str, object],
+        *,
+        augmented: Mapping[str, str] | None = None,
+        descriptors: Mapping[str, str] | None = None,
+        embedding: np.ndarray | None = None,
+        decisions: Mapping[str, int] | None = None,
+    ) -> tuple[np.ndarray, Decisions]:
+        """The ranker's own scores of every target ``[N]`` (nothing pinned, no table) and the
+        decisions as target rows: one catalog scoring, for callers that need ranks only."""
+        _, vec = self.encode(features, augmented, descriptors)
+        dec = self.decisions(decisions)
+        emb = (self.ranker.align(vec[None])[0] if embedding is None
+               else np.asarray(embedding, np.float32))
+        return np.asarray(self.ranker.score(vec, emb, dec).scores, np.float64), dec
 
     def explain(
         self,
@@ -281,6 +294,24 @@ class Workspace:
 _SIGN = np.uint64(1 << 63)
 
 
+def ranks_of(scores: np.ndarray) -> np.ndarray:
+    """Rank 1..N of every target row ``[N]`` (the order of :func:`ranking_order`)."""
+    out = np.empty(len(scores), np.int64)
+    out[ranking_order(scores)] = np.arange(1, len(scores) + 1)
+    return out
+
+
+def pinned(scores: np.ndarray, decisions: Decisions) -> np.ndarray:
+    """The scores the analyst's tables rank by ``[N]``: confirmed targets above every other
+    (a confirmed association is known), rejected ones below every other."""
+    out = np.asarray(scores, np.float64).copy()
+    if len(out) and decisions:
+        top, bottom = float(out.max()), float(out.min())
+        out[decisions.confirmed] = top + 1.0
+        out[decisions.rejected] = bottom - 1.0
+    return out
+
+
 def ranking_order(scores: np.ndarray) -> np.ndarray:
     """Target rows by descending score, ties broken by lower row first: exactly
     ``np.argsort(-scores, kind="stable")`` (NaN scores last), about 8x faster on a million.
@@ -313,4 +344,4 @@ def ranking_order(scores: np.ndarray) -> np.ndarray:
     return order
 
 
-__all__ = ["Prediction", "Workspace", "ranking_order"]
+__all__ = ["Prediction", "Workspace", "pinned", "ranking_order", "ranks_of"]
