@@ -329,6 +329,19 @@ def predict_item(db: Engine, ws: Workspace, item_id: int, *, recompute: bool = F
                      prediction=pred, decisions=stored.decisions)
 
 
+def reuse_or_predict(db: Engine, ws: Workspace, item_id: int,
+                     state: ItemState | None) -> ItemState:
+    """``state`` (e.g. what :func:`confirm_and_refine` just returned) when the item is still in
+    that phase with those decisions (one read), else :func:`predict_item`."""
+    if state is not None and state.item.id == item_id:
+        with repo.read_session(db) as s:
+            phase = repo.current_phase(s, item_id)
+            decided = {i.target_id: i.label for i in repo.interactions(s, item_id)}
+        if phase == state.phase and decided == state.decisions:
+            return state
+    return predict_item(db, ws, item_id)
+
+
 def confirm_and_refine(
     db: Engine,
     ws: Workspace,

@@ -302,3 +302,18 @@ def test_benchmark_results(tmp_path):
     w = wide_table(res.table, "demo-movies", "auc")
     assert list(w.columns) == ["method", "Phase-0", "Phase-I", "Phase-II", "Phase-III"]
     assert w.iloc[0]["Phase-I"] == "0.7000 ± 0.0100"
+
+
+def test_the_rerun_after_a_refinement_reuses_its_ranking(db, diseases):
+    """The Feedback page's rerun takes the refinement's own ranking when the item is still
+    there (no second catalog scoring) and recomputes when someone moved it on."""
+    item = flows.new_item(db, diseases, name="Reuse check disease",
+                          features={"description": "A disorder of Wnt signaling."})
+    s0 = flows.predict_item(db, diseases, item.id)
+    genes = s0.prediction.targets["target_id"].astype(str).head(2).tolist()
+    s1 = flows.confirm_and_refine(db, diseases, item.id, [(genes[0], 1)])
+    assert flows.reuse_or_predict(db, diseases, item.id, s1) is s1
+    s2 = flows.confirm_and_refine(db, diseases, item.id, [(genes[1], 1)])  # moved on
+    again = flows.reuse_or_predict(db, diseases, item.id, s1)
+    assert again is not s1 and again.phase == s2.phase == 2
+    assert flows.reuse_or_predict(db, diseases, item.id, None).phase == 2

@@ -18,8 +18,9 @@ from engine.schema import DISEASE, NAME, PHASES, TARGET_ID, TARGET_NOUN
 from engine.suggest import DEFAULT_K, default_dial, dial_label
 
 ws, db, item = require_item("Feedback and phases")
-try:
-    state = flows.predict_item(db, ws, item.id)
+JUST_REFINED = f"fb_refined_state_{item.id}"  #: the refinement's own ranking, for the rerun
+try:  # the rerun after a refinement reuses its ranking: the catalog is scored once per submit
+    state = flows.reuse_or_predict(db, ws, item.id, st.session_state.pop(JUST_REFINED, None))
 except ValueError as exc:
     st.error(md(f"Cannot predict yet: {exc}.") + " Add feature values on the Features page.")
     st.stop()
@@ -66,6 +67,7 @@ def refine(decisions: list[tuple[str, int]], source: str, notes: dict[str, str] 
     moved = [f"{md(named(t))}: {before[t]} → {after[t]}" for t, y in decisions if y == 1][:10]
     st.session_state.pop(KEPT, None)
     st.session_state[EXTRA] = {}
+    st.session_state[JUST_REFINED] = new
     if source == "upload":  # an applied upload is cleared: no one-click re-apply
         st.session_state[UPLOADS] = int(st.session_state.get(UPLOADS, 0)) + 1
     st.session_state["refine_message"] = (
