@@ -189,6 +189,17 @@ class Workspace:
             raise ValueError("the item has no feature values to serialize")
         return text, self.encoder.encode([text])[0]
 
+    def _inputs(self, features: Mapping[str, object], augmented: Mapping[str, str] | None,
+                descriptors: Mapping[str, str] | None, embedding: np.ndarray | None,
+                decisions: Mapping[str, int] | None
+                ) -> tuple[str, np.ndarray, Decisions, np.ndarray]:
+        """(text, text vector ``[T]``, decisions as rows, embedding ``[D]``: the given one, else
+        the phase-0 alignment of the text) of one item."""
+        text, vec = self.encode(features, augmented, descriptors)
+        emb = (self.ranker.align(vec[None])[0] if embedding is None
+               else np.asarray(embedding, np.float32))
+        return text, vec, self.decisions(decisions), emb
+
     def predict(
         self,
         features: Mapping[str, object],
@@ -207,10 +218,8 @@ class Workspace:
         are then listed first and rejected ones last unless ``pin_decisions`` is False. Their
         rank in the model's own ranking is in :attr:`Prediction.model_rank` either way.
         """
-        text, vec = self.encode(features, augmented, descriptors)
-        dec = self.decisions(decisions)
-        emb = (self.ranker.align(vec[None])[0] if embedding is None
-               else np.asarray(embedding, np.float32))
+        text, vec, dec, emb = self._inputs(features, augmented, descriptors, embedding,
+                                           decisions)
         scored = self.ranker.score(vec, emb, dec)
         scores = np.asarray(scored.scores, np.float64)
         model_rank: dict[str, int] = {}
@@ -239,10 +248,7 @@ class Workspace:
     ) -> tuple[np.ndarray, Decisions]:
         """The ranker's own scores of every target ``[N]`` (nothing pinned, no table) and the
         decisions as target rows: one catalog scoring, for callers that need ranks only."""
-        _, vec = self.encode(features, augmented, descriptors)
-        dec = self.decisions(decisions)
-        emb = (self.ranker.align(vec[None])[0] if embedding is None
-               else np.asarray(embedding, np.float32))
+        _, vec, dec, emb = self._inputs(features, augmented, descriptors, embedding, decisions)
         return np.asarray(self.ranker.score(vec, emb, dec).scores, np.float64), dec
 
     def explain(
@@ -257,10 +263,7 @@ class Workspace:
     ) -> dict[str, list[Reason]]:
         """"Why this rank" for each of ``target_ids``: the ranker's own score parts, in plain
         words, largest first."""
-        _, vec = self.encode(features, augmented, descriptors)
-        dec = self.decisions(decisions)
-        emb = (self.ranker.align(vec[None])[0] if embedding is None
-               else np.asarray(embedding, np.float32))
+        _, vec, dec, emb = self._inputs(features, augmented, descriptors, embedding, decisions)
         rows = self.target_rows(target_ids)
         reasons = self.ranker.explain(vec, emb, dec, rows, self.target_names)
         return {str(t): r for t, r in zip(target_ids, reasons, strict=True)}
