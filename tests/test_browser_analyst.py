@@ -28,8 +28,19 @@ def analyst_page(demo_home, tmp_path_factory):
 
 
 def _download(pg, button: str, tmp_path: Path) -> bytes:
-    with pg.expect_download() as info:
-        pg.get_by_role("button", name=button, exact=True).first.click()
+    """Click a download button and read the file; a click landing while the page reruns is
+    lost (the button is re-rendered), so it is clicked again, at most three times."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(3):
+        try:
+            with pg.expect_download(timeout=40_000) as info:
+                pg.get_by_role("button", name=button, exact=True).first.click()
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+            idle(pg)
     path = tmp_path / info.value.suggested_filename
     info.value.save_as(str(path))
     return path.read_bytes()
