@@ -14,7 +14,7 @@ from app.state import ITEM_KEY, LLM_KEY, WORKSPACE_KEY
 st_testing = pytest.importorskip("streamlit.testing.v1")
 AppTest = st_testing.AppTest
 MAIN = str(Path(app_pkg.__file__).resolve().parent / "main.py")
-TIMEOUT = 90
+TIMEOUT = 120  #: seconds per script run (a loaded 2-core CI machine)
 
 
 def open_page(page: str | None = None, **state) -> AppTest:

@@ -8,29 +8,10 @@ from pathlib import Path
 
 import pytest
 
-import app as app_pkg
 from app.state import ITEM_KEY, WORKSPACE_KEY
+from tests.test_app_pages import AppTest, open_page, texts
 
-st_testing = pytest.importorskip("streamlit.testing.v1")
-AppTest = st_testing.AppTest
-MAIN = str(Path(app_pkg.__file__).resolve().parent / "main.py")
 KNOWLEDGE = Path(__file__).resolve().parent / "fixtures" / "knowledge"
-TIMEOUT = 90
-
-
-def open_page(page: str | None = None, **state) -> AppTest:
-    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT)
-    for k, v in state.items():
-        at.session_state[k] = v
-    at.run()
-    if page:
-        at.switch_page(f"views/{page}.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
 
 
 @pytest.fixture(autouse=True)
