@@ -176,17 +176,19 @@ def confirm_three_and_refine(pg, noun: str) -> list[tuple[int, int]]:
     for _ in range(3):
         box = pg.get_by_role("combobox", name=f"Confirm {noun}s", exact=True).first
         option = pg.get_by_role("option").nth(4)
-        for attempt in range(3):  # a click landing during a rerun leaves the list closed
-            box.click()
+        for attempt in range(4):
+            # A rerun (e.g. evidence caches finishing in the background) can close the
+            # list or detach the option between opening and clicking: open and click again.
             try:
+                box.click(timeout=20_000)
                 option.wait_for(state="visible", timeout=20_000)
+                option.click(timeout=10_000)
                 break
             except PlaywrightTimeout:
-                if attempt == 2:
+                if attempt == 3:
                     raise
                 pg.keyboard.press("Escape")
                 idle(pg)
-        option.click()
         pg.keyboard.press("Escape")
         idle(pg)
     click(pg, "Refine → Phase I")
