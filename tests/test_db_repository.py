@@ -22,6 +22,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
 from db import repository as repo
+from db.repo import phases as repo_phases
 from db.database import create_database, drop_database, init_db, make_engine, redacted
 from db.errors import (
     DuplicateError,
@@ -458,7 +459,7 @@ def test_refinement_failure_midway_leaves_previous_phase(
     def boom(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("crash after decisions and embedding were written")
 
-    monkeypatch.setattr(repo, "_insert_snapshot", boom)
+    monkeypatch.setattr(repo_phases, "_insert_snapshot", boom)
     with pytest.raises(RuntimeError):
         refine(
             engine, item.id, 2, [{"target_id": "g1", "label": 0}, {"target_id": "g2", "label": 1}]
@@ -473,7 +474,7 @@ def test_refinement_failing_at_flush_leaves_previous_phase(
     before = _refined_to_phase1(engine, item)
     # Bypass validation so that the snapshot only fails when the database serializes it.
     monkeypatch.setattr(
-        repo,
+        repo_phases,
         "_check_snapshot",
         lambda field, snap: [{"rank": 1, "target_id": "g", "score": object()}],
     )
