@@ -43,6 +43,7 @@ from engine.ltr.features import (
     item_features,
     unit_rows,
 )
+from engine.ltr.serving import FeatureMemo, SplitPatterns, decision_key
 from engine.ranking.base import Decisions, Reason, Scored
 
 ProgressFn = Callable[[str, float, str], None]
@@ -255,6 +256,17 @@ class LtrRanker:
         self.domain = domain
         self.names = feature_names(knowledge)
         self.meta = dict(meta or {})
+        self.memo = FeatureMemo()
+        #: full-catalog feature computations for one item (memo misses of :meth:`score`)
+        self.catalog_scorings = 0
+        self._patterns: SplitPatterns | None = None
+
+    @property
+    def patterns(self) -> SplitPatterns:
+        """The booster's split thresholds (read once)."""
+        if self._patterns is None:
+            self._patterns = SplitPatterns(self.booster, len(self.names))
+        return self._patterns
 
     @property
     def n_targets(self) -> int:
@@ -284,10 +296,15 @@ class LtrRanker:
         for s in range(0, m, chunk):
             fx = self.features(text[s : s + chunk], confirmed[s : s + chunk],
                                rejected[s : s + chunk])
-            pred = self.booster.predict(fx.reshape(-1, fx.shape[2]),
-                                        num_threads=self.config.threads)
-            out[s : s + chunk] = np.asarray(pred, np.float64).reshape(len(fx), n)
+            out[s : s + chunk] = self.predict_rows(fx.reshape(-1, fx.shape[2])).reshape(
+                len(fx), n)
         return out
+
+    def predict_rows(self, fx: np.ndarray) -> np.ndarray:
+        """``booster.predict`` of feature rows ``[R, F]`` -> ``[R]`` float64, bit-identical,
+        one tree walk per distinct split pattern (:class:`engine.ltr.serving.SplitPatterns`).
+        """
+        return self.patterns.predict(self.booster, fx, self.config.threads)
 
     def _rows(self, decisions: Decisions) -> tuple[np.ndarray, np.ndarray]:
         pos = np.zeros((1, self.n_targets), np.float32)
@@ -296,9 +313,25 @@ class LtrRanker:
         neg[0, decisions.rejected] = 1.0
         return pos, neg
 
-    def score(self, text: np.ndarray, embedding: np.ndarray, decisions: Decisions) -> Scored:
+    def scored_features(self, text: np.ndarray, decisions: Decisions
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        """(features ``[N, F]``, scores ``[N]``) of one item, read-only: computed once per
+        (text vector, decisions) and kept in :attr:`memo` (one analyst action reads them from
+        the refinement, the page's rerun, the phase history and "why this rank")."""
+        text = np.asarray(text, np.float32).reshape(-1)
+        key = decision_key(text, decisions.confirmed, decisions.rejected)
+        hit = self.memo.get(key)
+        if hit is not None:
+            return hit
         pos, neg = self._rows(decisions)
-        return Scored(self.score_many(np.asarray(text)[None], pos, neg)[0], None)
+        fx = self.features(text[None], pos, neg)[0]
+        scores = self.predict_rows(fx)
+        self.catalog_scorings += 1
+        self.memo.put(key, fx, scores)
+        return fx, scores
+
+    def score(self, text: np.ndarray, embedding: np.ndarray, decisions: Decisions) -> Scored:
+        return Scored(self.scored_features(text, decisions)[1].copy(), None)
 
     def explain(self, text: np.ndarray, embedding: np.ndarray, decisions: Decisions,
                 rows: np.ndarray, target_names: Callable[[np.ndarray], list[str]]
@@ -306,8 +339,7 @@ class LtrRanker:
         """LightGBM's per-feature contributions (``pred_contrib``) of each target row, summed
         per channel and put in words, largest first."""
         rows = np.asarray(rows, np.int64)
-        pos, neg = self._rows(decisions)
-        fx = self.features(np.asarray(text)[None], pos, neg)[0][rows]  # [M, F]
+        fx = self.scored_features(text, decisions)[0][rows]  # [M, F]
         contrib = np.asarray(self.booster.predict(fx, pred_contrib=True,
                                                   num_threads=self.config.threads))
         col = {name: i for i, name in enumerate(self.names)}
