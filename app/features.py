@@ -1,10 +1,11 @@
 """Feature augmentation and review: suggested features per domain, LLM values per item,
 the analyst's edits as new feature versions with per-feature provenance. No streamlit here.
 
-Feature dicts follow ``db.repository.save_feature_version``: ``name``, ``descriptor``,
-``value``, ``keep``, ``source`` (dataset | llm | analyst), ``provider``/``model``/
-``prompt_version`` for LLM values, ``analyst``/``edited_at`` for edits, plus the extra key
-``llm_value``: the LLM's original answer, kept when the analyst overrides it.
+Feature dicts follow ``db.repository.save_feature_version`` (every version is stored by
+:func:`app.flows.save_features`): ``name``, ``descriptor``, ``value``, ``keep``, ``source``
+(dataset | llm | analyst), ``provider``/``model``/``prompt_version`` for LLM values,
+``analyst``/``edited_at`` for edits, plus the extra key ``llm_value``: the LLM's original
+answer, kept when the analyst overrides it.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from app import flows
-from db import repository as repo
-from db.repository import FeatureVersionRecord
+from app.flows import FeatureVersionRecord
 from engine.augment import (
     PROMPT_VERSION,
     AugmentationError,
@@ -39,7 +39,7 @@ ProgressFn = Callable[[float, str], None]
 # ---- suggested features, stored once per domain (table domain_feature_set) ---------------------
 def load_suggested(db: Engine, domain: str) -> list[dict[str, str]]:
     """The stored feature list of ``domain`` (``[]`` when none yet)."""
-    stored = repo.get_domain_features(db, domain)
+    stored = flows.domain_features(db, domain)
     if stored is None:
         return []
     return [f for f in stored.features if isinstance(f, dict) and f.get("name")]
@@ -71,7 +71,7 @@ def save_suggested(db: Engine, domain: str, features: Sequence[Mapping[str, Any]
         seen.add(name)
         clean.append({"name": name, "descriptor": desc or name.replace("_", " ").capitalize(),
                       "why": str(f.get("why") or "").strip()})
-    stored = repo.save_domain_features(db, domain=domain, features=clean,
+    stored = flows.save_domain_features(db, domain=domain, features=clean,
                                        provenance=dict(provenance or {}),
                                        updated_by=(updated_by or "").strip() or "analyst")
     return stored.features
@@ -103,7 +103,7 @@ def _now() -> str:
 
 
 def current_features(db: Engine, item_id: int) -> list[dict[str, Any]]:
-    fv = repo.latest_feature_version(db, item_id)
+    fv = flows.latest_feature_version(db, item_id)
     return [dict(f) for f in fv.features] if fv else []
 
 
@@ -128,7 +128,7 @@ def augment_item(db: Engine, ws: Workspace, item_id: int, provider: LLMProvider,
         raise ValueError("No features to fill: suggest features first, or add them by hand.")
     if not provider.enabled:
         raise ValueError("Provider 'none' fills nothing: type the values in the table.")
-    item = repo.get_item(db, item_id)
+    item = flows.get_item(db, item_id)
     progress = progress or (lambda f, m: None)
     progress(0.1, f"asking {provider.name} / {provider.model} for {len(features)} features…")
     known = {k: v for k, v in item.raw_features.items() if v not in (None, "")}
@@ -153,7 +153,7 @@ def augment_item(db: Engine, ws: Workspace, item_id: int, provider: LLMProvider,
         else:
             rows.append(new)
             by_name[name] = new
-    fv = repo.save_feature_version(db, item_id, rows, created_by=analyst or "analyst")
+    fv = flows.save_features(db, ws, item_id, rows, analyst=analyst, reembed=False)
     progress(1.0, f"saved feature version {fv.version}")
     return fv
 
@@ -175,7 +175,7 @@ def fill_curated(db: Engine, ws: Workspace, item_id: int,
     """
     provider = provider or KnowledgeProvider()
     progress = progress or (lambda f, m: None)
-    item = repo.get_item(db, item_id)
+    item = flows.get_item(db, item_id)
     progress(0.1, "looking the item up in the curated files…")
     pairs = [(normalize_feature_name(f["name"]), f.get("descriptor") or f["name"])
              for f in features]
@@ -211,9 +211,7 @@ def fill_curated(db: Engine, ws: Workspace, item_id: int,
         else:
             rows.append(new)
             by_name[new["name"]] = new
-    fv = repo.save_feature_version(db, item_id, rows, created_by=analyst or "analyst")
-    if repo.current_phase(db, item_id) == 0:
-        flows.predict_item(db, ws, item_id, recompute=True)
+    fv = flows.save_features(db, ws, item_id, rows, analyst=analyst)
     progress(1.0, f"saved feature version {fv.version}")
     return fv
 
@@ -344,9 +342,7 @@ def save_review(db: Engine, ws: Workspace, item_id: int, edited: pd.DataFrame, *
     rows = apply_review(current_features(db, item_id), edited, analyst=analyst)
     if rows is None:
         return None
-    fv = repo.save_feature_version(db, item_id, rows, created_by=analyst or "analyst")
-    if repo.current_phase(db, item_id) == 0:
-        flows.predict_item(db, ws, item_id, recompute=True)
+    fv = flows.save_features(db, ws, item_id, rows, analyst=analyst)
     return fv
 
 
@@ -374,14 +370,13 @@ def set_feature(db: Engine, ws: Workspace, item_id: int, *, descriptor: str, val
 
 def serialized_text(db: Engine, ws: Workspace, item_id: int) -> str:
     """Exactly what the text encoder sees for the item's latest feature version."""
-    item = repo.get_item(db, item_id)
-    raw, aug, desc = flows.engine_inputs(ws, item, repo.latest_feature_version(db, item_id))
+    raw, aug, desc = flows.item_inputs(db, ws, item_id)
     return ws.serialize(raw, aug, desc)
 
 
 def version_history(db: Engine, item_id: int) -> pd.DataFrame:
     rows = []
-    for fv in repo.feature_versions(db, item_id):
+    for fv in flows.feature_versions(db, item_id):
         srcs = pd.Series([f.get("source") for f in fv.features]).value_counts().to_dict()
         rows.append({"version": fv.version, "by": fv.created_by,
                      "at": fv.created_at.strftime("%Y-%m-%d %H:%M:%S"),

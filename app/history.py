@@ -12,15 +12,13 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from app import flows
-from db import repository as repo
 from engine.schema import NAME, PHASES, TARGET_ID
 from engine.workspace import Prediction, Workspace, pinned, ranks_of
 
 
 def phase_embeddings(db: Engine, item_id: int) -> dict[int, np.ndarray]:
     """Stored embedding of every phase the item went through."""
-    return {e.phase: np.frombuffer(e.vector, dtype=np.float32).copy()
-            for e in repo.embeddings(db, item_id)}
+    return flows.phase_embeddings(db, item_id)
 
 
 def ranking_at_phase(db: Engine, ws: Workspace, item_id: int, phase: int) -> Prediction:
@@ -32,15 +30,14 @@ def ranking_at_phase(db: Engine, ws: Workspace, item_id: int, phase: int) -> Pre
     embs = phase_embeddings(db, item_id)
     if phase not in embs:
         raise ValueError(f"The item has no Phase {PHASES[phase]} embedding yet.")
-    item = repo.get_item(db, item_id)
-    raw, aug, desc = flows.engine_inputs(ws, item, repo.latest_feature_version(db, item_id))
+    raw, aug, desc = flows.item_inputs(db, ws, item_id)
     return ws.predict(raw, augmented=aug, descriptors=desc, embedding=embs[phase],
                       decisions=decisions_up_to(db, item_id, phase))
 
 
 def decisions_up_to(db: Engine, item_id: int, phase: int) -> dict[str, int]:
     """``{target_id: label}`` of the decisions that produced ``phase`` (made in phases <= it)."""
-    return {i.target_id: i.label for i in repo.interactions(db, item_id) if i.phase <= phase}
+    return {i.target_id: i.label for i in flows.interactions(db, item_id) if i.phase <= phase}
 
 
 def rank_history(db: Engine, ws: Workspace, item_id: int,
@@ -53,15 +50,14 @@ def rank_history(db: Engine, ws: Workspace, item_id: int,
 
     Columns: phase (0..3), phase_label, target_id, name, rank, score, decided_in.
     """
-    inter = repo.interactions(db, item_id)
+    inter = flows.interactions(db, item_id)
     if target_ids is None:
         target_ids = list(dict.fromkeys(i.target_id for i in inter if i.label == 1))
     decided = {i.target_id: PHASES[i.phase] for i in inter}
     cols = ["phase", "phase_label", TARGET_ID, NAME, "rank", "score", "decided_in"]
     if not target_ids:
         return pd.DataFrame(columns=cols)
-    item = repo.get_item(db, item_id)
-    raw, aug, desc = flows.engine_inputs(ws, item, repo.latest_feature_version(db, item_id))
+    raw, aug, desc = flows.item_inputs(db, ws, item_id)
     ids = [str(t) for t in target_ids if str(t) in ws.target_pos.index]
     pos = ws.target_pos.loc[ids].to_numpy()
     names = ws.dataset.targets[NAME].astype(str).to_numpy()[pos]
@@ -139,7 +135,7 @@ def drift(db: Engine, item_id: int) -> pd.DataFrame:
 def snapshot_table(db: Engine, item_id: int) -> pd.DataFrame:
     """The stored top-k snapshots (audit): phase, rank, target_id, score."""
     rows = [{"phase": PHASES[s.phase], "rank": e["rank"], TARGET_ID: e["target_id"],
-             "score": e["score"]} for s in repo.snapshots(db, item_id) for e in s.topk]
+             "score": e["score"]} for s in flows.snapshots(db, item_id) for e in s.topk]
     return pd.DataFrame(rows, columns=["phase", "rank", TARGET_ID, "score"])
 
 
@@ -148,6 +144,6 @@ def decision_log(db: Engine, item_id: int) -> pd.DataFrame:
              "phase": PHASES[e.phase], "revision": e.revision, "source": e.source,
              "analyst": e.analyst or "", "note": e.note or "",
              "at": e.created_at.strftime("%Y-%m-%d %H:%M:%S")}
-            for e in repo.interaction_history(db, item_id)]
+            for e in flows.interaction_history(db, item_id)]
     return pd.DataFrame(rows, columns=["target_id", "label", "phase", "revision", "source",
                                        "analyst", "note", "at"])

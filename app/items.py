@@ -16,8 +16,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from app import flows, lookup
-from db import repository as repo
-from db.repository import ItemRecord
+from app.flows import ItemRecord
 from db.validators import normalize_name
 from engine.data.demo import ML_GENRES
 from engine.data.disgenet import MESH_CLASS_NAMES, mesh_class_names
@@ -175,7 +174,7 @@ def create(db: Engine, ws: Workspace, data: NewItemInput, *, analyst: str = "ana
 def copy_name(db: Engine, workspace: str, name: str) -> str:
     """A free name for a copy of ``name`` in the workspace: ``"<name> (copy 2)"``, 3, ...
     (item names are unique per workspace, so a copy cannot keep the name)."""
-    taken = {normalize_name(it.name) for it in repo.list_items(db, workspace)}
+    taken = {normalize_name(it.name) for it in flows.list_items(db, workspace)}
     base = (name or "").strip()
     if normalize_name(base) not in taken:
         return base
@@ -195,7 +194,7 @@ def create_copy(db: Engine, ws: Workspace, data: NewItemInput, name: str = "", *
     """
     new = (name or "").strip() or copy_name(db, ws.name, data.name)
     if any(normalize_name(it.name) == normalize_name(new)
-           for it in repo.list_items(db, ws.name)):
+           for it in flows.list_items(db, ws.name)):
         raise ValueError(f"An item named {new!r} already exists in this workspace; give the "
                          "copy another name.")
     features = dict(data.features)
@@ -209,9 +208,9 @@ def create_copy(db: Engine, ws: Workspace, data: NewItemInput, name: str = "", *
 def items_table(db: Engine, workspace: str) -> pd.DataFrame:
     """The workspace's items for the "reopen" list: id, name, external id, phase, created."""
     rows = []
-    for it in repo.list_items(db, workspace):
+    for it, phase in flows.items_with_phase(db, workspace):
         rows.append({"id": it.id, "name": it.name, "external id": it.external_id or "",
-                     "phase": flows.phase_label(repo.current_phase(db, it.id)),
+                     "phase": flows.phase_label(phase),
                      "created by": it.created_by,
                      "created": it.created_at.strftime("%Y-%m-%d %H:%M")})
     return pd.DataFrame(rows, columns=["id", "name", "external id", "phase", "created by",

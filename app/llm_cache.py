@@ -1,6 +1,6 @@
 """A database-backed :class:`engine.augment.ResponseCache` (table ``llm_cache``).
 
-Validated LLM answers are stored with ``db.repository.llm_cache_put``, so every analyst of the
+Validated LLM answers are stored with :func:`app.flows.llm_cache_put`, so every analyst of the
 same database shares them and a repeated augmentation costs nothing. No streamlit import here.
 """
 
@@ -10,15 +10,11 @@ import logging
 
 from sqlalchemy.engine import Engine
 
-from db import repository as repo
+from app import flows
 from db.errors import DBError
 from engine.augment.cache import CacheRecord
 
 log = logging.getLogger(__name__)
-
-
-def _clip(value: str, limit: int) -> str:
-    return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
 class DBResponseCache:
@@ -37,19 +33,12 @@ class DBResponseCache:
         self.refused = 0
 
     def get(self, key: str) -> str | None:
-        return repo.llm_cache_get(self.engine, key)
+        return flows.llm_cache_get(self.engine, key)
 
     def put(self, key: str, record: CacheRecord) -> None:
         try:
-            repo.llm_cache_put(
-                self.engine,
-                key=key,
-                provider=_clip(record.provider, repo.MAX_SHORT_LEN),
-                model=_clip(record.model, repo.MAX_SHORT_LEN),
-                prompt_version=_clip(record.prompt_version, repo.MAX_SHORT_LEN),
-                input_hash=_clip(key, repo.MAX_ID_LEN),
-                response=record.value,
-            )
+            flows.llm_cache_put(self.engine, key, provider=record.provider, model=record.model,
+                                prompt_version=record.prompt_version, response=record.value)
         except (DBError, ValueError) as exc:
             self.refused += 1
             log.warning("llm cache: answer for key %s not stored: %s", key[:12], exc)

@@ -6,6 +6,7 @@ name and the LLM choice across pages. Everything else lives in plain modules und
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import threading
@@ -29,7 +30,6 @@ from app.errors import user_message
 from app.llm import LLMChoice, resolve_settings
 from app.llm_cache import DBResponseCache
 from app.safe_text import md
-from db import repository as repo
 from engine.augment import AugmentationError, LLMProvider, LLMSettings, make_provider
 from engine.build import build_dataset_workspace, workspace_dir
 from engine.config import EncoderConfig
@@ -90,6 +90,15 @@ def _workspace_at(directory: str) -> Workspace:
     return ws
 
 
+def freeze_long_lived() -> None:
+    """Move everything alive now (workspace, encoder, evidence caches: millions of Python
+    objects) out of the garbage collector's reach (``gc.freeze``), after one collection so no
+    garbage is frozen with it. A full collection otherwise walks those caches again and again:
+    under 10 concurrent sessions it was the server's largest CPU cost (``bench/load.py``)."""
+    gc.collect()
+    gc.freeze()
+
+
 def warm_evidence(ws: Workspace) -> threading.Thread:
     """Build the workspace's evidence caches (association index, gene resolver, phenotype
     annotations: seconds of file reading) in the background as soon as the workspace is
@@ -105,6 +114,7 @@ def warm_evidence(ws: Workspace) -> threading.Thread:
                 lookup.gene_resolver(ws)
         except Exception:  # noqa: BLE001 - the page builds (and reports) it again when viewed
             log.exception("warming the evidence caches of %s failed", ws.name)
+        freeze_long_lived()
 
     thread = threading.Thread(target=build, name=f"warm-{ws.name}", daemon=True)
     thread.start()
@@ -264,12 +274,12 @@ def set_workspace(name: str) -> None:
         st.session_state.pop(ITEM_KEY, None)
 
 
-def current_item(db: Engine, ws: Workspace) -> repo.ItemRecord | None:
+def current_item(db: Engine, ws: Workspace) -> flows.ItemRecord | None:
     """The session's item when it belongs to the current workspace, else None (+ a hint)."""
     item_id = st.session_state.get(ITEM_KEY)
     if item_id is not None:
         try:
-            item = repo.get_item(db, int(item_id))
+            item = flows.get_item(db, int(item_id))
             if item.workspace == ws.name:
                 return item
         except (ValueError, LookupError):
@@ -288,7 +298,7 @@ def page_link(page: str, label: str, icon: str | None = None) -> None:
         pass
 
 
-def require_item(title: str) -> tuple[Workspace, Engine, repo.ItemRecord]:
+def require_item(title: str) -> tuple[Workspace, Engine, flows.ItemRecord]:
     """A page's preamble: its title, then the current workspace, database and item; the page
     stops (after the helper's message) when no workspace or item is chosen yet."""
     st.title(title)
@@ -302,7 +312,7 @@ def require_item(title: str) -> tuple[Workspace, Engine, repo.ItemRecord]:
     return ws, db, item
 
 
-def header(ws: Workspace, item: repo.ItemRecord | None = None, phase: int | None = None) -> None:
+def header(ws: Workspace, item: flows.ItemRecord | None = None, phase: int | None = None) -> None:
     bits = [f"Workspace **{ws.name}**" + (" (synthetic)" if DATASETS.get(ws.name) and
                                            DATASETS[ws.name].synthetic else ""),
             f"model `{ws.model_version}`"]

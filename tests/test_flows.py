@@ -76,3 +76,31 @@ def test_movie_loop_and_errors(db, movies):
     s1 = flows.confirm_and_refine(db, movies, item.id, [(users[0], 1), (users[1], 0)])
     assert s1.decisions == {users[0]: 1, users[1]: 0}
     assert s1.phase == 1
+
+
+def test_save_features_reembeds_phase0_in_the_same_transaction(db, diseases, monkeypatch):
+    """A saved feature version and its phase-0 re-embedding land together or not at all."""
+    item = flows.new_item(db, diseases, name="Atomic feature save",
+                          features={"description": "A disorder of bone density."})
+    s0 = flows.predict_item(db, diseases, item.id)
+    rows = [dict(f) for f in flows.latest_feature_version(db, item.id).features]
+    rows.append({"name": "mechanism", "descriptor": "Mechanism", "value": "Wnt signaling",
+                 "source": "analyst", "keep": True})
+    assert flows.save_features(db, diseases, item.id, rows, analyst="ana").version == 2
+    assert [e.feature_version for e in repo.embeddings(db, item.id)] == [2]
+    s0b = flows.predict_item(db, diseases, item.id)
+    assert s0b.feature_version == 2 and "Wnt signaling" in s0b.prediction.text
+    assert not np.allclose(s0b.prediction.embedding, s0.prediction.embedding)
+    # without re-embedding (an LLM fill): the version is stored, the embedding stays
+    assert flows.save_features(db, diseases, item.id, rows[:-1], reembed=False).version == 3
+    assert [e.feature_version for e in repo.embeddings(db, item.id)] == [2]
+
+    def encoder_down(*args, **kwargs):
+        raise RuntimeError("encoder down")
+
+    monkeypatch.setattr(diseases, "predict", encoder_down)
+    with pytest.raises(RuntimeError, match="encoder down"):
+        flows.save_features(db, diseases, item.id, rows, analyst="ana")
+    monkeypatch.undo()
+    assert flows.latest_feature_version(db, item.id).version == 3  # nothing of it was stored
+    assert [e.feature_version for e in repo.embeddings(db, item.id)] == [2]

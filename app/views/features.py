@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app import features as feats
+from app import flows
 from app.llm import settings_summary
 from app.safe_text import md
 from app.state import (
@@ -18,11 +19,10 @@ from app.state import (
     page_link,
     require_item,
 )
-from db import repository as repo
 from engine.schema import DISEASE
 
 ws, db, item = require_item("Features")
-header(ws, item, repo.current_phase(db, item.id))
+header(ws, item, flows.current_phase(db, item.id))
 
 # ---- LLM augmentation ---------------------------------------------------------------------------
 st.subheader("LLM augmentation")
@@ -108,7 +108,7 @@ if ws.domain == DISEASE:
         st.dataframe(cur, hide_index=True, width="stretch", key="curated_table")
 
 # ---- review -------------------------------------------------------------------------------------
-fv = repo.latest_feature_version(db, item.id)
+fv = flows.latest_feature_version(db, item.id)
 version = fv.version if fv else 0
 st.subheader(f"Review (feature version {version})")
 st.caption("Edit descriptor or value, untick **keep** to leave a feature out, add rows for new "
@@ -152,7 +152,7 @@ with st.form("set_feature_form"):
         except ValueError as exc:
             st.error(md(str(exc)))
 
-phase = repo.current_phase(db, item.id)
+phase = flows.current_phase(db, item.id)
 if phase > 0:
     st.info("The item is past Phase 0: its embedding comes from refinement, so feature edits "
             "change the text below and the backbone inputs, not the refined embedding.")

@@ -183,7 +183,7 @@ if pending:
                "Open the existing one instead of creating a copy?")
     for dup_id in dup_ids[:3]:
         try:
-            dup = flows.repo.get_item(db, dup_id)
+            dup = flows.get_item(db, dup_id)
         except ValueError:
             continue
         if st.button(f"Open existing: {md(dup.name)} (#{dup.id})", key=f"open_dup_{dup.id}",
