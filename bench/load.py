@@ -57,369 +57,45 @@ import os
 import platform
 import random
 import re
+import shlex
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-with warnings.catch_warnings():  # authlib.jose's deprecation notice
-    warnings.simplefilter("ignore")
-    from tests.oidc_provider import OIDCProvider  # noqa: E402
-from tests.test_browser import CHROMIUM_ARGS, _free_port  # noqa: E402
-from tests.test_browser_auth import _secrets  # noqa: E402
-
-DEFAULT_OUT = REPO / "results" / "load"
-KNOWLEDGE = REPO / "tests" / "fixtures" / "knowledge"
-WORKSPACE = "demo-diseases"
-STEPS = ("new_item", "lookup", "create", "predict", "feedback", "confirm", "refine")
-#: what each session types in the disease lookup, in turn (all in the knowledge fixtures)
-LOOKUPS = ("OMIM:154700", "Marfan syndrome", "Alzheimer's disease", "retinitis pigmentosa",
-           "maple syrup urine disease", "ORPHA:558")
-GENES_PER_ITERATION = 4
-IDLE_JS = """() => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  return !!app && app.getAttribute('data-test-script-state') === 'notRunning'
-    && app.getAttribute('data-test-connection-state') === 'CONNECTED'
-    && !document.querySelector('[data-testid="stSpinner"]');
-}"""
-ROW_RE = re.compile(r"^\| \d+ concurrent real-browser sessions")  #: README rows of this bench
-
-
-# ---- the OIDC provider, one identity per browser context ---------------------------------------
-class MultiUserOIDCProvider(OIDCProvider):
-    """``tests/oidc_provider.py``'s provider signing in the user named by the browser's
-    ``idp_user`` cookie on the provider's host (as a real provider knows who is signed in
-    there from its own session cookie); the ID token carries that user's claims."""
-
-    COOKIE = "idp_user"
-
-    def __init__(self, users: dict[str, dict[str, Any]]) -> None:
-        super().__init__()
-        self.users = users
-        outer = self
-        base = self.server.RequestHandlerClass
-
-        class Handler(base):  # type: ignore[misc, valid-type]
-            def do_GET(self) -> None:  # noqa: N802 - http.server API
-                from urllib.parse import parse_qs, urlencode, urlparse
-
-                url = urlparse(self.path)
-                if url.path != "/authorize":
-                    super().do_GET()
-                    return
-                q = {k: v[0] for k, v in parse_qs(url.query).items()}
-                jar = SimpleCookie(self.headers.get("Cookie") or "")
-                who = jar[outer.COOKIE].value if outer.COOKIE in jar else ""
-                if q.get("client_id") != outer.client_id or who not in outer.users:
-                    self._json({"error": "unauthorized_client or unknown user"}, 400)
-                    return
-                import secrets as _secrets_mod
-
-                code = _secrets_mod.token_urlsafe(16)
-                outer.codes[code] = {"nonce": q.get("nonce"), "user": outer.users[who],
-                                     "redirect_uri": q.get("redirect_uri")}
-                self.send_response(302)
-                self.send_header("Location", q["redirect_uri"] + "?" + urlencode(
-                    {"code": code, "state": q.get("state", "")}))
-                self.end_headers()
-
-            def do_POST(self) -> None:  # noqa: N802 - http.server API
-                import base64
-                import secrets as _secrets_mod
-                from urllib.parse import parse_qs, urlparse
-
-                from authlib.jose import jwt
-
-                if urlparse(self.path).path != "/token":
-                    self._json({"error": "not_found"}, 404)
-                    return
-                length = int(self.headers.get("Content-Length") or 0)
-                form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
-                client_id, client_secret = form.get("client_id"), form.get("client_secret")
-                auth = self.headers.get("Authorization") or ""
-                if auth.startswith("Basic "):
-                    client_id, _, client_secret = base64.b64decode(auth[6:]).decode() \
-                        .partition(":")
-                ok = client_id == outer.client_id and client_secret == outer.client_secret
-                grant = outer.codes.pop(form.get("code", ""), None)
-                outer.token_requests.append({"client_ok": ok, "code_ok": grant is not None})
-                if not ok or grant is None or grant["redirect_uri"] != form.get("redirect_uri"):
-                    self._json({"error": "invalid_grant"}, 400)
-                    return
-                now = int(time.time())
-                claims = {"iss": outer.issuer, "aud": outer.client_id, "iat": now,
-                          "exp": now + 3600, "nonce": grant["nonce"], **grant["user"]}
-                token = jwt.encode({"alg": "RS256", "kid": outer.kid}, claims, outer.key)
-                self._json({"access_token": _secrets_mod.token_urlsafe(16),
-                            "token_type": "Bearer", "expires_in": 3600,
-                            "scope": "openid profile email", "id_token": token.decode()})
-
-        self.server.RequestHandlerClass = Handler
-
-
-def identity(i: int) -> dict[str, Any]:
-    return {"sub": f"load-sub-{i:02d}", "email": f"load-{i:02d}@example.org",
-            "name": f"Load Analyst {i:02d}", "email_verified": True}
-
-
-# ---- the server --------------------------------------------------------------------------------
-@contextlib.contextmanager
-def app_server(run_dir: Path, home: Path, database_url: str | None,
-               idp: OIDCProvider | None) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``streamlit run <repo>/app/main.py`` started in ``run_dir`` on a free 127.0.0.1 port
-    (its ``.streamlit/secrets.toml`` configures ``[auth]`` when ``idp`` is given), no LLM;
-    yields its URL and process once healthy."""
-    port = _free_port()
-    if idp is not None:
-        (run_dir / ".streamlit").mkdir(parents=True, exist_ok=True)
-        (run_dir / ".streamlit" / "secrets.toml").write_text(_secrets(idp, port))
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "EMERFLOW_LLM_BASE_URL",
-                        "DATABASE_URL", "EMERFLOW_LLM_MODEL", "STREAMLIT_SERVER_ADDRESS",
-                        "STREAMLIT_SERVER_PORT")}
-    env.update(EMERFLOW_HOME=str(home), EMERFLOW_LLM_PROVIDER="none",
-               EMERFLOW_DATA=str(KNOWLEDGE), EMERFLOW_RESULTS=str(home / "results"),
-               PYTHONPATH=str(REPO))
-    if database_url:
-        env["DATABASE_URL"] = database_url
-    log_path = run_dir / "streamlit.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(REPO / "app" / "main.py"),
-             "--server.port", str(port), "--server.address", "127.0.0.1",
-             "--server.headless", "true", "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"],
-            cwd=run_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.time() + 120
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError("streamlit exited: " + log_path.read_text()[-2000:])
-                try:
-                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    pass
-                if time.time() > deadline:
-                    raise RuntimeError("streamlit did not become healthy in 120 s")
-                time.sleep(0.5)
-            yield url, proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def ensure_workspace(workspaces_home: Path) -> Path:
-    """``workspaces_home/workspaces/demo-diseases`` built (engine defaults) unless it is."""
-    from engine.build import workspace_dir
-    from engine.workspace_store import workspace_exists
-
-    if not workspace_exists(workspace_dir(WORKSPACE, workspaces_home)):
-        from engine.build import build_dataset_workspace
-        from engine.config import WorkspaceConfig
-        from engine.text.encoder import TextEncoder
-
-        print(f"building {WORKSPACE} under {workspaces_home} (about a minute)...", flush=True)
-        workspaces_home.mkdir(parents=True, exist_ok=True)
-        build_dataset_workspace(WORKSPACE, config=WorkspaceConfig(dataset=WORKSPACE),
-                                encoder=TextEncoder(), home=workspaces_home)
-    return workspaces_home / "workspaces"
-
-
-def gene_symbols(workspaces: Path) -> list[str]:
-    """Symbols naming exactly one gene of the workspace (each resolves by symbol)."""
-    import pandas as pd
-
-    sym = pd.read_parquet(workspaces / WORKSPACE / "targets.parquet")["symbol"].astype(str)
-    counts = sym.value_counts()
-    return sorted(s for s in sym if counts[s] == 1 and re.fullmatch(r"[A-Z0-9-]+", s))
-
-
-# ---- machine load ------------------------------------------------------------------------------
-def busy_processes(exclude: set[int], top: int = 8) -> list[dict[str, Any]]:
-    """The processes using most CPU over one second (our own excluded): pid, %CPU, command."""
-    def ticks() -> dict[int, tuple[int, str]]:
-        out: dict[int, tuple[int, str]] = {}
-        for d in Path("/proc").iterdir():
-            if not d.name.isdigit():
-                continue
-            try:
-                stat = (d / "stat").read_text()
-                fields = stat[stat.rfind(")") + 2:].split()
-                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                out[int(d.name)] = (int(fields[11]) + int(fields[12]), " ".join(cmd.split())[:120])
-            except (OSError, ValueError, IndexError):
-                continue
-        return out
-
-    try:
-        a = ticks()
-        time.sleep(1.0)
-        b = ticks()
-    except OSError:
-        return []
-    hz = os.sysconf("SC_CLK_TCK")
-    rows = [{"pid": p, "cpu_pct": round(100.0 * (t - a[p][0]) / hz), "cmd": c}
-            for p, (t, c) in b.items() if p in a and p not in exclude and t > a[p][0]]
-    return sorted(rows, key=lambda r: -r["cpu_pct"])[:top]
-
-
-def own_pids() -> set[int]:
-    """This process and all its descendants."""
-    children: dict[int, list[int]] = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                stat = (d / "stat").read_text()
-                ppid = int(stat[stat.rfind(")") + 2:].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(d.name))
-    seen, todo = set(), [os.getpid()]
-    while todo:
-        p = todo.pop()
-        if p not in seen:
-            seen.add(p)
-            todo.extend(children.get(p, []))
-    return seen
-
-
-class CpuMeter:
-    """Core-seconds used during the run by the server, the browsers, this harness and every
-    other process of the machine (``/proc``; sampled every few seconds, so a process that
-    exits loses at most its last interval)."""
-
-    def __init__(self, server_pid: int) -> None:
-        self.server_pid = server_pid
-        self.hz = os.sysconf("SC_CLK_TCK")
-        self.used = {"server": 0, "browsers": 0, "harness": 0}
-        self.prev: dict[int, tuple[int, str]] = {}
-        self.machine0 = self.machine = self._machine()
-        self.sample()
-
-    @staticmethod
-    def _machine() -> tuple[int, int]:
-        f = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-        idle = f[3] + (f[4] if len(f) > 4 else 0)
-        return sum(f[:8]) - idle, sum(f[:8])  # busy, total jiffies
-
-    def _group(self, pid: int) -> str:
-        if pid == self.server_pid:
-            return "server"
-        try:
-            cmd = (Path("/proc") / str(pid) / "cmdline").read_bytes()
-        except OSError:
-            return "harness"
-        return "browsers" if b"chrom" in cmd else "harness"
-
-    def sample(self) -> None:
-        now: dict[int, tuple[int, str]] = {}
-        for pid in own_pids():
-            try:
-                stat = (Path("/proc") / str(pid) / "stat").read_text()
-                f = stat[stat.rfind(")") + 2:].split()
-                ticks = int(f[11]) + int(f[12])
-            except (OSError, ValueError, IndexError):
-                continue
-            if pid in self.prev:
-                before, group = self.prev[pid]
-                self.used[group] += ticks - before
-            else:  # counted from its first sample on
-                group = self._group(pid)
-            now[pid] = (ticks, group)
-        self.prev = now
-        self.machine = self._machine()
-
-    def report(self, wall_s: float) -> dict[str, Any]:
-        busy = (self.machine[0] - self.machine0[0]) / self.hz
-        total = (self.machine[1] - self.machine0[1]) / self.hz
-        ours = {k: round(v / self.hz, 1) for k, v in self.used.items()}
-        return {"wall_s": round(wall_s, 1), "machine_busy_pct": round(100 * busy / total, 1)
-                if total else None, "machine_busy_core_s": round(busy, 1),
-                **{f"{k}_core_s": v for k, v in ours.items()},
-                "other_processes_core_s": round(busy - sum(ours.values()), 1),
-                "note": "core-seconds over the measured period; 'other processes' are the "
-                        "machine's busy time not used by this run's server, browsers or "
-                        "harness (new processes count from their first sample)"}
-
-
-async def sample_load(samples: list[list[float]], stop: asyncio.Event,
-                      meter: CpuMeter | None = None) -> None:
-    while not stop.is_set():
-        samples.append([round(x, 2) for x in os.getloadavg()])
-        if meter is not None:
-            meter.sample()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 5)
-    if meter is not None:
-        meter.sample()
+from bench.load_meter import CpuMeter, ServerClock, busy_processes, own_pids, sample_load  # noqa: E402,F401
+from bench.load_report import _pct, readme_rows, summary, update_readme  # noqa: E402,F401
+from bench.load_rig import (  # noqa: E402,F401
+    CHROMIUM_ARGS,
+    DEFAULT_OUT,
+    GENES_PER_ITERATION,
+    IDLE_JS,
+    KNOWLEDGE,
+    LOOKUPS,
+    REPO,
+    STEP_DEFINITIONS,
+    STEPS,
+    WORKSPACE,
+    MultiUserOIDCProvider,
+    OIDCProvider,
+    _chromium_version,
+    _dirty,
+    _git_sha,
+    _version,
+    app_server,
+    ensure_workspace,
+    gene_symbols,
+    identity,
+    postgres_base_url,
+)
 
 
 # ---- one browser session -----------------------------------------------------------------------
 class StepError(Exception):
     """A step that did not give the expected answer."""
-
-
-class ServerClock:
-    """The time a page waits on the server, read off its websocket: from a ``rerun_script``
-    BackMsg sent (widget change, button) to the ``script_finished`` ForwardMsg that ends the
-    last run (a run finished early for a rerun keeps waiting). The rest of a step's wall-clock
-    time is the browser's (rendering, Playwright) on the same CPUs."""
-
-    def __init__(self) -> None:
-        from streamlit.proto.BackMsg_pb2 import BackMsg
-        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-
-        self.back, self.forward = BackMsg, ForwardMsg
-        self.open_at: float | None = None
-        self.busy = 0.0
-
-    def attach(self, ws) -> None:
-        ws.on("framesent", self._sent)
-        ws.on("framereceived", self._received)
-
-    def _sent(self, payload: str | bytes) -> None:
-        if not isinstance(payload, bytes):
-            return
-        msg = self.back()
-        with contextlib.suppress(Exception):
-            msg.ParseFromString(payload)
-            if msg.WhichOneof("type") == "rerun_script" and self.open_at is None:
-                self.open_at = time.perf_counter()
-
-    def _received(self, payload: str | bytes) -> None:
-        if not isinstance(payload, bytes) or len(payload) > 512 or self.open_at is None:
-            return
-        msg = self.forward()
-        with contextlib.suppress(Exception):
-            msg.ParseFromString(payload)
-            if msg.WhichOneof("type") == "script_finished" and msg.script_finished != \
-                    self.forward.ScriptFinishedStatus.FINISHED_EARLY_FOR_RERUN:
-                self.busy += time.perf_counter() - self.open_at
-                self.open_at = None
-
-    def take(self) -> float:
-        busy, self.busy = self.busy, 0.0
-        return round(busy, 3)
 
 
 @dataclass
@@ -630,14 +306,6 @@ async def read_own_history(pg, log: SessionLog, timeout_ms: float) -> None:
 
 
 # ---- one run -----------------------------------------------------------------------------------
-def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    import numpy as np
-
-    return round(float(np.percentile(values, q)), 3)
-
-
 def stored_decisions(database_url: str, logs: list[SessionLog], auth: bool) -> dict[str, Any]:
     """Compare what every session saw acknowledged with what the database holds."""
     from db import repository as repo
@@ -702,12 +370,15 @@ async def warm_up(browser, url: str, genes: list[str], step_timeout_ms: float, s
 async def drive(url: str, sessions: int, seconds: float, genes: list[str],
                 step_timeout_ms: float, shots: Path, idp: OIDCProvider | None,
                 logs: list[SessionLog], load_samples: list[list[float]], warmup: bool = True,
-                server_pid: int | None = None, cpu: dict[str, Any] | None = None) -> float:
+                server_pid: int | None = None, cpu: dict[str, Any] | None = None,
+                browser_nice: int = 0) -> float:
     from playwright.async_api import async_playwright
 
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if not exe:
         raise RuntimeError("chromium is not installed (Debian: apt-get install -y chromium)")
+    if browser_nice:
+        exe = niced(exe, browser_nice, shots)
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS,
                                           headless=True)
@@ -745,10 +416,29 @@ async def drive(url: str, sessions: int, seconds: float, genes: list[str],
     return wall
 
 
+def _autogroup() -> str | None:
+    """This process's scheduler autogroup and its niceness (Linux; other groups' jobs share
+    the cores by group, whatever their own niceness)."""
+    with contextlib.suppress(OSError):
+        return Path("/proc/self/autogroup").read_text().strip()
+    return None
+
+
+def niced(exe: str, nice: int, folder: Path) -> str:
+    """A launcher running ``exe`` (and every process it starts) at niceness ``nice``."""
+    launcher = folder / f"chromium-nice{nice}"
+    launcher.write_text(f'#!/bin/sh\nexec nice -n {int(nice)} {shlex.quote(exe)} "$@"\n')
+    launcher.chmod(0o755)
+    return str(launcher)
+
+
 def run_once(*, db: str, auth: bool, sessions: int, minutes: float, workspaces: Path,
-             step_timeout_s: float, artifacts: Path, warmup: bool = True) -> dict[str, Any]:
+             step_timeout_s: float, artifacts: Path, warmup: bool = True,
+             browser_nice: int = 0) -> dict[str, Any]:
     """One server, ``sessions`` browser contexts for ``minutes``; the result document.
-    ``warmup``: one unmeasured flow first (the server's caches, the lookups' files)."""
+    ``warmup``: one unmeasured flow first (the server's caches, the lookups' files);
+    ``browser_nice``: the browsers' niceness (> 0: the server's CPU comes first, as when the
+    analysts' browsers run on their own machines)."""
     work = Path(tempfile.mkdtemp(prefix=f"emerflow-load-{db}-"))
     home = work / "home"
     home.mkdir()
@@ -778,7 +468,8 @@ def run_once(*, db: str, auth: bool, sessions: int, minutes: float, workspaces: 
             idp = stack.enter_context(MultiUserOIDCProvider(users)) if auth else None
             url, proc = stack.enter_context(app_server(work, home, pg_url, idp))
             wall = asyncio.run(drive(url, sessions, minutes * 60, genes, step_timeout_s * 1000,
-                                     shots, idp, logs, load_samples, warmup, proc.pid, cpu))
+                                     shots, idp, logs, load_samples, warmup, proc.pid, cpu,
+                                     browser_nice))
             server_alive = proc.poll() is None
         db_check = stored_decisions(database_url, logs, auth)
     finally:
@@ -808,7 +499,9 @@ def run_once(*, db: str, auth: bool, sessions: int, minutes: float, workspaces: 
     doc: dict[str, Any] = {
         "settings": {"sessions": sessions, "minutes": minutes, "db": db, "auth": auth,
                      "workspace": WORKSPACE, "step_timeout_s": step_timeout_s,
-                     "genes_per_iteration": GENES_PER_ITERATION, "lookups": list(LOOKUPS)},
+                     "genes_per_iteration": GENES_PER_ITERATION, "lookups": list(LOOKUPS),
+                     "browser_nice": browser_nice,
+                     "autogroup": _autogroup()},
         "started_utc": started,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "chromium": _chromium_version(), "streamlit": _version("streamlit"),
@@ -852,173 +545,6 @@ def run_once(*, db: str, auth: bool, sessions: int, minutes: float, workspaces: 
         }
     shutil.rmtree(work, ignore_errors=True)
     return doc
-
-
-STEP_DEFINITIONS = {
-    "new_item": "sidebar New item -> the page with its form",
-    "lookup": "type the disease (OMIM id, ORPHA id or name), Enter -> 'Matches (n)', "
-              "'Resolve and fill the form' -> 'Resolved:' shown",
-    "create": "unique name, CUI cleared, 'Create item' -> 'Created … (#id). Review its "
-              "features next.'",
-    "predict": "sidebar Predictions -> 'Top genes for …'",
-    "feedback": "sidebar Feedback -> the page with its gene search box",
-    "confirm": "4 gene symbols in the search box, Enter, 'Add as confirmed' -> 'Found by "
-               "search:' naming the 4",
-    "refine": "'Refine → Phase I' -> 'Refined to Phase I with 4 decision(s)'",
-    "timing": "from the action to the answer visible and the script run finished "
-              "(stApp data-test-script-state = notRunning), browser and server on one machine",
-    "waiting_on_server": "within a step, the time from a rerun request sent on the page's "
-                         "websocket to the server's script-finished message (runs finished "
-                         "early for a rerun continue the wait); the rest is the browser's",
-}
-
-
-def postgres_base_url() -> str:
-    url = os.environ.get("EMERFLOW_TEST_POSTGRES_URL")
-    if url:
-        return url
-    out = subprocess.run(["bash", str(REPO / ".ci" / "postgres.sh")], capture_output=True,
-                         text=True, check=True).stdout
-    m = re.search(r"EMERFLOW_TEST_POSTGRES_URL=(\S+)", out)
-    if not m:
-        raise RuntimeError(f".ci/postgres.sh printed no URL: {out!r}")
-    os.environ["EMERFLOW_TEST_POSTGRES_URL"] = m.group(1)
-    return m.group(1)
-
-
-def _version(dist: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return None
-
-
-def _chromium_version() -> str | None:
-    exe = shutil.which("chromium")
-    if not exe:
-        return None
-    with contextlib.suppress(Exception):
-        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=20)
-        return out.stdout.strip() or None
-    return None
-
-
-def _git_sha() -> str | None:
-    with contextlib.suppress(Exception):
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-    return None
-
-
-def _dirty() -> list[str] | None:
-    """Files of app/, engine/ and db/ that differ from the commit (the server runs them)."""
-    with contextlib.suppress(Exception):
-        out = subprocess.run(["git", "status", "--porcelain", "--", "app", "engine", "db"],
-                             cwd=REPO, capture_output=True, text=True, timeout=10).stdout
-        return [ln[3:] for ln in out.splitlines() if ln.strip()]
-    return None
-
-
-# ---- report ------------------------------------------------------------------------------------
-def summary(doc: dict[str, Any]) -> str:
-    s = doc["settings"]
-    lines = [f"== {s['sessions']} sessions × {s['minutes']} min, {s['db']}"
-             f"{', login on (' + str(s['sessions']) + ' identities)' if s['auth'] else ''}; "
-             f"load average before {doc['load_before']['loadavg_1_5_15']}, during "
-             f"{doc['loadavg_during_1min']['mean']} (max {doc['loadavg_during_1min']['max']}) "
-             f"on {doc['machine']['cpus']} CPUs",
-             f"iterations {doc['iterations_completed']}/{doc['iterations_started']} completed "
-             f"in {doc['wall_s']} s; errors {doc['errors']} {doc['errors_by_step'] or ''}; "
-             f"decisions acknowledged {doc['decisions_acknowledged']}, lost "
-             f"{doc['decisions_lost']}; items at the wrong phase {doc['items_not_at_phase_I']}",
-             f"{'step':<9} {'n':>4} {'err':>4} {'p50 s':>7} {'p95 s':>7} {'max s':>7}"
-             f"   server p50/p95 s (rerun sent -> script finished)"]
-    for step, r in doc["steps"].items():
-        def f(v: float | None) -> str:
-            return f"{v:7.2f}" if v is not None else "      -"
-        srv = r.get("waiting_on_server") or {}
-        lines.append(f"{step:<9} {r['n']:>4} {r['errors']:>4} {f(r['p50_s'])} "
-                     f"{f(r['p95_s'])} {f(r['max_s'])}   {f(srv.get('p50_s'))} "
-                     f"{f(srv.get('p95_s'))}")
-    if s["auth"]:
-        i = doc["identity"]
-        lines.append(f"identity: {i['sessions_shown_own_identity']}/{s['sessions']} sessions "
-                     f"signed in as their own; decision history (browser) showing only their "
-                     f"own: {i['decision_history_own_identity_only']}/"
-                     f"{i['decision_history_tables_read']} read; decisions "
-                     f"under another identity {doc['decisions_under_another_identity']}, items "
-                     f"{doc['items_under_another_identity']}")
-    cpu = doc.get("cpu_during_run") or {}
-    if cpu.get("wall_s"):
-        w = cpu["wall_s"]
-        lines.append(f"CPU during the run (cores on average): server "
-                     f"{cpu['server_core_s'] / w:.2f}, browsers {cpu['browsers_core_s'] / w:.2f}"
-                     f", harness {cpu['harness_core_s'] / w:.2f}, other processes "
-                     f"{cpu['other_processes_core_s'] / w:.2f}; machine busy "
-                     f"{cpu['machine_busy_pct']}%")
-    busy = doc["load_before"]["busiest_other_processes"]
-    if busy:
-        lines.append("busiest other processes before: " + "; ".join(
-            f"{b['cpu_pct']}% {b['cmd'][:60]}" for b in busy[:4]))
-    return "\n".join(lines)
-
-
-def readme_rows(docs: list[dict[str, Any]]) -> list[str]:
-    """README Reliability rows (issue 18 table) for the measured runs."""
-    rows = []
-    for d in sorted(docs, key=lambda d: (d["settings"]["auth"], d["settings"]["db"] != "sqlite")):
-        s, st = d["settings"], d["steps"]
-        dbname = "SQLite" if s["db"] == "sqlite" else "PostgreSQL"
-        who = (f", login on: {s['sessions']} identities through the test OIDC provider"
-               if s["auth"] else "")
-        p = " · ".join(f"{k} {st[k]['p50_s']:.1f}/{st[k]['p95_s']:.1f}"
-                       for k in STEPS if st.get(k, {}).get("p50_s") is not None)
-        now = (f"**{d['errors']} errors**, **{d['decisions_lost']} of "
-               f"{d['decisions_acknowledged']} decisions lost**, "
-               f"{d['iterations_completed']} flows completed; p50/p95 s: {p}")
-        if s["auth"]:
-            i = d["identity"]
-            now += (f"; {i['sessions_shown_own_identity']}/{s['sessions']} sessions signed in "
-                    f"as their own identity, {d['decisions_under_another_identity']} decisions "
-                    f"and {d['items_under_another_identity']} items stored under another, the "
-                    f"Decision history table in the browser shows only its own identity in "
-                    f"{i['decision_history_own_identity_only']}/"
-                    f"{i['decision_history_tables_read']} sessions")
-        lavg = d["load_before"]["loadavg_1_5_15"][0]
-        cpu = d.get("cpu_during_run") or {}
-        share = (f"; on average the server used {cpu['server_core_s'] / cpu['wall_s']:.1f} "
-                 f"cores, the browsers {cpu['browsers_core_s'] / cpu['wall_s']:.1f}, other "
-                 f"processes {cpu['other_processes_core_s'] / cpu['wall_s']:.1f}"
-                 if cpu.get("wall_s") else "")
-        now += (f" (load average {lavg} before, {d['loadavg_during_1min']['mean']} during, "
-                f"{d['machine']['cpus']} cores{share}; `results/load/{s['db']}"
-                f"{'-auth' if s['auth'] else ''}.json`)")
-        r95 = st["refine"]["p95_s"]
-        w95 = (st["refine"].get("waiting_on_server") or {}).get("p95_s")
-        now += (f"; refine p95 {r95} s"
-                + (f" (of which waiting on the server {w95} s)" if w95 is not None else "")
-                + f": target ≤ 3 s {'met' if r95 is not None and r95 <= 3.0 else '**missed**'}")
-        rows.append(f"| {s['sessions']} concurrent real-browser sessions on one server, "
-                    f"{s['minutes']:g} min, lookup → create → predict → confirm 4 genes → "
-                    f"refine, {dbname}{who} (`bench/load.py`) | never measured | {now} |")
-    return rows
-
-
-def update_readme(docs: list[dict[str, Any]], readme: Path = REPO / "README.md") -> None:
-    """Replace (or add, at the end of the issue 18 table) the load rows of README's
-    Reliability section; nothing else is touched."""
-    lines = readme.read_text().splitlines()
-    start = next(i for i, ln in enumerate(lines) if ln.startswith("| probe (issue 18"))
-    end = start
-    while end + 1 < len(lines) and lines[end + 1].startswith("|"):
-        end += 1
-    table = [ln for ln in lines[start:end + 1] if not ROW_RE.match(ln)]
-    new = table + readme_rows(docs)
-    readme.write_text("\n".join(lines[:start] + new + lines[end + 1:]) + "\n")
-
-
 # ---- CLI ---------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.split("\n")[0],
@@ -1037,6 +563,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds before a step counts as an error")
     ap.add_argument("--artifacts", type=Path, default=REPO / "artifacts" / "load",
                     help="screenshots of failed steps")
+    ap.add_argument("--browser-nice", type=int, default=0, choices=range(0, 20),
+                    metavar="0-19", help="run the browsers at this niceness (default 0); > 0 "
+                    "gives the server's CPU priority, standing in for analysts' own machines")
     ap.add_argument("--readme", nargs="+", type=Path, metavar="JSON",
                     help="only rewrite README's load rows from these result files")
     args = ap.parse_args(argv)
@@ -1051,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
     for db in dbs:
         doc = run_once(db=db, auth=args.auth, sessions=args.sessions, minutes=args.minutes,
                        workspaces=workspaces, step_timeout_s=args.step_timeout,
-                       artifacts=args.artifacts)
+                       artifacts=args.artifacts, browser_nice=args.browser_nice)
         path = args.out / f"{db}{'-auth' if args.auth else ''}.json"
         path.write_text(json.dumps(doc, indent=1) + "\n")
         print(summary(doc))
