@@ -243,6 +243,15 @@ def ranked_table(ws: Workspace, prediction: Prediction, decisions: Mapping[str, 
     return out.reset_index(drop=True)
 
 
+def ranks_of_targets(prediction: Prediction, target_ids: Sequence[str]) -> dict[str, int]:
+    """``{target_id: rank}`` in the prediction's table for the given targets only (one
+    vectorised membership test; not a dict over the whole catalog)."""
+    t = prediction.targets
+    ids = t[TARGET_ID].astype(str)
+    hit = ids.isin({str(x) for x in target_ids}).to_numpy()
+    return dict(zip(ids[hit], t["rank"].to_numpy()[hit].astype(int).tolist(), strict=True))
+
+
 #: Columns a candidate-list table adds in front of the ranked table's.
 RANK_IN_LIST = "rank in list"
 
@@ -300,9 +309,8 @@ def evidence_table(ws: Workspace, prediction: Prediction, decisions: Mapping[str
     near_order = list(sims)
     top5 = set(near_order[:5])
     confirmed = [t for t, y in decisions.items() if int(y) == 1]
-    ranks = dict(zip(prediction.targets[TARGET_ID].astype(str),
-                     prediction.targets["rank"].astype(int), strict=True))
-    n_targets = len(ranks)
+    ranks = ranks_of_targets(prediction, gene_ids)
+    n_targets = len(prediction.targets)
     pheno = set(phenotypes)
     why = ranker_reasons(ws, prediction, decisions, [str(x) for x in gene_ids])
     rows = []
@@ -365,9 +373,8 @@ def ranker_reasons(ws: Workspace, prediction: Prediction, decisions: Mapping[str
     vec = ws.encoder.encode([prediction.text])[0]
     reasons = ws.ranker.explain(vec, prediction.embedding, ws.decisions(decisions),
                                 ws.target_rows(ids), ws.target_names)
-    ranks = dict(zip(prediction.targets[TARGET_ID].astype(str),
-                     prediction.targets["rank"].astype(int), strict=True))
-    n = len(ranks)
+    ranks = ranks_of_targets(prediction, ids)
+    n = len(prediction.targets)
     out = {}
     for t, rs in zip(ids, reasons, strict=True):
         said = [f"{r.text} ({r.weight:+.2f})" for r in rs[:parts] if r.text]
@@ -444,5 +451,6 @@ def score_range(scores: pd.Series) -> tuple[float, float]:
 
 __all__ = ["BEST_KNOWN", "DECISION", "EVIDENCE_COLUMNS", "GENE_ID", "LINK_COLUMNS",
            "RANK_IN_LIST", "AssociationIndex", "candidate_table", "decision_label",
-           "evidence_table", "gene_record", "order_year", "ranked_table", "read_gda_scores",
+           "evidence_table", "gene_record", "order_year", "ranked_table", "ranks_of_targets",
+           "read_gda_scores",
            "score_range", "why_rank", "with_evidence", "workspace_genes"]
