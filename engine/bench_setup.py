@@ -1,0 +1,236 @@
+"""What every benchmark run starts from: settings, method look-up, LLM augmentations, text
+vectors, the seed's frozen DeepFM backbone (cached on disk) and the split's feature tables.
+
+Part of :mod:`engine.bench` (the benchmark's public import point).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from engine.baselines import METHODS, Method, MethodNotAvailable
+from engine.config import BackboneConfig, EncoderConfig, PaperConfig
+from engine.csv_safety import restore
+from engine.data.base import Dataset
+from engine.data.protocol import Split
+from engine.paper.backbones import build_backbone
+from engine.paper.deepfm import DeepFM
+from engine.paper.fields import FieldEncoder
+from engine.paper.tables import layout as _layout
+from engine.paper.tables import make_tables
+from engine.paper.train import pretrain_backbone
+from engine.schema import ITEM_ID
+from engine.settings import emerflow_home
+from engine.training_data import TrainingData, item_texts
+from engine.tuned import DATASET_SETTINGS
+
+Progress = Callable[[str], None]
+
+#: Bumped whenever what a cached per-seed run file holds changes (2: ranking, per-item,
+#: diversity blocks; F1 null for non-probabilistic methods; the all-rows task sampler).
+CACHE_VERSION = 2
+
+
+def _print(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def default_cache_dir() -> Path:
+    return emerflow_home() / "bench-cache"
+
+
+def default_augment_path(dataset: str) -> Path:
+    """Where ``emerflow augment`` writes a dataset's batch output."""
+    return emerflow_home() / "augment" / f"{dataset}.csv"
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def load_augmentations(path: Path | None) -> tuple[pd.DataFrame | None, dict | None, str]:
+    """(augmentation frame item_id -> features, llm info, reason when absent)."""
+    if path is None or not path.is_file():
+        return None, None, f"no LLM augmentations found at {path}"
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False).map(restore)
+    if ITEM_ID not in frame.columns:
+        return None, None, f"{path}: no {ITEM_ID} column"
+    if "augment_error" in frame.columns:
+        frame = frame[frame["augment_error"] == ""]
+    frame = frame.drop(columns=[c for c in ("augment_error", "augment_cached") if c in frame])
+    if frame.empty or len(frame.columns) < 2:
+        return None, None, f"{path}: no successfully augmented items"
+    meta_path = path.with_suffix(".json")
+    llm: dict = {"provider": None, "model": None, "prompt_version": None, "source": str(path)}
+    if meta_path.is_file():
+        doc = json.loads(meta_path.read_text())
+        info = doc.get("llm", doc)
+        llm.update({k: info.get(k) for k in ("provider", "model", "prompt_version") if k in info})
+        llm.update({k: doc[k] for k in ("features", "features_source") if k in doc})
+    llm["items_augmented"] = len(frame)
+    if llm["prompt_version"] is None:
+        try:
+            from engine.augment import PROMPT_VERSION
+
+            llm["prompt_version"] = PROMPT_VERSION
+        except ImportError:
+            pass
+    return frame, llm, ""
+
+
+class TextVectors:
+    """Lazily encoded text vectors per variant (``raw``, ``raw+aug``, ``aug``), cached on disk."""
+
+    def __init__(self, dataset: Dataset, needed_rows: np.ndarray, cache_dir: Path | None,
+                 encoder_config: EncoderConfig, augmented: pd.DataFrame | None,
+                 missing_reason: str, progress: Progress, encoder: Any = None):
+        self.dataset = dataset
+        self.needed = np.asarray(needed_rows)
+        self.cache_dir = cache_dir
+        self.encoder_config = encoder_config
+        self.augmented = augmented
+        self.missing_reason = missing_reason
+        self.progress = progress
+        self._encoder = encoder
+        self._vectors: dict[str, np.ndarray] = {}
+        self.seconds = 0.0
+
+    def encoder(self) -> Any:
+        if self._encoder is None:
+            from engine.text.encoder import TextEncoder
+
+            name = _digest(self.encoder_config.__dict__)
+            path = self.cache_dir / f"text-{name}.npz" if self.cache_dir else None
+            self._encoder = TextEncoder(self.encoder_config, cache_path=path)
+        return self._encoder
+
+    def texts(self, variant: str) -> list[str]:
+        if variant == "raw":
+            return item_texts(self.dataset)
+        if self.augmented is None:
+            raise MethodNotAvailable(self.missing_reason)
+        base = self.dataset if variant == "raw+aug" else replace(self.dataset, item_features=[])
+        return item_texts(base, self.augmented)
+
+    def __call__(self, variant: str) -> np.ndarray:
+        if variant not in self._vectors:
+            t0 = time.perf_counter()
+            texts = self.texts(variant)
+            enc = self.encoder()
+            self.progress(f"  encoding {len(self.needed)} item texts ({variant})")
+            vecs = enc.encode([texts[i] for i in self.needed])
+            if self.cache_dir is not None and getattr(enc, "cache_path", None) is not None:
+                self.cache_dir.mkdir(parents=True, exist_ok=True)
+                enc.save_cache()
+            full = np.zeros((len(texts), vecs.shape[1]), np.float32)
+            full[self.needed] = vecs
+            self._vectors[variant] = full
+            self.seconds += time.perf_counter() - t0
+        return self._vectors[variant]
+
+
+def _backbone_key(dataset: Dataset, split: Split, config: BackboneConfig, seed: int) -> str:
+    return _digest({"v": CACHE_VERSION, "dataset": dataset.name, "inputs": dataset.inputs,
+                    "split": split.summary(), "split_name": split.dataset,
+                    "old": _digest(list(split.old_items)), "backbone": config.__dict__,
+                    "features": [(f.name, f.kind, f.backbone) for f in
+                                 (*dataset.item_features, *dataset.target_features)],
+                    "seed": seed})
+
+
+def pretrained_backbone(dataset: Dataset, split: Split, config: PaperConfig, tables: Any,
+                        item_fields: FieldEncoder, target_fields: FieldEncoder,
+                        cache_dir: Path | None, progress: Progress) -> tuple[DeepFM, bool]:
+    """The seed's backbone pretrained on old items, frozen; (model, loaded_from_cache)."""
+    old_ids = [str(i) for i in split.old_items]
+    model = build_backbone(config.backbone, _layout(target_fields), _layout(item_fields),
+                           len(old_ids))
+    key = _backbone_key(dataset, split, config.backbone, config.seed)
+    path = cache_dir / f"backbone-{key}.pt" if cache_dir else None
+    if path is not None and path.is_file() and path.with_suffix(".json").is_file():
+        model.load_state_dict(torch.load(path, weights_only=True))
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        progress(f"  backbone: reused cached checkpoint {path.name}")
+        return model, True
+    torch.manual_seed(config.seed)
+    model = build_backbone(config.backbone, _layout(target_fields), _layout(item_fields),
+                           len(old_ids))
+    old_rows = tables.item_pos.loc[old_ids].to_numpy().copy()
+    train = split.train
+    losses = pretrain_backbone(
+        model, tables.target_table, tables.item_table[torch.from_numpy(old_rows)],
+        tables.target_pos.loc[train["target_id"].astype(str)].to_numpy(),
+        tables.old_pos.loc[train["item_id"].astype(str)].to_numpy(),
+        train["label"].to_numpy(dtype=np.float32), config.backbone, config.seed,
+        lambda e, n, loss: progress(f"  backbone epoch {e}/{n}: loss {loss:.4f}"))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(model.state_dict(), tmp)
+        tmp.replace(path)
+        path.with_suffix(".json").write_text(json.dumps(
+            {"dataset": dataset.name, "seed": config.seed, "backbone": config.backbone.__dict__,
+             "split": split.summary(), "losses": losses,
+             "created_at": datetime.now(UTC).isoformat(timespec="seconds")}, indent=1))
+    return model, False
+
+
+@dataclass
+class BenchSettings:
+    """What a benchmark run uses besides the methods' names."""
+
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def for_dataset(cls, name: str) -> BenchSettings:
+        s = DATASET_SETTINGS.get(name, {})
+        bb = dict(s.get("backbone", {}))
+        if "hidden" in bb:
+            bb["hidden"] = tuple(bb["hidden"])
+        return cls(backbone=BackboneConfig(**bb),
+                   method_overrides={k: dict(v) for k, v in s.get("methods", {}).items()})
+
+
+def make_method(name: str, settings: BenchSettings) -> Method:
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; registered: {', '.join(METHODS)}")
+    return METHODS[name](**settings.method_overrides.get(name, {}))
+
+
+def parse_methods(spec: str) -> list[str]:
+    names = list(METHODS) if spec.strip() == "all" else [m.strip() for m in spec.split(",")
+                                                         if m.strip()]
+    unknown = [m for m in names if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; registered: {', '.join(METHODS)}")
+    return names
+
+
+def split_tables(dataset: Dataset, split: Split, backbone: BackboneConfig
+                 ) -> tuple[FieldEncoder, FieldEncoder, Any, np.ndarray]:
+    """The split's DeepFM inputs: (item field encoder, target field encoder, feature tables of
+    ``engine.paper.tables.make_tables``, table rows of the old then the new items, the rows
+    whose texts are encoded)."""
+    item_fields = FieldEncoder.fit(dataset.items, dataset.item_features,
+                                   backbone.numeric_buckets, backbone.max_multi)
+    target_fields = FieldEncoder.fit(dataset.targets, dataset.target_features,
+                                     backbone.numeric_buckets, backbone.max_multi)
+    tables = make_tables(TrainingData(dataset, split), item_fields, target_fields)
+    needed = np.concatenate([tables.item_pos.loc[[str(i) for i in split.old_items]].to_numpy(),
+                             tables.item_pos.loc[[str(i) for i in split.new_items]].to_numpy()])
+    return item_fields, target_fields, tables, needed
