@@ -6,6 +6,7 @@ name and the LLM choice across pages. Everything else lives in plain modules und
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import logging
@@ -81,6 +82,15 @@ def get_db() -> Engine:
     if opened.read_only:
         st.warning(md(opened.read_only))
     return opened.engine
+
+
+def read_only_reason() -> str | None:
+    """Why the database can only be read (read-only home or full disk: the opening's own
+    reason), or None when it can be written. Pages check it before a write, so a refused
+    save names the real fault instead of failing on the read-only connection."""
+    with contextlib.suppress(Exception):  # not openable at all: get_db reports it
+        return _opened(get_settings().database_url_resolved()).read_only
+    return None
 
 
 @st.cache_resource(show_spinner="Loading the workspace…")
@@ -326,4 +336,5 @@ def header(ws: Workspace, item: flows.ItemRecord | None = None, phase: int | Non
 __all__ = ["ANALYST_KEY", "AugmentationError", "ITEM_KEY", "LLM_KEY", "WORKSPACE_KEY",
            "analyst_name", "build_with_status", "current_item", "current_workspace",
            "get_cache", "get_db", "get_encoder", "get_provider", "get_workspace", "header",
-           "is_built", "page_link", "read_secrets", "require_item", "set_workspace"]
+           "is_built", "page_link", "read_only_reason", "read_secrets", "require_item",
+           "set_workspace"]

@@ -419,3 +419,73 @@ def test_a_full_disk_during_a_save_is_one_clear_error_and_keeps_the_old_copy(
     monkeypatch.undo()
     assert load_workspace(dst, encoder).name == "demo-movies"
     assert [p.name for p in dst.parent.iterdir()] == ["demo-movies"]  # no leftovers
+
+
+def _fill(folder: Path) -> None:
+    """Fill the file system holding ``folder`` (a real full disk)."""
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 65536):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("fault", ["read-only", "full"])
+def test_new_item_page_lists_items_to_reopen_on_a_faulty_home(
+        fault: str, tmp_path: Path, demo_env: Path, diseases,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 18: a read-only home or a full disk stopped the New item page before its "Reopen
+    an item" list. Now the page names the fault (read-only vs full), lists and reopens the
+    items, and refusing a new item says why; the item written before is intact."""
+    import subprocess
+
+    from app.errors import DISK_FULL, READ_ONLY
+    from app.state import ITEM_KEY, WORKSPACE_KEY
+    from tests.test_app_pages import _new_disease, open_page, texts
+
+    folder = tmp_path / "dbhome"
+    _mount_tmpfs(folder, "8m")
+    try:
+        url = f"sqlite:///{folder / 'emerflow.db'}"
+        db = flows.open_database(url).engine
+        flows.ensure_workspace(db, diseases)
+        written = flows.new_item(db, diseases, name="Written before the fault", features={}).id
+        db.dispose()
+        monkeypatch.setenv("DATABASE_URL", url)
+        if fault == "read-only":
+            done = subprocess.run(["mount", "-o", "remount,ro", str(folder)],
+                                  capture_output=True)
+            assert done.returncode == 0, done.stderr
+            expected = READ_ONLY
+        else:
+            _fill(folder)
+            expected = DISK_FULL
+
+        page = open_page("new_item", **{WORKSPACE_KEY: "demo-diseases"})
+        shown = (texts(page.warning) + texts(page.error)).replace("\\", "")  # md escapes
+        assert expected.split(":")[0] in shown, shown
+        if fault == "full":
+            assert READ_ONLY.split(":")[0] not in shown, "a full disk is not a read-only home"
+        assert page.subheader and "Reopen an item" in texts(page.subheader)
+        choice = page.selectbox(key="reopen_choice")
+        assert f"#{written} Written before the fault (Phase 0)" in choice.options
+        page.button(key="reopen_btn").click().run()
+        assert page.session_state[ITEM_KEY] == written
+        assert "Written before the fault" in texts(page.success)
+
+        # the reopened item's predictions and feedback pages browse too (nothing stored)
+        for view, heading in (("predictions", "Top genes for"), ("feedback", "Phase")):
+            seen = open_page(view, **{WORKSPACE_KEY: "demo-diseases", ITEM_KEY: written})
+            body = texts(seen.markdown) + texts(seen.subheader) + texts(seen.caption)
+            assert heading in body, (view, body[:400])
+            assert not seen.error, (view, texts(seen.error))
+
+        page = _new_disease(page, "Cannot be written")
+        refused = texts(page.error).replace("\\", "")
+        assert expected.split(":")[0] in refused, refused
+        assert "Traceback" not in refused and not page.exception
+    finally:
+        _umount(folder)

@@ -15,14 +15,16 @@ from engine.schema import TARGET_ID
 from engine.workspace import Workspace
 
 
-def predict_item(db: Engine, ws: Workspace, item_id: int, *, recompute: bool = False) -> ItemState:
+def predict_item(db: Engine, ws: Workspace, item_id: int, *, recompute: bool = False,
+                 store: bool = True) -> ItemState:
     """The item's ranking at its current phase.
 
     Phase 0: the features are serialized, encoded and aligned, and the embedding and top-k
     snapshot are stored (one transaction). Later phases: the stored refined embedding is
     scored with every decision so far (one read; nothing written, so a read-only database
     can be browsed). ``recompute`` re-runs phase 0 from the latest feature version (only
-    while in phase 0).
+    while in phase 0). ``store=False`` (a database that can only be read): phase 0 is
+    computed and shown but nothing is locked or stored.
     """
     with repo.read_session(db) as s:
         stored = read_stored(s, item_id)
@@ -30,6 +32,10 @@ def predict_item(db: Engine, ws: Workspace, item_id: int, *, recompute: bool = F
     if stored.embeddings and not (recompute and stored.phase == 0):
         pred = ws.predict(raw, augmented=aug, descriptors=desc,
                           embedding=stored.embeddings[stored.phase], decisions=stored.decisions)
+        return ItemState(item=stored.item, phase=stored.phase, feature_version=stored.fv_no,
+                         prediction=pred, decisions=stored.decisions)
+    if not store:
+        pred = ws.predict(raw, augmented=aug, descriptors=desc)
         return ItemState(item=stored.item, phase=stored.phase, feature_version=stored.fv_no,
                          prediction=pred, decisions=stored.decisions)
     with repo.unit_of_work(db) as s:
@@ -49,7 +55,7 @@ def predict_item(db: Engine, ws: Workspace, item_id: int, *, recompute: bool = F
 
 
 def reuse_or_predict(db: Engine, ws: Workspace, item_id: int,
-                     state: ItemState | None) -> ItemState:
+                     state: ItemState | None, *, store: bool = True) -> ItemState:
     """``state`` (e.g. what :func:`app.flows.confirm_and_refine` just returned) when the item is
     still in that phase with those decisions (one read), else :func:`predict_item`."""
     if state is not None and state.item.id == item_id:
@@ -58,7 +64,7 @@ def reuse_or_predict(db: Engine, ws: Workspace, item_id: int,
             decided = {i.target_id: i.label for i in repo.interactions(s, item_id)}
         if phase == state.phase and decided == state.decisions:
             return state
-    return predict_item(db, ws, item_id)
+    return predict_item(db, ws, item_id, store=store)
 
 
 def top_targets_table(ws: Workspace, state: ItemState, k: int = 10) -> pd.DataFrame:

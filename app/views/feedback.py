@@ -12,7 +12,7 @@ import streamlit as st
 from app import analyst, exports, flows, history, lookup
 from app import predictions as preds
 from app.safe_text import md
-from app.state import analyst_name, header, require_item
+from app.state import analyst_name, header, read_only_reason, require_item
 from app.uploads import parse_interactions_csv
 from engine.schema import DISEASE, NAME, PHASES, TARGET_ID, TARGET_NOUN
 from engine.suggest import DEFAULT_K, default_dial, dial_label
@@ -20,7 +20,8 @@ from engine.suggest import DEFAULT_K, default_dial, dial_label
 ws, db, item = require_item("Feedback and phases")
 JUST_REFINED = f"fb_refined_state_{item.id}"  #: the refinement's own ranking, for the rerun
 try:  # the rerun after a refinement reuses its ranking: the catalog is scored once per submit
-    state = flows.reuse_or_predict(db, ws, item.id, st.session_state.pop(JUST_REFINED, None))
+    state = flows.reuse_or_predict(db, ws, item.id, st.session_state.pop(JUST_REFINED, None),
+                                   store=read_only_reason() is None)
 except ValueError as exc:
     st.error(md(f"Cannot predict yet: {exc}.") + " Add feature values on the Features page.")
     st.stop()
@@ -52,6 +53,9 @@ def named(t: str) -> str:
 def refine(decisions: list[tuple[str, int]], source: str, notes: dict[str, str] | None = None
            ) -> None:
     """Refine and remember a message for the rerun; readable errors, nothing lost."""
+    if (reason := read_only_reason()) is not None:  # nothing can be stored: say why
+        st.error(md(reason))
+        return
     before = state.prediction.targets.set_index(TARGET_ID)["rank"]
     try:  # one transaction: decisions + notes + refinement, checked against the shown phase
         new = flows.confirm_and_refine(db, ws, item.id, decisions, analyst=analyst_name(),

@@ -13,6 +13,7 @@ from app.state import (
     get_db,
     header,
     page_link,
+    read_only_reason,
 )
 from engine.schema import DISEASE
 
@@ -27,7 +28,8 @@ if ws is None:
     st.stop()
 db = get_db()
 header(ws)
-flows.ensure_workspace(db, ws)
+if read_only_reason() is None:  # browsing a read-only or full database records nothing
+    flows.ensure_workspace(db, ws)
 
 
 def _open(item_id: int, message: str) -> None:
@@ -38,6 +40,9 @@ def _open(item_id: int, message: str) -> None:
 
 
 def _create(data: items.NewItemInput, allow_duplicate: bool = False) -> None:
+    if (reason := read_only_reason()) is not None:
+        st.error(md(reason))
+        return
     try:
         item = items.create(db, ws, data, analyst=analyst_name(),
                             allow_duplicate=allow_duplicate)

@@ -11,13 +11,13 @@ from app import analyst, evidence, exports, flows
 from app import features as feats
 from app import predictions as preds
 from app.safe_text import md
-from app.state import header, page_link, require_item
+from app.state import header, page_link, read_only_reason, require_item
 from engine.schema import DISEASE, TARGET_NOUN
 
 ws, db, item = require_item("Predictions")
 t0 = time.perf_counter()
 try:
-    state = flows.predict_item(db, ws, item.id)
+    state = flows.predict_item(db, ws, item.id, store=read_only_reason() is None)
 except ValueError as exc:
     st.error(md(f"Cannot predict yet: {exc}.") + " Add feature values on the Features page.")
     page_link("features", "Go to Features", icon=":material/tune:")
