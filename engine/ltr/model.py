@@ -43,7 +43,7 @@ from engine.ltr.features import (
     item_features,
     unit_rows,
 )
-from engine.ltr.serving import FeatureMemo, SplitPatterns, decision_key
+from engine.ltr.serving import FeatureMemo, SplitPatterns, decision_key, one_blas_thread
 from engine.ranking.base import Decisions, Reason, Scored
 
 ProgressFn = Callable[[str, float, str], None]
@@ -170,9 +170,19 @@ def training_lists(x, text: np.ndarray, tasks: Tasks, config: LtrConfig, seed: i
     n_items, n = x.shape
     rng = np.random.default_rng(seed)
     fold = rng.permutation(n_items) % config.folds
-    task_item = np.asarray(tasks.item)
     feats, labels, sizes = [], [], []
     chunk = 16
+    with one_blas_thread():
+        _fold_lists(x, text, tasks, config, knowledge, fold, rng, chunk, progress,
+                    feats, labels, sizes)
+    return np.concatenate(feats), np.concatenate(labels), np.asarray(sizes, np.int64)
+
+
+def _fold_lists(x, text, tasks, config, knowledge, fold, rng, chunk, progress,
+                feats: list, labels: list, sizes: list) -> None:
+    """The training lists of every fold, appended to ``feats``, ``labels``, ``sizes``."""
+    n = x.shape[1]
+    task_item = np.asarray(tasks.item)
     for f in range(config.folds):
         ref_rows = np.flatnonzero(fold != f)
         ref = Reference(x[ref_rows], text[ref_rows], config.ease_lam)
@@ -210,7 +220,6 @@ def training_lists(x, text: np.ndarray, tasks: Tasks, config: LtrConfig, seed: i
         if progress is not None:
             progress("ltr", (f + 1) / (config.folds + 1),
                      f"learned ranker: training lists of fold {f + 1}/{config.folds}")
-    return np.concatenate(feats), np.concatenate(labels), np.asarray(sizes, np.int64)
 
 
 def fit_booster(features: np.ndarray, labels: np.ndarray, sizes: np.ndarray,
@@ -294,8 +303,9 @@ class LtrRanker:
         m, n = len(text), self.n_targets
         out = np.zeros((m, n), np.float64)
         for s in range(0, m, chunk):
-            fx = self.features(text[s : s + chunk], confirmed[s : s + chunk],
-                               rejected[s : s + chunk])
+            with one_blas_thread():
+                fx = self.features(text[s : s + chunk], confirmed[s : s + chunk],
+                                   rejected[s : s + chunk])
             out[s : s + chunk] = self.predict_rows(fx.reshape(-1, fx.shape[2])).reshape(
                 len(fx), n)
         return out
@@ -324,7 +334,8 @@ class LtrRanker:
         if hit is not None:
             return hit
         pos, neg = self._rows(decisions)
-        fx = self.features(text[None], pos, neg)[0]
+        with one_blas_thread():
+            fx = self.features(text[None], pos, neg)[0]
         scores = self.predict_rows(fx)
         self.catalog_scorings += 1
         self.memo.put(key, fx, scores)

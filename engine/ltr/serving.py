@@ -120,6 +120,25 @@ class SplitPatterns:
         return pred[inverse]
 
 
+_CONTROLLER = None
+
+
+def one_blas_thread():
+    """A context in which BLAS (numpy/scipy) runs on one thread. The learned ranker's dense
+    products are small (``[16, T] @ [T, K]``, ``[M, K] @ [K, K]``): a second BLAS thread saves
+    nothing, and on a loaded machine waiting for it to be scheduled made them 10-100x slower
+    (similarities and EASE took 60 of 155 s of MovieLens list building at load 25). BLAS
+    splits these products over output blocks, never over the summed dimension, so every value
+    is bit-identical (checked against saved lists and scores).
+    """
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")
+
+
 def decision_key(text: np.ndarray, confirmed: np.ndarray, rejected: np.ndarray) -> bytes:
     """A digest of one item's inputs: its text vector and the sorted decision rows."""
     h = hashlib.blake2b(digest_size=20)
