@@ -236,7 +236,12 @@ def build_one(name: str, kind: str, home: Path, data_root: Path | None, encoder,
                 "model_s": round(sum(stages.values()), 3),
                 "load_split_s": round(t_load, 3), "save_s": round(t_save, 3),
                 "n_items": len(ws.dataset.items), "n_targets": len(ws.dataset.targets),
-                "n_old_items": len(ws.index.ids), "ranker": ws.ranker_kind}
+                "n_old_items": len(ws.index.ids), "ranker": ws.ranker_kind,
+                # the settings built with (engine.tuned at the time) and the ranker's own
+                # stage times (the learned ranker: training lists, LightGBM fit)
+                "ranker_settings": getattr(ws.config, ws.ranker_kind, None)
+                if ws.ranker_kind == "ltr" else None,
+                "ranker_meta": dict(getattr(ws.ranker, "meta", {}) or {})}
 
 
 def get_workspace(name: str, kind: str, home: Path, data_root: Path | None, encoder,

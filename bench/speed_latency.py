@@ -107,7 +107,7 @@ def bench_predict(ws, reps: int, data_root: Path | None, warmup: int = 3) -> dic
         stages["align"].append(dt)
         dt, scored = timed(ws.ranker.score, vec[0], emb[0], Decisions())
         stages["score"].append(dt)
-        dt, _ = timed(ws.rank, np.asarray(scored.scores, np.float64), scored.lift)
+        dt, _ = timed(ws.ranked, np.asarray(scored.scores, np.float64), scored.lift)
         stages["rank"].append(dt)
         dt, _ = timed(ws.neighbours, emb[0], 5)
         stages["neighbours"].append(dt)

@@ -42,7 +42,9 @@ def summary_rows(doc: dict) -> list[tuple[str, str, str]]:
     for d in r.get("scale", {}).get("targets", []):
         rows.append((f"scale {d['n_targets']:>9,} targets predict",
                      f"p50 {d['predict']['p50_ms']:.1f} ms p95 {d['predict']['p95_ms']:.1f} ms "
-                     f"(score {d['score']['p50_ms']:.1f} rank {d['rank']['p50_ms']:.1f}) extra "
+                     f"(score {d['score']['p50_ms']:.1f}; complete table: rank "
+                     f"{d['rank']['p50_ms']:.1f}, read "
+                     f"{d.get('full_table', {}).get('p50_ms', 0):.1f}) extra "
                      f"{d['extra_peak_mb']} MB, ranker {d['ranker_static_mb']} MB", _lastr(d)))
     enc = r.get("encode")
     if enc:

@@ -31,6 +31,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote
 
+import numpy as np
 import pandas as pd
 
 from engine.knowledge.genes import GeneRecord, GeneResolver
@@ -186,6 +187,68 @@ def _hgnc_page(resolver: GeneResolver | None, gene_id: str, symbol: str) -> str:
             or HGNC_SEARCH_URL.format(quote(str(symbol))))
 
 
+def _class_mask(values: pd.Series, classes: Sequence[str]) -> np.ndarray:
+    """Rows whose protein class (``MULTI_SEP``-joined) has one of ``classes``."""
+    wanted = set(classes)
+    return np.array([bool(wanted & {p.strip() for p in v.split(MULTI_SEP)})
+                     for v in values.fillna("").astype(str)], dtype=bool)
+
+
+_MEMBER_MASKS: dict[tuple[int, frozenset[str]], tuple[pd.DataFrame, np.ndarray]] = {}
+
+
+def _member_mask(source: pd.DataFrame, keep: frozenset[str]) -> np.ndarray:
+    """``[N]`` whether each row of a target table is in ``keep``. The last few are kept (the
+    rated users are one set per workspace), each with its table so the key stays its own."""
+    key = (id(source), keep)
+    hit = _MEMBER_MASKS.get(key)
+    if hit is not None and hit[0] is source:
+        return hit[1]
+    mask = source[TARGET_ID].astype(str).isin(keep).to_numpy()
+    if len(_MEMBER_MASKS) >= 4:
+        _MEMBER_MASKS.pop(next(iter(_MEMBER_MASKS)))
+    _MEMBER_MASKS[key] = (source, mask)
+    return mask
+
+
+def _shown_rows(ws: Workspace, prediction: Prediction, top_n: int, min_score: float | None,
+                classes: Sequence[str], active: Iterable[str] | None) -> pd.DataFrame:
+    """The ranked rows :func:`ranked_table` shows: rated users only (movies, ranks renumbered
+    among them), then ``score >= min_score``, then the protein classes, then the first
+    ``top_n``. From a :class:`~engine.workspace.RankedCatalog` only those rows are gathered
+    (the same rows and values as filtering the full table)."""
+    keep = None
+    if ws.domain != DISEASE and active is not None:
+        keep = frozenset(str(a) for a in active) or None
+    ranked = prediction.ranked
+    if ranked is None or prediction.materialized:
+        t = prediction.targets
+        if keep is not None:
+            t = t[t[TARGET_ID].astype(str).isin(keep)].copy()
+            t["rank"] = range(1, len(t) + 1)
+        if min_score is not None:  # (None: no filter; scores may be logits below 0)
+            t = t[t["score"] >= min_score]
+        if classes and "protein_class" in t.columns:
+            t = t.loc[pd.Series(_class_mask(t["protein_class"], classes), index=t.index,
+                                dtype=bool)]
+        return t.head(top_n)
+    src = ranked.source
+    pos = np.arange(len(ranked))
+    if keep is not None:
+        pos = pos[_member_mask(src, keep)[ranked.order]]
+    new_rank = np.arange(1, len(pos) + 1)
+    sel = np.ones(len(pos), bool)
+    if min_score is not None:
+        sel &= ranked.scores[pos] >= min_score
+    if classes and "protein_class" in src.columns:
+        sel &= _class_mask(src["protein_class"], classes)[ranked.order[pos]]
+    idx = np.flatnonzero(sel)[:top_n]
+    t = ranked.table(pos[idx])
+    if keep is not None:
+        t["rank"] = new_rank[idx]
+    return t
+
+
 def ranked_table(ws: Workspace, prediction: Prediction, decisions: Mapping[str, int], *,
                  top_n: int = 25, min_score: float | None = None, classes: Sequence[str] = (),
                  genes: GeneResolver | None = None, active: Iterable[str] | None = None
@@ -202,20 +265,7 @@ def ranked_table(ws: Workspace, prediction: Prediction, decisions: Mapping[str, 
     """
     if top_n < 1:
         raise ValueError(f"top_n must be >= 1, got {top_n}")
-    t = prediction.targets
-    if ws.domain != DISEASE and active is not None:
-        keep = frozenset(str(a) for a in active)
-        if keep:
-            t = t[t[TARGET_ID].astype(str).isin(keep)].copy()
-            t["rank"] = range(1, len(t) + 1)
-    if min_score is not None:  # (None: no filter; scores may be logits below 0)
-        t = t[t["score"] >= min_score]
-    if classes and "protein_class" in t.columns:
-        wanted = set(classes)
-        mask = [bool(wanted & {p.strip() for p in v.split(MULTI_SEP)})
-                for v in t["protein_class"].fillna("").astype(str)]
-        t = t.loc[pd.Series(mask, index=t.index, dtype=bool)]
-    t = t.head(top_n)
+    t = _shown_rows(ws, prediction, top_n, min_score, classes, active)
     ids = t[TARGET_ID].astype(str)
     if ws.domain == DISEASE:
         symbol = (t["symbol"] if "symbol" in t.columns else t[NAME]).astype(str)
@@ -245,7 +295,10 @@ def ranked_table(ws: Workspace, prediction: Prediction, decisions: Mapping[str, 
 
 def ranks_of_targets(prediction: Prediction, target_ids: Sequence[str]) -> dict[str, int]:
     """``{target_id: rank}`` in the prediction's table for the given targets only (one
-    vectorised membership test; not a dict over the whole catalog)."""
+    vectorised membership test; not a dict over the whole catalog; no table gathered when
+    the prediction has not built it)."""
+    if prediction.ranked is not None and not prediction.materialized:
+        return prediction.ranked.ranks_of(target_ids)
     t = prediction.targets
     ids = t[TARGET_ID].astype(str)
     hit = ids.isin({str(x) for x in target_ids}).to_numpy()
@@ -310,7 +363,7 @@ def evidence_table(ws: Workspace, prediction: Prediction, decisions: Mapping[str
     top5 = set(near_order[:5])
     confirmed = [t for t, y in decisions.items() if int(y) == 1]
     ranks = ranks_of_targets(prediction, gene_ids)
-    n_targets = len(prediction.targets)
+    n_targets = prediction.n_targets
     pheno = set(phenotypes)
     why = ranker_reasons(ws, prediction, decisions, [str(x) for x in gene_ids])
     rows = []
@@ -374,7 +427,7 @@ def ranker_reasons(ws: Workspace, prediction: Prediction, decisions: Mapping[str
     reasons = ws.ranker.explain(vec, prediction.embedding, ws.decisions(decisions),
                                 ws.target_rows(ids), ws.target_names)
     ranks = ranks_of_targets(prediction, ids)
-    n = len(prediction.targets)
+    n = prediction.n_targets
     out = {}
     for t, rs in zip(ids, reasons, strict=True):
         said = [f"{r.text} ({r.weight:+.2f})" for r in rs[:parts] if r.text]

@@ -9,7 +9,7 @@ DeepFM path is benchmark-only (:mod:`engine.paper`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -26,7 +26,50 @@ from engine.text.encoder import TextEncoder
 from engine.text.serialize import serialize_item
 
 
-@dataclass
+@dataclass(frozen=True)
+class RankedCatalog:
+    """A ranking of the whole catalog without its table: the target rows in rank order and
+    their scores; the table's rows are gathered only when read (:meth:`table`).
+
+    Attributes:
+        order: target rows (of ``source``) by rank ``[N]`` int64.
+        scores: the scores in rank order ``[N]`` float64.
+        lift: lift over popularity in rank order ``[N]``, when the ranker knows it.
+        source: the dataset's target table.
+    """
+
+    order: np.ndarray
+    scores: np.ndarray
+    lift: np.ndarray | None
+    source: pd.DataFrame
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def table(self, positions: np.ndarray | None = None) -> pd.DataFrame:
+        """The ranked table (``rank``, ``score``, ``percentile``, ``lift``, then the target
+        table's columns) at ``positions`` (0-based ranks, increasing; default: every row),
+        indexed by position: ``table(p)`` equals ``table().iloc[p]``."""
+        n = len(self.order)
+        pos = np.arange(n) if positions is None else np.asarray(positions, np.int64)
+        out = self.source.take(self.order[pos])
+        out.index = pd.RangeIndex(n) if positions is None else pd.Index(pos)
+        if self.lift is not None:
+            out.insert(0, "lift", np.asarray(self.lift, np.float64)[pos])
+        out.insert(0, "percentile", 100.0 * (n - (pos + 1)) / max(n - 1, 1))
+        out.insert(0, "score", self.scores[pos])
+        out.insert(0, "rank", pos + 1)
+        return out
+
+    def ranks_of(self, target_ids: Iterable[str]) -> dict[str, int]:
+        """``{target_id: rank}`` of the given targets (unknown ids left out), no table."""
+        ids = self.source[TARGET_ID].astype(str)
+        rows = np.flatnonzero(ids.isin({str(t) for t in target_ids}).to_numpy())
+        rank = np.empty(len(self.order), np.int64)
+        rank[self.order] = np.arange(1, len(self.order) + 1)
+        return dict(zip(ids.to_numpy()[rows].tolist(), rank[rows].tolist(), strict=True))
+
+
 class Prediction:
     """What the dashboard shows for one item at one phase.
 
@@ -34,21 +77,56 @@ class Prediction:
         text: the serialized features the encoder saw (Eq. 2).
         embedding: the item embedding used for scoring ``[D]``.
         targets: every target ranked: ``rank``, ``score``, ``percentile``, ``lift`` (when the
-            ranker knows it), ``target_id``, ``name`` and the target's display columns.
+            ranker knows it), ``target_id``, ``name`` and the target's display columns. Built
+            on first read from :attr:`ranked` (a million-target catalog's string columns cost
+            more than its scoring; the pages show the top rows, :meth:`top`).
+        ranked: the ranking without its table (None when built from a table).
         neighbours: nearest established items: ``item_id``, ``name``, ``similarity`` and
             ``evidence`` (their best-known targets).
         model_rank: ``target_id -> rank`` in the model's own ranking (before decisions are
             pinned), for every decided target.
     """
 
-    text: str
-    embedding: np.ndarray
-    targets: pd.DataFrame
-    neighbours: pd.DataFrame
-    model_rank: dict[str, int] = field(default_factory=dict)
+    def __init__(self, text: str, embedding: np.ndarray, targets: pd.DataFrame | None = None,
+                 neighbours: pd.DataFrame | None = None,
+                 model_rank: dict[str, int] | None = None, *,
+                 ranked: RankedCatalog | None = None):
+        if targets is None and ranked is None:
+            raise ValueError("Prediction needs targets or a ranked catalog")
+        self.text = text
+        self.embedding = embedding
+        self.ranked = ranked
+        self._targets = targets
+        self.neighbours = (neighbours if neighbours is not None
+                           else pd.DataFrame(columns=[ITEM_ID, NAME, "similarity", "evidence"]))
+        self.model_rank = dict(model_rank or {})
+
+    @property
+    def targets(self) -> pd.DataFrame:
+        if self._targets is None:
+            self._targets = self.ranked.table()
+        return self._targets
+
+    @property
+    def n_targets(self) -> int:
+        """Targets ranked (the rows of :attr:`targets`)."""
+        return len(self.ranked) if self._targets is None else len(self._targets)
+
+    @property
+    def materialized(self) -> bool:
+        """Whether :attr:`targets` was built (reading it then costs nothing)."""
+        return self._targets is not None
 
     def top(self, k: int) -> pd.DataFrame:
+        """The first ``k`` rows of :attr:`targets` (only they are gathered when the table was
+        not read yet)."""
+        if self._targets is None:
+            return self.ranked.table(np.arange(min(max(int(k), 0), len(self.ranked))))
         return self.targets.head(k)
+
+    def __repr__(self) -> str:
+        n = len(self.ranked) if self._targets is None else len(self._targets)
+        return f"Prediction(text={self.text!r}, targets={n} rows, model_rank={self.model_rank})"
 
 
 @dataclass
@@ -167,18 +245,15 @@ class Workspace:
         """All targets sorted by score (ties: lower target row first), with ``rank`` 1..N,
         ``percentile`` (share of the catalog ranked below, 0-100), ``lift`` over popularity
         when known, and the targets' display columns."""
+        return self.ranked(scores, lift).table()
+
+    def ranked(self, scores: np.ndarray, lift: np.ndarray | None = None) -> RankedCatalog:
+        """The order of :meth:`rank` without gathering the table."""
         scores = np.asarray(scores)
         order = ranking_order(scores)
-        n = len(order)
-        # one gather per column (take + a fresh RangeIndex: no reset_index, no second copy)
-        out = self.dataset.targets.take(order)
-        out.index = pd.RangeIndex(n)
-        if lift is not None:
-            out.insert(0, "lift", np.asarray(lift, np.float64)[order])
-        out.insert(0, "percentile", 100.0 * (n - np.arange(1, n + 1)) / max(n - 1, 1))
-        out.insert(0, "score", scores[order])
-        out.insert(0, "rank", np.arange(1, n + 1))
-        return out
+        return RankedCatalog(order, scores[order],
+                             None if lift is None else np.asarray(lift, np.float64)[order],
+                             self.dataset.targets)
 
     def encode(self, features: Mapping[str, object], augmented: Mapping[str, str] | None = None,
                descriptors: Mapping[str, str] | None = None) -> tuple[str, np.ndarray]:
@@ -232,7 +307,7 @@ class Workspace:
         return Prediction(
             text=text,
             embedding=emb,
-            targets=self.rank(scores, scored.lift),
+            ranked=self.ranked(scores, scored.lift),
             neighbours=self.neighbours(emb, n_neighbours),
             model_rank=model_rank,
         )
@@ -347,4 +422,4 @@ def ranking_order(scores: np.ndarray) -> np.ndarray:
     return order
 
 
-__all__ = ["Prediction", "Workspace", "pinned", "ranking_order", "ranks_of"]
+__all__ = ["Prediction", "RankedCatalog", "Workspace", "pinned", "ranking_order", "ranks_of"]
