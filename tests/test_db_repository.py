@@ -22,7 +22,6 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
 from db import repository as repo
-from db.repo import phases as repo_phases
 from db.database import create_database, drop_database, init_db, make_engine, redacted
 from db.errors import (
     DuplicateError,
@@ -32,6 +31,7 @@ from db.errors import (
     ValidationError,
 )
 from db.models import TABLE_NAMES
+from db.repo import phases as repo_phases
 
 POSTGRES_ENV = "EMERFLOW_TEST_POSTGRES_URL"
 SKIP_PG = f"PostgreSQL tests need {POSTGRES_ENV} (start a server with `source .ci/postgres.sh`)"
