@@ -98,7 +98,7 @@ class Rows:
 
 @dataclass
 class BenchContext:
-    """Everything one seed's methods share. Built by ``engine.bench.build_context``.
+    """Everything one seed's methods share. Built per seed by ``engine.bench_runner`` (test) and ``engine.bench_tune`` (validation).
 
     Attributes:
         dataset, split: the data and its protocol split (new items = ``split.new_items``).
