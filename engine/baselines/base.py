@@ -98,7 +98,8 @@ class Rows:
 
 @dataclass
 class BenchContext:
-    """Everything one seed's methods share. Built per seed by ``engine.bench_runner`` (test) and ``engine.bench_tune`` (validation).
+    """Everything one seed's methods share. Built per seed by ``engine.bench_runner`` (test)
+    and ``engine.bench_tune`` (validation).
 
     Attributes:
         dataset, split: the data and its protocol split (new items = ``split.new_items``).
