@@ -42,6 +42,7 @@ class RankedCatalog:
     scores: np.ndarray
     lift: np.ndarray | None
     source: pd.DataFrame
+    row_of: Mapping[str, int] | None = None
 
     def __len__(self) -> int:
         return len(self.order)
@@ -63,10 +64,13 @@ class RankedCatalog:
 
     def ranks_of(self, target_ids: Iterable[str]) -> dict[str, int]:
         """``{target_id: rank}`` of the given targets (unknown ids left out), no table."""
-        ids = self.source[TARGET_ID].astype(str)
-        rows = np.flatnonzero(ids.isin({str(t) for t in target_ids}).to_numpy())
         rank = np.empty(len(self.order), np.int64)
         rank[self.order] = np.arange(1, len(self.order) + 1)
+        if isinstance(self.row_of, dict):
+            wanted = [t for t in dict.fromkeys(str(t) for t in target_ids) if t in self.row_of]
+            return {t: int(rank[self.row_of[t]]) for t in wanted}
+        ids = self.source[TARGET_ID].astype(str)
+        rows = np.flatnonzero(ids.isin({str(t) for t in target_ids}).to_numpy())
         return dict(zip(ids.to_numpy()[rows].tolist(), rank[rows].tolist(), strict=True))
 
 
@@ -156,6 +160,10 @@ class Workspace:
             zip(self.dataset.targets[TARGET_ID], self.dataset.targets[NAME], strict=True)
         )
         self._target_ids = np.array(list(self.target_pos.index))
+        #: target id -> row (a dict: per-call lookups of a few ids without pandas)
+        self._row_of: Mapping[str, int] = (
+            dict(zip(self._target_ids.tolist(), range(len(self._target_ids)), strict=True))
+            if self.target_pos.index.is_unique else self.target_pos)
         train = self.split.train
         pos = train[train[LABEL] == 1].sort_values([ITEM_ID, ORDER])
         self.evidence: dict[str, list[str]] = (
@@ -210,10 +218,13 @@ class Workspace:
     def target_rows(self, target_ids: Sequence[str]) -> np.ndarray:
         """Rows of ``target_ids`` in the target table (ValueError naming unknown ids)."""
         ids = [str(t) for t in target_ids]
-        unknown = [t for t in ids if t not in self.target_pos.index]
+        row_of = self._row_of
+        unknown = [t for t in ids if t not in row_of]
         if unknown:
             raise ValueError(f"unknown target ids: {unknown[:5]}")
-        return self.target_pos.loc[ids].to_numpy(dtype=np.int64, copy=True)
+        if row_of is self.target_pos:  # duplicate ids: pandas' own lookup
+            return self.target_pos.loc[ids].to_numpy(dtype=np.int64, copy=True)
+        return np.fromiter((row_of[t] for t in ids), np.int64, len(ids))
 
     def decisions(self, decisions: Mapping[str, int] | None) -> Decisions:
         """``{target_id: 1 confirmed / 0 rejected}`` -> :class:`Decisions` (target rows)."""
@@ -253,7 +264,7 @@ class Workspace:
         order = ranking_order(scores)
         return RankedCatalog(order, scores[order],
                              None if lift is None else np.asarray(lift, np.float64)[order],
-                             self.dataset.targets)
+                             self.dataset.targets, self._row_of)
 
     def encode(self, features: Mapping[str, object], augmented: Mapping[str, str] | None = None,
                descriptors: Mapping[str, str] | None = None) -> tuple[str, np.ndarray]:
