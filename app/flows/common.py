@@ -91,7 +91,7 @@ def engine_inputs(
 
 def snapshot(pred: Prediction, k: int = SNAPSHOT_K) -> list[dict]:
     """The top ``k`` of a prediction as stored for audit (rank, target_id, score)."""
-    top = pred.targets.head(k)
+    top = pred.top(k)
     return [
         {"rank": int(r), "target_id": str(t), "score": float(s)}
         for r, t, s in zip(top["rank"], top[TARGET_ID], top["score"], strict=True)
