@@ -4,18 +4,34 @@ Every provider turns ``(system, user)`` into the model's raw answer text via
 :meth:`LLMProvider.complete_json`. Validation, repair and caching live in
 :mod:`engine.augment.service`; providers only talk to the model and translate every failure
 into :class:`AugmentationError` with a readable message that never contains the API key.
+
+The endpoint, key and redaction rules live in :mod:`engine.augment.endpoints` and the
+in-process model in :mod:`engine.augment.local`; both are re-exported here (the local one
+lazily, as it builds on :class:`LLMProvider`: no import cycle).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from engine.augment.endpoints import OPENAI_API_ENDPOINT as OPENAI_API_ENDPOINT
+from engine.augment.endpoints import SECRET_QUERY_PARAMS as SECRET_QUERY_PARAMS
+from engine.augment.endpoints import _redact as _redact
+from engine.augment.endpoints import key_for_endpoint as key_for_endpoint
+from engine.augment.endpoints import normalize_endpoint as normalize_endpoint
+from engine.augment.endpoints import redact_text as redact_text
+from engine.augment.endpoints import redact_url as redact_url
+from engine.augment.endpoints import same_endpoint as same_endpoint
+
+if TYPE_CHECKING:
+    from engine.augment.local import LocalProvider as LocalProvider
+    from engine.augment.local import _JSONClosedStop as _JSONClosedStop
+    from engine.augment.local import json_object_closed as json_object_closed
 
 logger = logging.getLogger(__name__)
 
@@ -27,75 +43,6 @@ DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 
 class AugmentationError(RuntimeError):
     """Feature augmentation failed; ``str(err)`` is a readable one-line reason for the user."""
-
-
-#: Query parameters whose values are credentials (compared lower-case, ``-``/``_`` ignored).
-SECRET_QUERY_PARAMS = frozenset({
-    "apikey", "key", "token", "accesstoken", "authtoken", "secret", "password", "pass",
-    "pwd", "auth", "signature", "sig", "code", "clientsecret", "idtoken", "refreshtoken",
-})
-_URL_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s'\"<>]+")
-_USERINFO_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*://)([^/?#@]*@)")
-_QUERY_PARAM_RE = re.compile(r"([?&;])([^=&;#\s]+)=([^&;#\s]*)")
-
-
-def redact_url(url: str | None) -> str:
-    """``url`` with credentials masked: ``user:pass@`` becomes ``***@`` and the values of
-    credential query parameters (``api-key``, ``key``, ``token``, ...) become ``***``.
-
-    Safe to show, log or write. ``None`` gives ``""``.
-    """
-    if not url:
-        return ""
-    out = _USERINFO_RE.sub(lambda m: f"{m.group(1)}***@", url)
-
-    def _param(m: re.Match[str]) -> str:
-        name = m.group(2)
-        norm = re.sub(r"[-_]", "", name.lower())
-        if norm in SECRET_QUERY_PARAMS or norm.endswith(("key", "token", "secret", "password")):
-            return f"{m.group(1)}{name}=***"
-        return m.group(0)
-
-    return _QUERY_PARAM_RE.sub(_param, out)
-
-
-#: Where the ``openai`` client sends requests when no base URL is set.
-OPENAI_API_ENDPOINT = "https://api.openai.com/v1"
-
-
-def normalize_endpoint(url: str | None) -> str:
-    """``url`` compared as an endpoint: stripped, without trailing ``/``, lower-case."""
-    return (url or "").strip().rstrip("/").lower()
-
-
-def same_endpoint(a: str | None, b: str | None) -> bool:
-    """Whether two base URLs name the same endpoint (see :func:`normalize_endpoint`)."""
-    return normalize_endpoint(a) == normalize_endpoint(b)
-
-
-def key_for_endpoint(base_url: str | None, api_key: str | None, *,
-                     operator_url: str | None, operator_key: str | None) -> str | None:
-    """The one key-containment rule, for every entry point (Settings page, CLI flags, the
-    environment): the operator's key (``OPENAI_API_KEY``) goes only to the operator's endpoint
-    (``OPENAI_BASE_URL``, or the OpenAI API when that is unset). Any other ``base_url`` gets
-    only the ``api_key`` given with it, or none.
-    """
-    if not (base_url or "").strip() or same_endpoint(base_url, operator_url):
-        return api_key or operator_key
-    return api_key or None
-
-
-def redact_text(text: str, *secrets: str | None) -> str:
-    """``text`` with every URL's credentials masked and each of ``secrets`` replaced."""
-    text = _URL_RE.sub(lambda m: redact_url(m.group(0)), text)
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
-
-
-def _redact(text: str, secret: str | None) -> str:
-    return redact_text(text, secret)
 
 
 # Settings ------------------------------------------------------------------------------------
@@ -440,174 +387,20 @@ def _short_detail(exc: Any) -> str:
     return _clip(getattr(exc, "message", "") or "")
 
 
-# Local in-process model ------------------------------------------------------------------
+#: Names defined in :mod:`engine.augment.local` and importable from here.
+_LOCAL_NAMES = frozenset({"LocalProvider", "json_object_closed", "_JSONClosedStop"})
 
 
-class LocalProvider(LLMProvider):
-    """In-process ``transformers`` causal LM (offline), with batched greedy generation.
+def __getattr__(name: str) -> Any:
+    """The local provider's names, imported on first use (:mod:`engine.augment.local` builds
+    on this module, so importing it here at module level would be a cycle)."""
+    if name in _LOCAL_NAMES:
+        from engine.augment import local
 
-    The model is loaded lazily from a Hugging Face directory (e.g. the one made by
-    :func:`engine.augment.local_model.prepare_local_model`). Prompts are rendered with the
-    tokenizer's chat template, left-padded and generated together in chunks of
-    ``batch_size``. With ``json_prefix`` the answer is primed with ``{`` (prepended back to
-    the returned text), which makes small models far more likely to answer in JSON.
-    """
-
-    name = "local"
-
-    def __init__(
-        self,
-        settings: LLMSettings | None = None,
-        *,
-        model_dir: Path | str | None = None,
-        batch_size: int | None = None,
-        max_new_tokens: int | None = None,
-        dtype: str = "float32",
-        json_prefix: bool = True,
-    ) -> None:
-        if model_dir is None:
-            if settings is not None and settings.model:
-                model_dir = settings.model
-            else:
-                from engine.augment.local_model import default_model_dir
-
-                model_dir = default_model_dir()
-        if batch_size is None:
-            batch_size = settings.batch_size if settings is not None else 4
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if dtype not in ("float32", "bfloat16", "float16"):
-            raise ValueError(f"dtype must be float32, bfloat16 or float16, got {dtype!r}")
-        self.model_dir = Path(model_dir).expanduser()
-        self.model = str(self.model_dir)
-        self.batch_size = batch_size
-        self.max_new_tokens = max_new_tokens or (settings.max_tokens if settings else 384)
-        self.temperature = settings.temperature if settings else 0.0
-        self.dtype = dtype
-        self.json_prefix = json_prefix
-        self._lock = threading.Lock()
-        self._tok: Any = None
-        self._lm: Any = None
-
-    def _load(self) -> tuple[Any, Any]:
-        with self._lock:
-            if self._lm is None:
-                if not (self.model_dir / "config.json").is_file():
-                    raise AugmentationError(
-                        f"local model not found at {self.model_dir}: run `emerflow llm prepare`"
-                    )
-                try:
-                    import torch
-                    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-                    tok = AutoTokenizer.from_pretrained(str(self.model_dir))
-                    tok.padding_side = "left"
-                    if tok.pad_token is None:
-                        tok.pad_token = tok.eos_token
-                    lm = AutoModelForCausalLM.from_pretrained(
-                        str(self.model_dir), dtype=getattr(torch, self.dtype)
-                    )
-                    lm.eval()
-                except AugmentationError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - turned into a readable error
-                    raise AugmentationError(
-                        f"could not load the local model from {self.model_dir}: "
-                        f"{type(exc).__name__}: {_clip(str(exc))}"
-                    ) from None
-                self._tok, self._lm = tok, lm
-            return self._tok, self._lm
-
-    def complete_json(self, system: str, user: str) -> str:
-        result = self.complete_json_many([(system, user)])[0]
-        if isinstance(result, AugmentationError):
-            raise result
-        return result
-
-    def complete_json_many(self, prompts: Sequence[Prompt]) -> list[str | AugmentationError]:
-        if not prompts:
-            return []
-        tok, lm = self._load()
-        out: list[str | AugmentationError] = []
-        for start in range(0, len(prompts), self.batch_size):
-            chunk = prompts[start : start + self.batch_size]
-            try:
-                out.extend(self._generate(tok, lm, chunk))
-            except Exception as exc:  # noqa: BLE001 - one failed chunk must not end the batch
-                err = AugmentationError(
-                    f"local generation failed: {type(exc).__name__}: {_clip(str(exc))}"
-                )
-                out.extend([err] * len(chunk))
-        return out
-
-    def _generate(self, tok: Any, lm: Any, chunk: Sequence[Prompt]) -> list[str]:
-        import torch
-
-        prefix = "{" if self.json_prefix else ""
-        texts = [
-            tok.apply_chat_template(
-                [{"role": "system", "content": s}, {"role": "user", "content": u}],
-                tokenize=False,
-                add_generation_prompt=True,
-            )
-            + prefix
-            for s, u in chunk
-        ]
-        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        gen_kwargs: dict[str, Any] = {
-            "max_new_tokens": self.max_new_tokens,
-            "pad_token_id": tok.pad_token_id,
-        }
-        if self.json_prefix:
-            from transformers import StoppingCriteriaList
-
-            gen_kwargs["stopping_criteria"] = StoppingCriteriaList(
-                [_JSONClosedStop(tok, enc["input_ids"].shape[1], prefix)]
-            )
-        if self.temperature > 0:
-            gen_kwargs.update(do_sample=True, temperature=self.temperature)
-        else:
-            gen_kwargs.update(do_sample=False)
-        with self._lock, torch.inference_mode():
-            ids = lm.generate(**enc, **gen_kwargs)
-        new = ids[:, enc["input_ids"].shape[1] :]
-        return [prefix + t for t in tok.batch_decode(new, skip_special_tokens=True)]
+        return getattr(local, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def json_object_closed(text: str) -> bool:
-    """True once ``text`` (starting with ``{``) holds a complete top-level JSON object."""
-    depth = 0
-    in_str = escaped = False
-    started = False
-    for ch in text:
-        if in_str:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_str = False
-        elif ch == '"':
-            in_str = True
-        elif ch in "{[":
-            depth += 1
-            started = True
-        elif ch in "}]":
-            depth -= 1
-            if started and depth <= 0:
-                return True
-    return False
-
-
-class _JSONClosedStop:
-    """Stopping criterion: a row is done once its answer closes the top-level JSON object."""
-
-    def __init__(self, tok: Any, prompt_len: int, prefix: str) -> None:
-        self.tok, self.prompt_len, self.prefix = tok, prompt_len, prefix
-
-    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        import torch
-
-        texts = self.tok.batch_decode(input_ids[:, self.prompt_len :], skip_special_tokens=True)
-        done = [json_object_closed(self.prefix + t) for t in texts]
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+def __dir__() -> list[str]:
+    """The module's names, the lazily imported local ones included."""
+    return sorted(set(globals()) | _LOCAL_NAMES)
