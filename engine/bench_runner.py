@@ -27,7 +27,6 @@ from engine.bench_results import (
     write_document,
 )
 from engine.bench_setup import (
-    CACHE_VERSION,
     BenchSettings,
     Progress,
     TextVectors,
@@ -37,6 +36,7 @@ from engine.bench_setup import (
     load_augmentations,
     make_method,
     pretrained_backbone,
+    run_cache_key,
     split_tables,
 )
 from engine.config import PaperConfig
@@ -143,10 +143,7 @@ def run_bench(dataset: Dataset, protocol: ProtocolConfig, methods: Sequence[str]
     item_fields, target_fields, tables, needed = split_tables(dataset, split, settings.backbone)
     texts = TextVectors(dataset, needed, cache_dir, settings.encoder, augmented, reason,
                         progress, encoder)
-    run_key = _digest({"v": CACHE_VERSION, "dataset": dataset.name, "inputs": dataset.inputs,
-                       "split": split.summary(), "validation": validation,
-                       "backbone": settings.backbone.__dict__, "aug": _digest(
-                           augmented.to_dict("list")) if augmented is not None else None})
+    run_key = run_cache_key(dataset, split, settings.backbone, validation, augmented)
     per_method: dict[str, list[SeedResult]] = {m: [] for m in methods}
     reused: dict[str, list[int]] = {m: [] for m in methods}
     not_run: dict[str, str] = {}

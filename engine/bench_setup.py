@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,27 @@ def default_augment_path(dataset: str) -> Path:
 
 def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+#: The ``engine`` package, whose source the cache keys fingerprint.
+ENGINE_DIR = Path(__file__).resolve().parent
+
+
+@lru_cache(maxsize=8)
+def code_version(root: Path = ENGINE_DIR) -> str:
+    """Fingerprint of the code a cached checkpoint or run came from.
+
+    A digest of every ``*.py`` file under ``root`` (relative path and bytes, so it also covers
+    uncommitted edits and ``git archive`` copies without ``.git``) plus the Python, torch and
+    numpy versions. It is part of every bench cache key, so a cached seed is reused only by
+    the code and environment that produced it.
+    """
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0")
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    h.update(f"{platform.python_version()} {torch.__version__} {np.__version__}".encode())
+    return h.hexdigest()[:16]
 
 
 def load_augmentations(path: Path | None) -> tuple[pd.DataFrame | None, dict | None, str]:
@@ -140,13 +163,27 @@ class TextVectors:
         return self._vectors[variant]
 
 
-def _backbone_key(dataset: Dataset, split: Split, config: BackboneConfig, seed: int) -> str:
-    return _digest({"v": CACHE_VERSION, "dataset": dataset.name, "inputs": dataset.inputs,
+def _backbone_key(dataset: Dataset, split: Split, config: BackboneConfig, seed: int,
+                  code: str | None = None) -> str:
+    """Cache key of a seed's pretrained backbone; ``code`` defaults to :func:`code_version`."""
+    return _digest({"v": CACHE_VERSION, "code": code or code_version(),
+                    "dataset": dataset.name, "inputs": dataset.inputs,
                     "split": split.summary(), "split_name": split.dataset,
                     "old": _digest(list(split.old_items)), "backbone": config.__dict__,
                     "features": [(f.name, f.kind, f.backbone) for f in
                                  (*dataset.item_features, *dataset.target_features)],
                     "seed": seed})
+
+
+def run_cache_key(dataset: Dataset, split: Split, backbone: BackboneConfig, validation: bool,
+                  augmented: pd.DataFrame | None, code: str | None = None) -> str:
+    """Key shared by a bench run's cached per-seed results (method, settings and seed are added
+    per run); ``code`` defaults to :func:`code_version`."""
+    return _digest({"v": CACHE_VERSION, "code": code or code_version(),
+                    "dataset": dataset.name, "inputs": dataset.inputs,
+                    "split": split.summary(), "validation": validation,
+                    "backbone": backbone.__dict__, "aug": _digest(
+                        augmented.to_dict("list")) if augmented is not None else None})
 
 
 def pretrained_backbone(dataset: Dataset, split: Split, config: PaperConfig, tables: Any,

@@ -132,6 +132,38 @@ def test_cached_checkpoint_gives_same_numbers_as_fresh(movies, tmp_path):
     assert cached["backbone"]["phases"] == fresh["backbone"]["phases"]
 
 
+
+def test_cache_keys_hold_the_code_version(movies, tmp_path, monkeypatch):
+    """Two code versions give different cache keys, so a stale cached seed is never reused."""
+    import engine.bench_setup as bench_setup
+    from engine.data.protocol import split_dataset
+
+    for name, text in (("a", "x = 1\n"), ("b", "x = 1\n"), ("c", "x = 2\n")):
+        (tmp_path / name / "paper").mkdir(parents=True)
+        (tmp_path / name / "paper" / "m.py").write_text(text)
+    versions = {n: bench_setup.code_version(tmp_path / n) for n in "abc"}
+    assert versions["a"] == versions["b"] != versions["c"]
+    assert bench_setup.code_version() == bench_setup.code_version(bench_setup.ENGINE_DIR)
+
+    split = split_dataset(movies, TINY_MOVIES)
+    backbone = _settings().backbone
+    run = [bench_setup.run_cache_key(movies, split, backbone, False, None, code=v)
+           for v in (versions["a"], versions["b"], versions["c"])]
+    ckpt = [bench_setup._backbone_key(movies, split, backbone, 0, code=v)
+            for v in (versions["a"], versions["b"], versions["c"])]
+    assert run[0] == run[1] != run[2] and ckpt[0] == ckpt[1] != ckpt[2]
+
+    cache = tmp_path / "cache"
+    kwargs = dict(cache_dir=cache, settings=_settings(), encoder=HashEncoder(),
+                  augment_path=None, progress=lambda _m: None)
+    run_bench(movies, TINY_MOVIES, ["popularity"], [0], **kwargs)
+    monkeypatch.setattr(bench_setup, "code_version", lambda: "another-code-version")
+    log: list[str] = []
+    docs = run_bench(movies, TINY_MOVIES, ["popularity"], [0], **{**kwargs, "progress": log.append})
+    assert docs["popularity"]["timing_s"]["seeds_reused_from_cache"] == []
+    assert not any("reused cached" in m for m in log)
+    assert len(list(cache.glob("backbone-*.pt"))) == 2
+
 def _result_doc(name: str, auc: list[float], ndcg: list[float], items: list[float],
                 backbone: str | None, f1: bool = True) -> dict:
     phases = {p: {m: {"mean": a, "std": 0.01, "per_seed": [a]} for m in ("auc", "item_auc")}
