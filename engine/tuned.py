@@ -52,10 +52,11 @@ DATASET_SETTINGS: dict[str, dict[str, Any]] = {
            for name in ("emerflow-tt-nollm", "emerflow-tt")},
         # the learned ranker: channel settings from the text-knn and ease rounds (validated)
         # `emerflow bench tune --dataset movielens-1m-partial --methods emerflow-ltr --trials 12`
-        # (results/movielens-1m-partial/emerflow-ltr-tuning.json): validation NDCG@100 .2649
+        # round L2, the widened grid of EmerFlowLtr.grid
+        # (results/movielens-1m-partial/emerflow-ltr-tuning.json): validation NDCG@100 .2645
         "emerflow-ltr": {"ltr": {"k": 50, "temperature": 0.1, "ease_lam": 3000.0,
-                                 "learning_rate": 0.05, "min_data_in_leaf": 100,
-                                 "n_estimators": 200, "num_leaves": 63}},
+                                 "learning_rate": 0.1, "min_data_in_leaf": 300,
+                                 "n_estimators": 50, "num_leaves": 127}},
     }},
     # `emerflow bench tune --dataset disgenet-curated --methods <all but the LLM/kb variants>
     #  --trials 12` (results/disgenet-curated/tuning.json, every trial); the text ablations
@@ -92,10 +93,11 @@ DATASET_SETTINGS: dict[str, dict[str, Any]] = {
            for name in ("emerflow-tt", "emerflow-tt-kb")},
         # the learned ranker: channel settings from the text-knn and ease rounds (validated)
         # `emerflow bench tune --dataset disgenet-curated --methods emerflow-ltr --trials 12`
-        # (results/disgenet-curated/emerflow-ltr-tuning.json): validation NDCG@100 .5314
+        # round L2, the widened grid of EmerFlowLtr.grid
+        # (results/disgenet-curated/emerflow-ltr-tuning.json): validation NDCG@100 .5350
         "emerflow-ltr": {"ltr": {"k": 100, "temperature": 0.02, "ease_lam": 50.0,
-                                 "learning_rate": 0.05, "min_data_in_leaf": 100,
-                                 "n_estimators": 100, "num_leaves": 15}},
+                                 "learning_rate": 0.1, "min_data_in_leaf": 100,
+                                 "n_estimators": 50, "num_leaves": 15}},
     }},
 }
 

@@ -36,12 +36,15 @@ class EmerFlowLtr(Method):
     text_variant: ClassVar[str] = "raw"
     defaults: ClassVar[dict[str, Any]] = LtrConfig().to_dict()
     #: LightGBM's settings (the training lists are built once per tuning round); the
-    #: channels' settings (k, temperature, ease_lam) come from text-knn's and ease's rounds
+    #: channels' settings (k, temperature, ease_lam) come from text-knn's and ease's rounds.
+    #: Round L2 (results/README.md): L1's grid (learning_rate .05-.2, n_estimators 100-200,
+    #: num_leaves 15-63, min_data_in_leaf 20-100) put every chosen value at an edge, so each
+    #: axis is widened past the edge the datasets chose.
     grid: ClassVar[dict[str, tuple[Any, ...]]] = {
-        "learning_rate": (0.05, 0.1, 0.2),
-        "n_estimators": (100, 200),
-        "num_leaves": (15, 63),
-        "min_data_in_leaf": (20, 100),
+        "learning_rate": (0.02, 0.05, 0.1),
+        "n_estimators": (50, 100, 200, 400),
+        "num_leaves": (7, 15, 63, 127),
+        "min_data_in_leaf": (50, 100, 300),
     }
 
     def __init__(self, **overrides: Any):

@@ -1,0 +1,83 @@
+"""The learned ranker's committed figures: ``results/<dataset>/emerflow-ltr-tuning.json``
+(its tuning round), ``engine/tuned.py`` (the settings chosen there),
+``results/<dataset>/emerflow-ltr.json`` (the 3-seed test run with them) and the README rows
+quoting that run. Each check reads the real
+files, so a stale setting, a result file run with other settings or a README figure that no
+longer matches its JSON fails here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.baselines import METHODS
+from engine.bench import DEFAULT_TRIALS, grid_trials
+from engine.tuned import DATASET_SETTINGS, PRODUCT_METHOD
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
+REAL = ("disgenet-curated", "movielens-1m-partial")
+PHASES = ("0", "I", "II", "III")
+NAME = "emerflow-ltr"
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _best(trials: list[dict]) -> dict:
+    return max(trials, key=lambda t: (t["score"], t["tie_break_recall@100"]))
+
+
+@pytest.mark.parametrize("dataset", REAL)
+def test_ltr_settings_are_the_best_trial_of_its_round_on_the_current_grid(dataset):
+    """The round drew the same budget as every other method from ``EmerFlowLtr.grid`` (the
+    grid in the code is the grid that ran), engine/tuned.py holds its best validation trial
+    and the channels' settings of the text-knn and ease rounds, and the committed 3-seed
+    result ran with exactly those settings."""
+    doc = _json(RESULTS / dataset / f"{NAME}-tuning.json")
+    rec = doc["methods"][NAME]
+    assert doc["dataset"] == dataset and doc["trials_per_method"] == DEFAULT_TRIALS
+    assert [t["settings"] for t in rec["trials"]] == grid_trials(
+        METHODS[NAME].grid, doc["trials_per_method"], doc["seed"])
+    best = _best(rec["trials"])
+    assert rec["best"] == best["settings"]
+    tuned = DATASET_SETTINGS[dataset]["methods"]
+    ltr = tuned[NAME]["ltr"]
+    assert {k: ltr[k] for k in best["settings"]} == best["settings"]
+    assert (ltr["k"], ltr["temperature"]) == (tuned["text-knn"]["k"],
+                                              tuned["text-knn"]["temperature"])
+    assert ltr["ease_lam"] == tuned["ease"]["lam"]
+    committed = _json(RESULTS / dataset / f"{NAME}.json")
+    assert committed["seeds"] == [0, 1, 2] and committed["method"] == NAME
+    ran = committed["config"]["method"]
+    assert {k: ran[k] for k in ltr} == ltr
+
+
+@pytest.mark.parametrize("dataset", REAL)
+def test_ltr_is_the_product_because_it_wins_validation(dataset):
+    """PRODUCT_METHOD names the learned ranker because its best validation NDCG@100 (mean of
+    phases) is above the best of text-ease (the strongest simple sum) and of the shared-space
+    EmerFlow (tuning.json)."""
+    assert PRODUCT_METHOD[dataset] == NAME
+    mine = _best(_json(RESULTS / dataset / f"{NAME}-tuning.json")["methods"][NAME]["trials"])
+    others = _json(RESULTS / dataset / "tuning.json")["methods"]
+    for other in ("text-ease", "emerflow-tt-nollm"):
+        assert mine["score"] > _best(others[other]["trials"])["score"], other
+
+
+def _cell(doc: dict, phase: str) -> str:
+    """README's 'NDCG@100 / Recall@100' cell of a phase: 4 digits, no leading zero."""
+    r = doc["ranking"][phase]
+    return " / ".join(f"{r[m]['mean']:.4f}".removeprefix("0") for m in ("ndcg@100", "recall@100"))
+
+
+def test_readme_rows_are_the_committed_ltr_figures():
+    """The README's test table quotes the committed 3-seed means of emerflow-ltr."""
+    readme = (ROOT / "README.md").read_text()
+    for dataset in REAL:
+        doc = _json(RESULTS / dataset / f"{NAME}.json")
+        row = f"| {dataset} | {NAME} | " + " | ".join(_cell(doc, p) for p in PHASES) + " |"
+        assert row in readme, row
