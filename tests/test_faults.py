@@ -301,6 +301,18 @@ def _umount(path: Path) -> None:
     subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
+def _fill(folder: Path) -> None:
+    """Fill the file system holding ``folder`` (a real full disk)."""
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 65536):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def test_full_disk_gives_a_clear_message_and_reads_still_work(tmp_path: Path, diseases) -> None:
     from app.errors import DISK_FULL, user_message
 
@@ -310,14 +322,7 @@ def test_full_disk_gives_a_clear_message_and_reads_still_work(tmp_path: Path, di
         url = f"sqlite:///{home / 'emerflow.db'}"
         db = flows.open_database(url).engine
         first = flows.new_item(db, diseases, name="Before the disk filled", features={})
-        fd = os.open(home / "filler", os.O_WRONLY | os.O_CREAT)  # fill the disk for real
-        try:
-            while os.write(fd, b"\0" * 65536):
-                pass
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+        _fill(home)  # fill the disk for real
         with pytest.raises(Exception) as err:
             for i in range(200):  # until SQLite needs a new page
                 flows.new_item(db, diseases, name=f"Disk full {i}", features={
@@ -419,18 +424,6 @@ def test_a_full_disk_during_a_save_is_one_clear_error_and_keeps_the_old_copy(
     monkeypatch.undo()
     assert load_workspace(dst, encoder).name == "demo-movies"
     assert [p.name for p in dst.parent.iterdir()] == ["demo-movies"]  # no leftovers
-
-
-def _fill(folder: Path) -> None:
-    """Fill the file system holding ``folder`` (a real full disk)."""
-    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
-    try:
-        while os.write(fd, b"\0" * 65536):
-            pass
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 @pytest.mark.parametrize("fault", ["read-only", "full"])
