@@ -9,10 +9,10 @@ import dataclasses
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from app.flows.common import ItemState, engine_inputs, read_stored, save_phase0
+from app.flows.common import ItemState, Stored, engine_inputs, read_stored, save_phase0
 from db import repository as repo
 from engine.schema import TARGET_ID
-from engine.workspace import Workspace
+from engine.workspace import Prediction, Workspace
 
 
 def predict_item(db: Engine, ws: Workspace, item_id: int, *, recompute: bool = False,
@@ -32,12 +32,9 @@ def predict_item(db: Engine, ws: Workspace, item_id: int, *, recompute: bool = F
     if stored.embeddings and not (recompute and stored.phase == 0):
         pred = ws.predict(raw, augmented=aug, descriptors=desc,
                           embedding=stored.embeddings[stored.phase], decisions=stored.decisions)
-        return ItemState(item=stored.item, phase=stored.phase, feature_version=stored.fv_no,
-                         prediction=pred, decisions=stored.decisions)
+        return _state(stored, pred)
     if not store:
-        pred = ws.predict(raw, augmented=aug, descriptors=desc)
-        return ItemState(item=stored.item, phase=stored.phase, feature_version=stored.fv_no,
-                         prediction=pred, decisions=stored.decisions)
+        return _state(stored, ws.predict(raw, augmented=aug, descriptors=desc))
     with repo.unit_of_work(db) as s:
         repo.item_version(s, item_id, lock=True)
         stored = read_stored(s, item_id)  # under the lock: what the write below builds on
@@ -50,6 +47,10 @@ def predict_item(db: Engine, ws: Workspace, item_id: int, *, recompute: bool = F
             pred = ws.predict(raw, augmented=aug, descriptors=desc)
             save_phase0(s, ws, item_id, stored, pred)
             stored = dataclasses.replace(stored, embeddings={0: pred.embedding})
+    return _state(stored, pred)
+
+
+def _state(stored: Stored, pred: Prediction) -> ItemState:
     return ItemState(item=stored.item, phase=stored.phase, feature_version=stored.fv_no,
                      prediction=pred, decisions=stored.decisions)
 
