@@ -7,7 +7,8 @@ Run from the repository root (the workspace is built first when missing)::
 Writes the items file (the split's new diseases, by name, as an analyst would type them), runs
 the ``emerflow rank`` command in this process (``--top 100``, TSV) and records the wall time
 of the whole command (workspace and curated files loaded, every item ranked with evidence,
-the file written) and of its parts in ``results/speed/rank.json``. Also checks that the file
+the file written) in ``results/speed/rank.json``, with the workspace's ranker (the product's,
+``engine.tuned.PRODUCT_METHOD``) and the load average around the run. Also checks that the file
 reads back with plain ``pandas.read_csv`` with every HGNC link intact.
 """
 
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         items = Path(tmp) / "items.txt"
         items.write_text("\n".join(queries) + "\n", encoding="utf-8")
         out = Path(tmp) / "ranked.tsv"
+        load_before = list(os.getloadavg())
         t0 = time.perf_counter()
         rc = cli(["rank", "--workspace", args.dataset, "--items", str(items), "--top",
                   str(args.top), "--out", str(out), "--quiet"])
@@ -63,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                          max(len(queries), 1), 1),
         "target_s": TARGET_S, "target_met": bool(wall <= TARGET_S and rc == 0),
         "hgnc_links_intact": bool(len(hgnc) and hgnc.str.startswith("https://").all()),
+        "ranker": ws.ranker.kind, "model_version": ws.model_version,
+        "load_average_before": load_before, "load_average_after": list(os.getloadavg()),
         "cpus": os.cpu_count(), "torch_threads": _torch_threads(),
         "python": platform.python_version(), "commit": sha,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
