@@ -27,6 +27,12 @@ RANKING_METRICS = ("recall@20", "recall@100", "ndcg@100")
 METRIC_LABELS = {"auc": "AUC", "f1": "F1", "item_auc": "item-AUC", "recall@20": "Recall@20",
                  "recall@100": "Recall@100", "ndcg@100": "NDCG@100"}
 COLUMNS = ["dataset", "method", "phase", "metric", "mean", "std", "n_seeds"]
+#: One colour per method on the Benchmark charts (the theme's 10 colours repeat with 21
+#: methods): category20, then category20b's darker hues.
+METHOD_COLOURS = ("#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728",
+                  "#ff9896", "#9467bd", "#c5b0d5", "#8c564b", "#c49c94", "#e377c2", "#f7b6d2",
+                  "#7f7f7f", "#c7c7c7", "#bcbd22", "#dbdb8d", "#17becf", "#9edae5", "#393b79",
+                  "#637939", "#843c39", "#7b4173", "#e7ba52", "#000000")
 #: Folders of ``results/`` that hold no result files.
 NON_RESULT_DIRS = frozenset({"speed", "suggest"})
 #: What-to-test-next results (``bench/suggest.py``): ``results/suggest/<dataset>.json``.

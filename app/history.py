@@ -79,6 +79,12 @@ def rank_history(db: Engine, ws: Workspace, item_id: int,
 MAX_CHART_TARGETS = 20
 
 
+#: Fit the container's width only: Streamlit's default for a stretched chart ("fit") fits the
+#: legend into the chart's height too, squashing the plot under a bottom legend and cutting a
+#: right legend taller than the plot; with "fit-x" the chart grows to hold its whole legend.
+FIT_WIDTH = alt.AutoSizeParams(type="fit-x", contains="padding")
+
+
 def rank_charts(hist: pd.DataFrame, noun: str, max_targets: int = MAX_CHART_TARGETS
                 ) -> tuple[alt.Chart, alt.Chart, int]:
     """(rank chart, score chart, targets drawn) of :func:`rank_history`: one distinct colour
@@ -107,9 +113,10 @@ def rank_charts(hist: pd.DataFrame, noun: str, max_targets: int = MAX_CHART_TARG
     ranks = base.mark_line(point=True).encode(
         y=alt.Y("rank:Q", scale=alt.Scale(reverse=True, type="log"),
                 title="rank shown in the table (log)")
-    ).properties(title=f"Ranks of confirmed {noun}s", height=280)
+    ).properties(title=f"Ranks of confirmed {noun}s", height=280, autosize=FIT_WIDTH)
     scores = base.mark_line(point=True).encode(y=alt.Y("score:Q", title="model score")
-                                               ).properties(title="Scores", height=280)
+                                               ).properties(title="Scores", height=280,
+                                                            autosize=FIT_WIDTH)
     return ranks, scores, len(keep)
 
 

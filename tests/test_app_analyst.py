@@ -144,6 +144,8 @@ def test_phase_history_ranks_match_the_table_and_legend_is_whole(db, diseases):
     spec = ranks.to_dict()
     color = spec["encoding"]["color"]
     assert n == 12 and color["legend"]["symbolLimit"] == 0
+    # Streamlit's default "fit" squeezed the legend into the 280 px: the chart grows instead
+    assert spec["autosize"]["type"] == "fit-x" and spec["height"] == 280
     assert color["scale"]["scheme"] == "category20" and len(set(color["scale"]["domain"])) == 12
     assert scores.to_dict()["encoding"]["y"]["title"] == "model score"
 
@@ -199,6 +201,15 @@ def test_benchmark_page_charts_the_suggest_results(demo_env, tmp_path, monkeypat
     assert not at.exception, [e.value for e in at.exception]
     assert "What to test next: a simulated analyst" in texts(at.subheader)
     assert any("found in the rounds" in d.value.columns for d in at.dataframe)
+    charts = [json.loads(c.proto.spec) for c in (at.get("vega_lite_chart")
+                                                  or at.get("arrow_vega_lite_chart"))]
+    methods = charts[0]["layer"][1]["encoding"]["color"]["scale"]["domain"]
+    assert len(methods) > 12  # the committed DisGeNET results (21 methods)
+    for spec in charts[:-1]:  # every method chart: its own colour and a whole legend
+        color = spec["layer"][1]["encoding"]["color"]
+        assert len(set(color["scale"]["range"])) == len(color["scale"]["domain"])
+        assert color["legend"]["orient"] == "bottom" and color["legend"]["symbolLimit"] == 0
+        assert spec["autosize"]["type"] == "fit-x"
 
 
 def test_movie_appeal_is_a_readable_percentile(db, movies):

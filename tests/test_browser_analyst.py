@@ -17,12 +17,28 @@ from tests.test_browser import SHOTS, browser_page, click, goto, idle, see, sele
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 KNOWLEDGE = Path(__file__).resolve().parent / "fixtures" / "knowledge"
+REPO = Path(__file__).resolve().parents[1]
+#: Per chart on the page: legend labels, those drawn inside the chart's box, the distinct
+#: colours of the legend's symbols, and the chart's height (px).
+LEGENDS_JS = """() => [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')]
+  .filter(c => c.querySelector('svg')).map(c => {
+    const box = c.getBoundingClientRect();
+    const labels = [...c.querySelectorAll('.role-legend-label text')];
+    const inside = labels.filter(t => { const b = t.getBoundingClientRect();
+      return b.height > 0 && b.top >= box.top - 1 && b.bottom <= box.bottom + 1; });
+    const fills = [...c.querySelectorAll('.role-legend-symbol path')]
+      .map(p => p.getAttribute('fill') || getComputedStyle(p).fill);
+    return {labels: new Set(labels.map(t => t.textContent)).size,
+            inside: new Set(inside.map(t => t.textContent)).size,
+            colours: new Set(fills).size, height: box.height};
+  })"""
 
 
 @pytest.fixture(scope="module")
 def analyst_page(demo_home, tmp_path_factory):
     home = tmp_path_factory.mktemp("browser_analyst_home")
     (home / "workspaces").symlink_to(demo_home / "workspaces")
+    (home / "results").symlink_to(REPO / "results")  # the committed benchmark results
     with streamlit_app(home, EMERFLOW_DATA=str(KNOWLEDGE)) as url, browser_page(url) as pg:
         yield pg
 
@@ -78,6 +94,13 @@ def test_suggest_confirm_refine_and_candidate_list_export(analyst_page, demo_hom
         _, after = read_export(_download(pg, "Plan as CSV", tmp_path), dtype={"gene id": str})
         assert not {first["gene id"], second["gene id"]} & set(after["gene id"])
         pg.screenshot(path=str(SHOTS / "analyst_1_suggest_refined.png"))
+        # the phase-history charts keep their 280 px plot and their whole legend
+        see(pg, "Phase history")
+        pg.locator('[data-testid="stVegaLiteChart"] svg').first.wait_for(state="attached")
+        history = [c for c in pg.evaluate(LEGENDS_JS) if c["labels"]][:2]
+        assert len(history) == 2, history
+        for chart in history:
+            assert chart["inside"] == chart["labels"] and chart["height"] > 330, chart
 
         # ---- a candidate list -> ranked within the list -> CSV read back ----
         targets = pd.read_parquet(demo_home / "workspaces" / "demo-diseases" / "targets.parquet")
@@ -105,3 +128,23 @@ def test_suggest_confirm_refine_and_candidate_list_export(analyst_page, demo_hom
         SHOTS.mkdir(parents=True, exist_ok=True)
         pg.screenshot(path=str(SHOTS / "analyst_failure.png"), full_page=True)
         raise
+
+
+def test_benchmark_legends_name_every_method_in_its_own_colour(analyst_page):
+    """The committed DisGeNET results (21 methods): each method chart's legend is drawn whole
+    inside the chart (it was cut at the plot's height: 9 of 18 shown) with one colour per
+    method (the theme's 10 colours repeated)."""
+    pg = analyst_page
+    goto(pg, "Benchmark", "Benchmark")
+    select(pg, "Dataset", "disgenet-curated")
+    see(pg, "Recall@20 by phase")
+    pg.locator('[data-testid="stVegaLiteChart"] svg').first.wait_for(state="attached")
+    pg.wait_for_timeout(1500)
+    charts = pg.evaluate(LEGENDS_JS)
+    method_charts = [c for c in charts if c["labels"] > 12]
+    assert method_charts, charts
+    for chart in method_charts:
+        assert chart["inside"] == chart["labels"], chart
+        assert chart["colours"] == chart["labels"], chart
+    pg.locator('[data-testid="stVegaLiteChart"]').first.screenshot(
+        path=str(SHOTS / "analyst_3_benchmark_legend.png"))

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from app.benchmark import (
+    METHOD_COLOURS,
     METRIC_LABELS,
     METRICS,
     RANKING_METRICS,
@@ -19,6 +20,7 @@ from app.benchmark import (
     suggest_summary,
     wide_table,
 )
+from app.history import FIT_WIDTH
 from app.safe_text import md
 from engine.schema import PHASES
 
@@ -36,9 +38,12 @@ datasets = sorted(res.table["dataset"].unique())
 dataset = st.selectbox("Dataset", datasets, key="bench_dataset")
 t = res.table[res.table["dataset"] == dataset]
 methods = methods_of(res, dataset)
-# one colour per method on every chart, and every method in every legend
-color = alt.Color("method:N", scale=alt.Scale(domain=methods), sort=methods,
-                  legend=alt.Legend(title="method", symbolLimit=0, labelLimit=0))
+# one colour per method on every chart, and every method in every legend (FIT_WIDTH: the
+# chart grows to hold the whole legend instead of cutting it at the plot's height)
+palette = [METHOD_COLOURS[i % len(METHOD_COLOURS)] for i in range(len(methods))]
+color = alt.Color("method:N", scale=alt.Scale(domain=methods, range=palette), sort=methods,
+                  legend=alt.Legend(title="method", symbolLimit=0, labelLimit=0, orient="bottom",
+                                    columns=4))
 x = alt.X("phase:O", sort=list(PHASES), title="phase", axis=alt.Axis(labelAngle=0))
 
 
@@ -52,7 +57,8 @@ def chart(metric: str) -> alt.LayerChart:
                  alt.Tooltip("std:Q", format=".4f"), "n_seeds"])
     band = alt.Chart(d).mark_errorbar().encode(x=x, y=alt.Y("lo:Q", title=label), y2="hi:Q",
                                                color=color)
-    return (band + line).properties(title=f"{label} by phase — {dataset}", height=340)
+    return (band + line).properties(title=f"{label} by phase — {dataset}", height=340,
+                                    autosize=FIT_WIDTH)
 
 
 def section(metrics: tuple[str, ...]) -> None:
@@ -123,7 +129,8 @@ if sug is not None:
                         legend=alt.Legend(symbolLimit=0, labelLimit=0)),
         tooltip=["strategy", "round", alt.Tooltip("found:Q", format=".3f"),
                  alt.Tooltip("cumulative:Q", format=".3f")],
-    ).properties(height=260, title=f"Discoveries per round — {dataset}"), width="stretch")
+    ).properties(height=260, title=f"Discoveries per round — {dataset}", autosize=FIT_WIDTH),
+        width="stretch")
     st.dataframe(suggest_summary(sug), hide_index=True, width="stretch")
 
 st.subheader("Runs")
