@@ -236,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         items = sorted(sim.truth)
         if args.max_items:
             items = items[: args.max_items]
+        doc["ranker"] = ws.ranker.kind  # the product's (engine.tuned.PRODUCT_METHOD)
         per_seed[str(seed)] = sim.evaluate(items, strategies)
         # written after every seed: an interrupted run keeps the seeds it finished
         doc["test"] = per_seed
