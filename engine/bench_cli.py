@@ -140,6 +140,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         parse_methods,
         tune,
     )
+    from engine.bench_tune import VALIDATION_SETS
     from engine.data.registry import get_dataset_entry
 
     if args.trials <= 0:
@@ -150,15 +151,19 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     methods = parse_methods(args.methods)
     result = tune(dataset, entry.protocol, methods, trials=args.trials, seed=args.seed,
                   settings=BenchSettings.for_dataset(args.dataset),
-                  cache_dir=args.cache_dir or default_cache_dir())
-    out = args.out / args.dataset / "tuning.json"
+                  cache_dir=args.cache_dir or default_cache_dir(),
+                  validation=args.validation_set)
+    small = args.validation_set == "small"
+    out = args.out / args.dataset / ("tuning-small.json" if small else "tuning.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"dataset": args.dataset, "split": "validation (old items only)",
-           "criterion": f"mean validation {TUNE_METRIC.upper()} over phases 0-III",
+    doc = {"dataset": args.dataset, "split": VALIDATION_SETS[args.validation_set],
+           "criterion": f"mean validation {TUNE_METRIC.upper()} over phases "
+                        + ("0-II" if small else "0-III"),
            "trials_per_method": args.trials, "seed": args.seed,
            "command": "emerflow bench tune " + " ".join(
                [f"--dataset {args.dataset}", f"--methods {args.methods}",
-                f"--trials {args.trials}", f"--seed {args.seed}"]),
+                f"--trials {args.trials}", f"--seed {args.seed}"]
+               + (["--validation-set small"] if small else [])),
            "methods": result}
     previous = {}
     if out.is_file():  # other methods' rounds under the same criterion and budget are kept
@@ -220,6 +225,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--data-root", type=Path, default=None)
     t.add_argument("--out", type=Path, default=Path("results"))
     t.add_argument("--cache-dir", type=Path, default=None)
+    t.add_argument("--validation-set", choices=("old", "small"), default="old",
+                   help="old: held-out old items (default); small: the items below the "
+                        "new-item minimum, scored against all old items")
     t.set_defaults(func=_cmd_tune)
 
 

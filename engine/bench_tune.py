@@ -29,10 +29,22 @@ from engine.bench_setup import (
 )
 from engine.config import PaperConfig
 from engine.data.base import Dataset
-from engine.data.protocol import ProtocolConfig, split_dataset, validation_split
+from engine.data.protocol import (
+    ProtocolConfig,
+    small_item_split,
+    split_dataset,
+    validation_split,
+)
 
 #: Validation trials per method (the same budget for every method; protocol.md).
 DEFAULT_TRIALS = 12
+
+#: Validation sets :func:`tune` knows: held-out old items, or the items below the new-item
+#: minimum (``small``).
+VALIDATION_SETS: dict[str, str] = {
+    "old": "validation (old items only)",
+    "small": "validation (items below the new-item minimum, scored against all old items)",
+}
 
 #: The tuning criterion: mean validation NDCG@100 over these phases.
 TUNE_METRIC = "ndcg@100"
@@ -58,8 +70,8 @@ def grid_trials(grid: Mapping[str, Sequence[Any]], trials: int, seed: int = 0
 
 def tune(dataset: Dataset, protocol: ProtocolConfig, methods: Sequence[str], *,
          trials: int = DEFAULT_TRIALS, seed: int = 0, settings: BenchSettings | None = None,
-         cache_dir: Path | None = None, progress: Progress = _print, encoder: Any = None
-         ) -> dict[str, Any]:
+         cache_dir: Path | None = None, progress: Progress = _print, encoder: Any = None,
+         validation: str = "old") -> dict[str, Any]:
     """Choose each method's settings on the OLD-item validation split (``validation_split``):
     held-out old items play the new items and the backbone is pretrained on the remaining old
     items only. New items are never touched.
@@ -70,11 +82,24 @@ def tune(dataset: Dataset, protocol: ProtocolConfig, methods: Sequence[str], *,
     differ only in ``phase_settings`` reuse that fit through ``Method.with_settings``).
     Criterion: mean validation NDCG@100 over phases 0..III (ties: Recall@100).
 
+    ``validation="small"`` tunes on :func:`engine.data.protocol.small_item_split` instead: the
+    items below the new-item minimum play the new items against ALL old items (phases 0..II);
+    protocol.md allows them as validation tasks, and they resemble new items more than
+    held-out old items do.
+
     Returns ``{method: {"best": {...}, "trials": [{"settings", "val": {phase: {metric}},
     "score"}]}}`` (not run methods: ``{"best": None, "reason": ...}``).
+
+    Raises:
+        ValueError: an unknown ``validation``.
     """
     settings = settings or BenchSettings()
-    split = validation_split(split_dataset(dataset, protocol), protocol)
+    if validation not in VALIDATION_SETS:
+        raise ValueError(f"unknown validation set {validation!r}; known: {list(VALIDATION_SETS)}")
+    if validation == "small":
+        split = small_item_split(dataset, protocol)
+    else:
+        split = validation_split(split_dataset(dataset, protocol), protocol)
     progress(f"{dataset.name} validation split: {split.summary()}")
     item_fields, target_fields, tables, needed = split_tables(dataset, split, settings.backbone)
     texts = TextVectors(dataset, needed, cache_dir, settings.encoder, None, "not used in tuning",

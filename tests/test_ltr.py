@@ -158,3 +158,97 @@ def test_a_learned_product_builds_the_ltr_ranker_with_its_validated_settings():
             assert cfg.ranker == "ltr"
             assert cfg.ltr == DATASET_SETTINGS[dataset]["methods"][product]["ltr"]
             LtrConfig.from_dict(cfg.ltr)  # every key is a setting of the ranker
+
+
+def test_mates_vote_reaches_targets_no_neighbour_has_and_excludes_the_target_itself():
+    from engine.ltr.features import mates_vote, memberships
+
+    # targets 0,1,2 share attribute "a"; 3 has "b" alone; 4 has none
+    a = memberships([["a"], ["a"], ["a", "b"], ["b"], []])
+    vote = np.array([[0.6, 0.0, 0.0, 0.3, 0.9]])
+    got = mates_vote(a, vote)[0]
+    assert got[1] == pytest.approx(0.3)  # mates 0 and 2: (0.6 + 0) / 2; it has no vote itself
+    assert got[0] == pytest.approx(0.0)  # its own 0.6 is not counted
+    assert got[2] == pytest.approx((0.3 + 0.3) / 2)  # "a": (0.6+0)/2, "b": 0.3; averaged
+    assert got[3] == pytest.approx(0.0)  # "b"'s other member (2) has no vote
+    assert got[4] == 0.0  # no attributes
+
+
+def test_gene_attributes_in_features_and_saved_config(tmp_path):
+    from engine.ltr.features import attribute_features
+    from engine.ltr.knowledge import knowledge_from_lists
+
+    with pytest.raises(ValueError, match="unknown kinds"):
+        LtrConfig(attributes=("colour",))
+    cfg = LtrConfig.from_dict({"attributes": ["family", "tissue"], "monotone": True,
+                               "item_level": True})
+    assert cfg.attributes == ("family", "tissue") and cfg.to_dict()["attributes"] == [
+        "family", "tissue"]
+    x, text = _disjoint(8, 3)
+    n = x.shape[1]
+    fam = [["g1"] if t < 6 else [] for t in range(n)]
+    know = knowledge_from_lists(fam, ["gene with protein product"] * n,
+                                {"family": fam, "tissue": [["heart"]] * 3 + [[]] * (n - 3)})
+    assert attribute_features(know) == ("family_vote", "tissue_vote", "tissue_shared")
+    names = feature_names(know, item_level=True)
+    ref = Reference(x, text, 10.0)
+    conf = np.zeros((1, n), np.float32)
+    conf[0, 0] = 1
+    fx = item_features(ref, ref.similarities(text[:1]), conf, np.zeros_like(conf), k=3,
+                       temperature=0.1, wide_k=5, knowledge=know, item_level=True)
+    col = {name: i for i, name in enumerate(names)}
+    assert fx.shape == (1, n, len(names))
+    assert fx[0, 1, col["tissue_shared"]] == 1 and fx[0, 5, col["tissue_shared"]] == 0
+    sims = np.sort(ref.similarities(text[:1])[0])[::-1]
+    assert fx[0, 7, col["sim1"]] == pytest.approx(sims[0], abs=1e-6)
+    assert fx[0, 7, col["simk"]] == pytest.approx(sims[:3].mean(), abs=1e-6)
+    assert knowledge_from_lists(**{"families": know.to_json()["families"],
+                                   "loci": know.to_json()["loci"],
+                                   "attributes": know.to_json()["attributes"]}
+                                ).attribute_lists == know.attribute_lists
+
+
+def test_monotone_constraints_keep_more_evidence_from_lowering_a_score():
+    from engine.ltr.model import MONOTONE, fit_booster
+
+    rng = np.random.default_rng(0)
+    names = feature_names(None)
+    rows = 4000
+    fx = rng.random((rows, len(names))).astype(np.float32)
+    vote = names.index("vote")
+    # labels that fall with the vote above .8 on these lists (an old-item quirk)
+    y = ((fx[:, vote] > 0.5) & (fx[:, vote] < 0.8)).astype(np.float32)
+    sizes = np.full(rows // 100, 100)
+    cfg = LtrConfig(n_estimators=30, num_leaves=7, min_data_in_leaf=20, monotone=True,
+                    threads=1)
+    booster = fit_booster(fx, y, sizes, names, cfg, 0)
+    grid = np.tile(fx[:1], (11, 1))
+    grid[:, vote] = np.linspace(0, 1, 11)
+    pred = booster.predict(grid)
+    assert MONOTONE["vote"] == 1 and np.all(np.diff(pred) >= -1e-12)
+    free = fit_booster(fx, y, sizes, names, LtrConfig(n_estimators=30, num_leaves=7,
+                                                      min_data_in_leaf=20, threads=1), 0)
+    assert np.any(np.diff(free.predict(grid)) < 0)  # unconstrained, it learns the dip
+
+
+def test_extra_tasks_are_scored_against_all_old_items():
+    from engine.ltr.model import ExtraTasks
+
+    x, text = _disjoint(12, 4)
+    tasks = Tasks([], [], [], [])
+    for i in range(x.shape[0]):
+        tasks.item.append(i)
+        tasks.confirmed.append(np.zeros(0, np.int64))
+        tasks.rejected.append(np.zeros(0, np.int64))
+        tasks.relevant.append(x[i].indices)
+    cfg = LtrConfig(folds=3, candidates=10, random_negatives=10, k=3, wide_k=5)
+    # an extra item whose text equals old item 0's: its nearest neighbour is that item
+    extra = ExtraTasks(Tasks([0], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)],
+                             [x[0].indices]), text[:1].copy())
+    f0, l0, s0 = training_lists(x, text, tasks, cfg, 0, None)
+    f1, l1, s1 = training_lists(x, text, tasks, cfg, 0, None, extra=extra)
+    assert len(s1) == len(s0) + 1
+    last = f1[-s1[-1]:]
+    names = feature_names(None)
+    pos = l1[-s1[-1]:] > 0
+    assert np.all(last[pos, names.index("near5")] >= 1)  # old item 0 is in the reference

@@ -23,6 +23,7 @@ from engine.data.protocol import (
     TRAIN_PHASE,
     ProtocolConfig,
     sample_negatives,
+    small_item_split,
     split_dataset,
     validation_split,
 )
@@ -248,3 +249,26 @@ def test_check_data_on_fixture_layout(fixtures_dir: Path, tmp_path: Path) -> Non
     assert not broken[0]["ok"] and "users.dat, line 1" in broken[0]["error"]
     assert "ERROR" in format_report(broken)
     assert check_data(tmp_path / "absent") == [] and "No datasets" in format_report([])
+
+
+@pytest.mark.needs_data
+def test_real_small_item_split(shared_data: Path) -> None:
+    """The second tuning split: DisGeNET diseases with 12-15 associations play the new items
+    (phases I and II of 4 positives, at least 4 test positives) against all 414 old diseases;
+    no new disease's row is used, and the split carries the dataset's own protocol."""
+    ds = load_disgenet_dir(shared_data)
+    split = split_dataset(ds, DISGENET_PROTOCOL)
+    small = small_item_split(ds, DISGENET_PROTOCOL)
+    assert small.old_items == split.old_items
+    assert small.train.equals(split.train)
+    assert not set(small.new_items) & (set(split.new_items) | set(split.old_items))
+    counts = ds.interactions.groupby(ITEM_ID).size()
+    assert set(counts.loc[small.new_items]) <= set(range(12, 16))
+    assert len(small.new_items) == int(((counts >= 12) & (counts <= 15)).sum()) == 278
+    assert sorted(small.phases) == ["I", "II"]
+    test_pos = small.test[small.test[LABEL] == 1].groupby(ITEM_ID).size()
+    assert test_pos.min() >= 4 and len(test_pos) == len(small.new_items)
+    assert small.config == DISGENET_PROTOCOL
+    assert small.dataset.endswith("/small-items")
+    with pytest.raises(ValueError, match="at least 2 update phases"):
+        small_item_split(ds, ProtocolConfig(**{**DISGENET_PROTOCOL.__dict__, "n_phases": 1}))

@@ -305,6 +305,35 @@ def split_dataset(ds: Dataset, cfg: ProtocolConfig) -> Split:
     )
 
 
+def small_item_split(ds: Dataset, cfg: ProtocolConfig) -> Split:
+    """A second tuning split: items that are neither old nor new play the new items.
+
+    protocol.md allows items below the new-item minimum as validation tasks (never as items a
+    new item is scored against): they resemble new items more than held-out old items do.
+    Items with ``lo .. cfg.new_min - 1`` interactions get ``cfg.n_phases - 1`` phase batches of
+    ``cfg.k`` and at least ``t = max(min_test_positives, k // 4, 1)`` test rows, where
+    ``lo = (n_phases - 1) * k + t``; the old items, their rows and the negatives are those of
+    :func:`split_dataset` (the same seed). New items' rows are never touched. The returned
+    split carries ``cfg`` itself (methods that simulate phases on old items read it).
+
+    Raises:
+        ValueError: a protocol with a single phase (no smaller items fit a phase batch).
+    """
+    if cfg.n_phases < 2:
+        raise ValueError("small_item_split needs a protocol with at least 2 update phases")
+    t = max(cfg.min_test_positives, cfg.k // 4, 1)
+    phases = cfg.n_phases - 1
+    lo = phases * cfg.k + t
+    if lo > cfg.new_min - 1:
+        raise ValueError(f"small_item_split: no item size fits {phases} phases of {cfg.k} and "
+                         f"{t} test rows below new_min = {cfg.new_min}")
+    small = replace(cfg, new_min=lo, new_max=cfg.new_min - 1, n_phases=phases,
+                    min_test_positives=t)
+    out = split_dataset(ds, small)
+    return replace(out, config=cfg,
+                   dataset=f"{out.dataset}/small-items" if out.dataset else "small-items")
+
+
 def validation_split(split: Split, cfg: ProtocolConfig) -> Split:
     """A tuning split carved from OLD items only; new items' rows are never touched.
 

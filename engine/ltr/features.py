@@ -17,7 +17,14 @@ training item ever sees its own row):
 - popularity over reference items (``pop_share``, ``pop_rank_log``), the numbers of confirmed
   and rejected targets, whether the target itself was rejected or confirmed;
 - target-side knowledge when the catalog has it (genes: the number of confirmed genes sharing
-  an HGNC gene group with it, ``family_shared``; its HGNC ``locus_type`` as a category).
+  an HGNC gene group with it, ``family_shared``; its HGNC ``locus_type`` as a category), and
+  per attribute kind of :attr:`TargetKnowledge.attributes` (HGNC gene group ``family``, HPA
+  tissue of enriched expression ``tissue``, NCBI cytogenetic band ``band``): ``<kind>_vote``,
+  the text-neighbour vote of the target's attribute mates (itself excluded), averaged over its
+  attributes, which reaches targets no neighbour has; and ``<kind>_shared`` (``family`` has
+  ``family_shared``), the confirmed targets sharing an attribute with it;
+- item level (``item_level``): the similarity of the nearest reference item (``sim1``) and the
+  mean over the ``k`` nearest (``simk``): how far the text prior can be trusted.
 
 Shapes: ``M`` items, ``R`` reference items, ``N`` targets, ``F`` features.
 """
@@ -25,6 +32,7 @@ Shapes: ``M`` items, ``R`` reference items, ``N`` targets, ``F`` features.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 import numpy as np
 from scipy import sparse
@@ -43,6 +51,7 @@ BASE_FEATURES: tuple[str, ...] = (
     "cooc_mean", "cooc_max", "cooc_count", "rejected", "confirmed",
 )
 GENE_FEATURES: tuple[str, ...] = ("family_shared", "locus_type")
+ITEM_LEVEL_FEATURES: tuple[str, ...] = ("sim1", "simk")
 
 
 def unit_rows(v: np.ndarray) -> np.ndarray:
@@ -61,10 +70,28 @@ class TargetKnowledge:
     group_ids: list[str] | None = None
     families: list[list[str]] | None = None
     loci: list[str] | None = None
+    #: attribute kind -> per-target attribute lists (``family``, ``tissue``, ``band``); the
+    #: kinds whose ``<kind>_vote`` / ``<kind>_shared`` features the ranker computes
+    attribute_lists: dict[str, list[list[str]]] = dataclass_field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.attributes: dict[str, sparse.csr_matrix] = {
+            kind: memberships(lists) for kind, lists in self.attribute_lists.items()}
 
     def to_json(self) -> dict:
         """Plain lists (what :func:`engine.ltr.knowledge.knowledge_from_lists` reads)."""
-        return {"families": self.families, "loci": self.loci}
+        return {"families": self.families, "loci": self.loci,
+                "attributes": self.attribute_lists}
+
+
+def memberships(lists: list[list[str]]) -> sparse.csr_matrix:
+    """0/1 ``[N, A]`` of per-target attribute lists (attributes in sorted order)."""
+    ids = sorted({a for row in lists for a in row})
+    pos = {a: i for i, a in enumerate(ids)}
+    rows = [r for r, row in enumerate(lists) for _ in row]
+    cols = [pos[a] for row in lists for a in row]
+    return sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
+                             shape=(len(lists), max(len(ids), 1)))
 
 
 class Reference:
@@ -95,8 +122,39 @@ class Reference:
         return unit_rows(text) @ self.text.T
 
 
-def feature_names(knowledge: TargetKnowledge | None) -> tuple[str, ...]:
-    return BASE_FEATURES + (GENE_FEATURES if knowledge is not None else ())
+def attribute_features(knowledge: TargetKnowledge | None) -> tuple[str, ...]:
+    """``<kind>_vote`` and ``<kind>_shared`` per attribute kind (``family_shared`` is in
+    :data:`GENE_FEATURES`)."""
+    if knowledge is None:
+        return ()
+    out: list[str] = []
+    for kind in knowledge.attribute_lists:
+        out.append(f"{kind}_vote")
+        if kind != "family":
+            out.append(f"{kind}_shared")
+    return tuple(out)
+
+
+def feature_names(knowledge: TargetKnowledge | None, item_level: bool = False
+                  ) -> tuple[str, ...]:
+    return (BASE_FEATURES + (GENE_FEATURES if knowledge is not None else ())
+            + attribute_features(knowledge) + (ITEM_LEVEL_FEATURES if item_level else ()))
+
+
+def mates_vote(a: sparse.csr_matrix, vote: np.ndarray) -> np.ndarray:
+    """``[M, N]``: per target, the mean vote of its attribute mates (itself excluded),
+    averaged over its attributes (0 without attributes).
+
+    Args:
+        a: ``[N, A]`` 0/1 memberships; vote: ``[M, N]`` per-target vote.
+    """
+    size = np.asarray(a.sum(0), np.float64).ravel()  # [A]
+    w = np.where(size > 1, 1.0 / np.maximum(size - 1, 1), 0.0)  # mates per attribute
+    prof = np.asarray((a.T @ vote.T).T) * w[None, :]  # [M, A] mean vote of the members
+    own = vote * np.asarray(a @ w).ravel()[None, :]  # the target's own share of it
+    n_attr = np.asarray(a.sum(1), np.float64).ravel()  # [N]
+    total = np.asarray((a @ prof.T).T) - own  # [M, N]
+    return np.where(n_attr[None, :] > 0, total / np.maximum(n_attr, 1)[None, :], 0.0)
 
 
 def _rank_log(values: np.ndarray) -> np.ndarray:
@@ -124,7 +182,8 @@ def cooc_parts(ref: Reference, confirmed_rows: np.ndarray
 
 def item_features(ref: Reference, sims: np.ndarray, confirmed: np.ndarray,
                   rejected: np.ndarray, *, k: int, temperature: float, wide_k: int,
-                  knowledge: TargetKnowledge | None = None) -> np.ndarray:
+                  knowledge: TargetKnowledge | None = None, item_level: bool = False
+                  ) -> np.ndarray:
     """Features ``[M, N, F]`` float32 (order: :func:`feature_names`).
 
     Args:
@@ -138,7 +197,7 @@ def item_features(ref: Reference, sims: np.ndarray, confirmed: np.ndarray,
     n = ref.n_targets
     confirmed = np.asarray(confirmed, np.float64)
     rejected = np.asarray(rejected, np.float64)
-    names = feature_names(knowledge)
+    names = feature_names(knowledge, item_level)
     out = np.zeros((m, n, len(names)), np.float32)
     col = {name: i for i, name in enumerate(names)}
 
@@ -202,7 +261,15 @@ def item_features(ref: Reference, sims: np.ndarray, confirmed: np.ndarray,
 
     if knowledge is not None:
         g = knowledge.groups
-        shared = (sparse.csr_matrix(confirmed) @ g @ g.T).toarray()  # [M, N]
+        conf_sparse = sparse.csr_matrix(confirmed)
+        shared = (conf_sparse @ g @ g.T).toarray()  # [M, N]
         out[:, :, col["family_shared"]] = shared
         out[:, :, col["locus_type"]] = knowledge.category[None, :]
+        for kind, a in knowledge.attributes.items():
+            out[:, :, col[f"{kind}_vote"]] = mates_vote(a, vote)
+            if kind != "family":
+                out[:, :, col[f"{kind}_shared"]] = (conf_sparse @ a @ a.T).toarray()
+    if item_level:
+        out[:, :, col["sim1"]] = top_sim[:, :1]
+        out[:, :, col["simk"]] = top_sim[:, :kk].mean(1, keepdims=True)
     return out

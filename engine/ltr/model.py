@@ -61,6 +61,11 @@ class LtrConfig:
         n_estimators, learning_rate, num_leaves, min_data_in_leaf, feature_fraction:
             LightGBM LambdaRank.
         knowledge: use target-side knowledge (HGNC gene groups, locus type) when available.
+        attributes: gene attribute kinds with ``<kind>_vote`` / ``<kind>_shared`` features
+            (:data:`engine.ltr.knowledge.ATTRIBUTE_KINDS`; used with ``knowledge``).
+        item_level: the item-level features ``sim1`` / ``simk`` (text prior confidence).
+        monotone: LightGBM monotone constraints (:data:`MONOTONE`): more evidence of a channel
+            never lowers a target's score, so what is learned on old items carries to new ones.
         threads: LightGBM threads.
     """
 
@@ -77,6 +82,10 @@ class LtrConfig:
     min_data_in_leaf: int = 100
     feature_fraction: float = 0.9
     knowledge: bool = True
+    attributes: tuple[str, ...] = ()
+    item_level: bool = False
+    monotone: bool = False
+    confirmed_in_lists: bool = True
     threads: int = 2
 
     def __post_init__(self) -> None:
@@ -93,6 +102,13 @@ class LtrConfig:
             raise ValueError("LtrConfig.candidates and random_negatives must be >= 0")
         if not 0 < self.feature_fraction <= 1:
             raise ValueError("LtrConfig.feature_fraction must be in (0, 1]")
+        from engine.ltr.knowledge import ATTRIBUTE_KINDS
+
+        object.__setattr__(self, "attributes", tuple(self.attributes))
+        bad = set(self.attributes) - set(ATTRIBUTE_KINDS)
+        if bad:
+            raise ValueError(f"LtrConfig.attributes: unknown kinds {sorted(bad)}; "
+                             f"known: {list(ATTRIBUTE_KINDS)}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> LtrConfig:
@@ -103,7 +119,9 @@ class LtrConfig:
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["attributes"] = list(self.attributes)
+        return out
 
 
 # ---- simulated phases on old items ------------------------------------------------------------
@@ -152,6 +170,29 @@ def simulate_tasks(train: pd.DataFrame, item_pos: pd.Series, target_pos: pd.Seri
     return out
 
 
+@dataclass
+class ExtraTasks:
+    """Simulated phase lists of items that are neither old nor new (below the new-item
+    minimum; protocol.md allows them as training tasks, never as reference items): their
+    channels are computed against ALL old items. ``text [E, T]``: their text vectors, the rows
+    that ``tasks.item`` indexes."""
+
+    tasks: Tasks
+    text: np.ndarray
+
+
+def extra_tasks(rows: pd.DataFrame, text_of: Callable[[list[str]], np.ndarray],
+                target_pos: pd.Series, k: int, n_phases: int) -> ExtraTasks:
+    """:class:`ExtraTasks` of the items in ``rows`` (split rows with ``rank``: every row of
+    each item, negatives included); ``text_of(item_ids) -> [E, T]``."""
+    from engine.schema import ITEM_ID
+
+    ids = sorted(rows[ITEM_ID].astype(str).unique().tolist())
+    pos = pd.Series(np.arange(len(ids)), index=ids)
+    tasks = simulate_tasks(rows, pos, target_pos, k, n_phases, None)
+    return ExtraTasks(tasks, np.asarray(text_of(ids), np.float64))
+
+
 def _decision_rows(n: int, rows: list[np.ndarray]) -> np.ndarray:
     out = np.zeros((len(rows), n), np.float32)
     for i, r in enumerate(rows):
@@ -160,10 +201,12 @@ def _decision_rows(n: int, rows: list[np.ndarray]) -> np.ndarray:
 
 
 def training_lists(x, text: np.ndarray, tasks: Tasks, config: LtrConfig, seed: int,
-                   knowledge: TargetKnowledge | None, progress: ProgressFn | None = None
+                   knowledge: TargetKnowledge | None, progress: ProgressFn | None = None,
+                   extra: ExtraTasks | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(features ``[rows, F]``, labels ``[rows]``, list sizes ``[lists]``) with every channel
-    computed leave-fold-out over old items (rows of ``x [K, N]`` / ``text [K, T]``)."""
+    computed leave-fold-out over old items (rows of ``x [K, N]`` / ``text [K, T]``), then the
+    ``extra`` items' lists against all old items."""
     from scipy import sparse
 
     x = sparse.csr_matrix(x, dtype=np.float32)
@@ -175,51 +218,80 @@ def training_lists(x, text: np.ndarray, tasks: Tasks, config: LtrConfig, seed: i
     with one_blas_thread():
         _fold_lists(x, text, tasks, config, knowledge, fold, rng, chunk, progress,
                     feats, labels, sizes)
+        if extra is not None and extra.tasks.item:
+            ref = Reference(x, text, config.ease_lam)
+            _lists_against(ref, unit_rows(extra.text), extra.tasks,
+                           np.arange(len(extra.tasks.item)), config, knowledge, rng, chunk,
+                           feats, labels, sizes)
     return np.concatenate(feats), np.concatenate(labels), np.asarray(sizes, np.int64)
 
 
 def _fold_lists(x, text, tasks, config, knowledge, fold, rng, chunk, progress,
                 feats: list, labels: list, sizes: list) -> None:
     """The training lists of every fold, appended to ``feats``, ``labels``, ``sizes``."""
-    n = x.shape[1]
     task_item = np.asarray(tasks.item)
     for f in range(config.folds):
         ref_rows = np.flatnonzero(fold != f)
         ref = Reference(x[ref_rows], text[ref_rows], config.ease_lam)
         lists = np.flatnonzero(fold[task_item] == f)
-        for s in range(0, len(lists), chunk):
-            part = lists[s : s + chunk]
-            conf = _decision_rows(n, [tasks.confirmed[i] for i in part])
-            rej = _decision_rows(n, [tasks.rejected[i] for i in part])
-            sims = ref.similarities(text[task_item[part]])
-            fx = item_features(ref, sims, conf, rej, k=config.k,
-                               temperature=config.temperature, wide_k=config.wide_k,
-                               knowledge=knowledge)
-            names = feature_names(knowledge)
-            vn, en = names.index("vote_norm"), names.index("ease_norm")
-            for j, i in enumerate(part):
-                # rows are drawn without looking at labels (top candidates + a uniform
-                # sample), so a list's label rate per feature value is the catalog's;
-                # confirmed targets are in every list as relevant, marked by the feature
-                # ``confirmed`` (the model learns that a confirmed target is the item's)
-                rel = np.union1d(tasks.relevant[i], tasks.confirmed[i])
-                simple = fx[j, :, vn] + fx[j, :, en]
-                c = min(config.candidates, n)
-                top = (np.argpartition(-simple, c - 1)[:c] if c > 0
-                       else np.zeros(0, np.int64))
-                rand = rng.choice(n, size=min(config.random_negatives, n), replace=False)
-                rows = np.unique(np.concatenate([top, rand, tasks.confirmed[i]]))
-                if tasks.hidden:  # positives beyond the cap: neither relevant nor not
-                    rows = np.setdiff1d(rows, tasks.hidden[i])
-                y = np.isin(rows, rel).astype(np.float32)
-                if not y.any():
-                    continue
-                feats.append(fx[j, rows])
-                labels.append(y)
-                sizes.append(len(rows))
+        _lists_against(ref, text, tasks, lists, config, knowledge, rng, chunk,
+                       feats, labels, sizes)
         if progress is not None:
             progress("ltr", (f + 1) / (config.folds + 1),
                      f"learned ranker: training lists of fold {f + 1}/{config.folds}")
+
+
+def _lists_against(ref: Reference, text: np.ndarray, tasks: Tasks, lists: np.ndarray,
+                   config: LtrConfig, knowledge, rng, chunk: int,
+                   feats: list, labels: list, sizes: list) -> None:
+    """The training lists ``lists`` (indices into ``tasks``; items are rows of ``text``) with
+    every channel computed against ``ref``, appended to ``feats``, ``labels``, ``sizes``."""
+    n = ref.n_targets
+    task_item = np.asarray(tasks.item)
+    names = feature_names(knowledge, config.item_level)
+    vn, en = names.index("vote_norm"), names.index("ease_norm")
+    for s in range(0, len(lists), chunk):
+        part = lists[s : s + chunk]
+        conf = _decision_rows(n, [tasks.confirmed[i] for i in part])
+        rej = _decision_rows(n, [tasks.rejected[i] for i in part])
+        sims = ref.similarities(text[task_item[part]])
+        fx = item_features(ref, sims, conf, rej, k=config.k,
+                           temperature=config.temperature, wide_k=config.wide_k,
+                           knowledge=knowledge, item_level=config.item_level)
+        for j, i in enumerate(part):
+            # rows are drawn without looking at labels (top candidates + a uniform
+            # sample), so a list's label rate per feature value is the catalog's;
+            # confirmed targets are in every list as relevant, marked by the feature
+            # ``confirmed`` (the model learns that a confirmed target is the item's)
+            keep = tasks.confirmed[i] if config.confirmed_in_lists else np.zeros(0, np.int64)
+            rel = np.union1d(tasks.relevant[i], keep)
+            simple = fx[j, :, vn] + fx[j, :, en]
+            c = min(config.candidates, n)
+            top = (np.argpartition(-simple, c - 1)[:c] if c > 0
+                   else np.zeros(0, np.int64))
+            rand = rng.choice(n, size=min(config.random_negatives, n), replace=False)
+            rows = np.unique(np.concatenate([top, rand, keep]))
+            if not config.confirmed_in_lists:
+                rows = np.setdiff1d(rows, tasks.confirmed[i])
+            if tasks.hidden:  # positives beyond the cap: neither relevant nor not
+                rows = np.setdiff1d(rows, tasks.hidden[i])
+            y = np.isin(rows, rel).astype(np.float32)
+            if not y.any():
+                continue
+            feats.append(fx[j, rows])
+            labels.append(y)
+            sizes.append(len(rows))
+
+
+#: Direction of each channel's evidence (+1: more is better, -1: a larger value is worse);
+#: features not listed are unconstrained.
+MONOTONE: dict[str, int] = {
+    "vote": 1, "vote_norm": 1, "vote_wide": 1, "near5": 1, "best_sim": 1, "best_rank": -1,
+    "ease": 1, "ease_norm": 1, "ease_rank_log": -1, "cooc_mean": 1, "cooc_max": 1,
+    "cooc_count": 1, "pop_share": 1, "pop_rank_log": -1, "rejected": -1, "confirmed": 1,
+    "family_shared": 1, "family_vote": 1, "tissue_vote": 1, "tissue_shared": 1,
+    "band_vote": 1, "band_shared": 1,
+}
 
 
 def fit_booster(features: np.ndarray, labels: np.ndarray, sizes: np.ndarray,
@@ -239,6 +311,9 @@ def fit_booster(features: np.ndarray, labels: np.ndarray, sizes: np.ndarray,
         "verbose": -1,
         "deterministic": True, "force_row_wise": True,
     }
+    if config.monotone:
+        params["monotone_constraints"] = [MONOTONE.get(n, 0) for n in names]
+        params["monotone_constraints_method"] = "advanced"
     return lgb.train(params, ds, num_boost_round=config.n_estimators)
 
 
@@ -263,7 +338,7 @@ class LtrRanker:
         self.ref = reference
         self.knowledge = knowledge
         self.domain = domain
-        self.names = feature_names(knowledge)
+        self.names = feature_names(knowledge, config.item_level)
         self.meta = dict(meta or {})
         self.memo = FeatureMemo()
         #: full-catalog feature computations for one item (memo misses of :meth:`score`)
@@ -293,7 +368,7 @@ class LtrRanker:
         c = self.config
         return item_features(self.ref, self.ref.similarities(np.atleast_2d(text)), confirmed,
                              rejected, k=c.k, temperature=c.temperature, wide_k=c.wide_k,
-                             knowledge=self.knowledge)
+                             knowledge=self.knowledge, item_level=c.item_level)
 
     def score_many(self, text: np.ndarray, confirmed: np.ndarray, rejected: np.ndarray,
                    chunk: int = 32) -> np.ndarray:
@@ -359,13 +434,15 @@ class LtrRanker:
         cos = cooc_parts(self.ref, conf)[0][:, rows] if conf.size else None  # [C, M]
         conf_names = target_names(conf) if conf.size else []
         groups = {
-            "neighbours": ("vote", "vote_norm", "vote_wide", "near5", "best_sim", "best_rank"),
+            "neighbours": ("vote", "vote_norm", "vote_wide", "near5", "best_sim", "best_rank",
+                           "sim1", "simk"),
             "cooc": ("cooc_mean", "cooc_max", "cooc_count"),
             "ease": ("ease", "ease_norm", "ease_rank_log"),
             "popularity": ("pop_share", "pop_rank_log"),
             "decisions": ("n_confirmed", "n_rejected", "rejected", "confirmed",
                           "ease_rejected"),
-            "knowledge": ("family_shared", "locus_type"),
+            "knowledge": ("family_shared", "locus_type", "family_vote", "tissue_vote",
+                          "tissue_shared", "band_vote", "band_shared"),
         }
         out = []
         for i in range(len(rows)):
@@ -424,6 +501,11 @@ class LtrRanker:
             if v["family_shared"] > 0:
                 parts.append(f"shares a gene group with {int(v['family_shared'])} confirmed "
                              "gene" + ("s" if v["family_shared"] != 1 else ""))
+            for kind, noun in (("tissue", "an enriched tissue"), ("band", "a chromosome band")):
+                if v.get(f"{kind}_shared", 0) > 0:
+                    n_ = int(v[f"{kind}_shared"])
+                    parts.append(f"shares {noun} with {n_} confirmed gene"
+                                 + ("s" if n_ != 1 else ""))
             code = int(v["locus_type"])
             if self.knowledge is not None and 0 <= code < len(self.knowledge.category_names):
                 parts.append(f"locus type: {self.knowledge.category_names[code]}")
@@ -459,7 +541,8 @@ class LtrRanker:
         knowledge = None
         if info.get("knowledge"):
             doc = json.loads((directory / "ltr_knowledge.json").read_text())
-            knowledge = knowledge_from_lists(doc["families"], doc["loci"])
+            knowledge = knowledge_from_lists(doc["families"], doc["loci"],
+                                             doc.get("attributes"))
         ranker = cls(booster, config, Reference(old_positives, text, config.ease_lam),
                      knowledge, info.get("domain", ""), info.get("meta"))
         if tuple(info.get("features", ranker.names)) != ranker.names:
@@ -469,12 +552,14 @@ class LtrRanker:
 
 #: The settings the training lists depend on (the rest are LightGBM's).
 LIST_SETTINGS: tuple[str, ...] = ("k", "temperature", "wide_k", "ease_lam", "folds",
-                                  "candidates", "random_negatives", "knowledge")
+                                  "candidates", "random_negatives", "knowledge", "attributes",
+                                  "item_level", "confirmed_in_lists")
 
 
 def train_ltr(data, old_text: np.ndarray, config: LtrConfig, seed: int = 0,
               progress: ProgressFn | None = None, knowledge_path: Path | None = None,
-              lists_cache: dict | None = None) -> LtrRanker:
+              lists_cache: dict | None = None, extra: ExtraTasks | None = None
+              ) -> LtrRanker:
     """Train the learned ranker on ``data``'s old items (``TrainingData``) with their text
     vectors ``old_text [K, T]`` (``split.old_items`` order). ``lists_cache``: a dict kept
     across calls on the same data (the benchmark's context) that reuses the training lists
@@ -488,22 +573,23 @@ def train_ltr(data, old_text: np.ndarray, config: LtrConfig, seed: int = 0,
     if config.knowledge and data.dataset.domain == "disease":
         knowledge = gene_knowledge(data.dataset.targets,
                                    knowledge_path if knowledge_path is not None
-                                   else hgnc_path())
+                                   else hgnc_path(), config.attributes)
     text = unit_rows(np.asarray(old_text, np.float64))
     x = data.old_positives_sparse
     tasks = simulate_tasks(split.train, data.old_pos, data.target_pos,
                            int(proto.k) if proto else 4, int(proto.n_phases) if proto else 3,
                            int(proto.new_max) if proto else None)
-    key = ("ltr-lists", seed, tuple(getattr(config, f) for f in LIST_SETTINGS))
+    key = ("ltr-lists", seed, tuple(getattr(config, f) for f in LIST_SETTINGS),
+           None if extra is None else len(extra.tasks.item))
     if lists_cache is not None and key in lists_cache:  # tuning: LightGBM settings only vary
         feats, labels, sizes = lists_cache[key]
     else:
         feats, labels, sizes = training_lists(x, text, tasks, config, seed, knowledge,
-                                              progress)
+                                              progress, extra)
         if lists_cache is not None:
             lists_cache[key] = (feats, labels, sizes)
     t1 = time.perf_counter()
-    names = feature_names(knowledge)
+    names = feature_names(knowledge, config.item_level)
     booster = fit_booster(feats, labels, sizes, names, config, seed)
     if progress is not None:
         progress("ltr", 1.0, f"learned ranker: {len(sizes)} lists, {len(labels)} rows")
