@@ -114,3 +114,19 @@ def test_candidate_list_ranked_within_the_catalog(db, diseases):
     with pytest.raises(ValueError, match="None of the entries"):
         analyst.candidate_ranking(diseases, state, analyst.CandidateList((), ("x",)))
     assert isinstance(table, pd.DataFrame)
+
+
+def test_default_dials_are_the_committed_validation_choice():
+    """The product's default dial per domain is the one the committed simulated-analyst run
+    (``bench/suggest.py``) chose on the old-item validation split, run with the ranker the
+    product ships for that dataset."""
+    import json
+    from pathlib import Path
+
+    from engine.tuned import emerflow_workspace_config
+
+    results = Path(__file__).resolve().parents[1] / "results" / "suggest"
+    for dataset, domain in (("disgenet-curated", "disease"), ("movielens-1m-partial", "movie")):
+        doc = json.loads((results / f"{dataset}.json").read_text(encoding="utf-8"))
+        assert DEFAULT_DIALS[domain] == doc["validation"]["chosen_dial"] == doc["dial"], dataset
+        assert doc["ranker"] == emerflow_workspace_config(dataset).ranker, dataset
