@@ -93,6 +93,35 @@ def test_batch_equals_dashboard_for_a_catalogue_movie(db, movies):
     assert "user" in got.table.columns and "symbol" not in got.table.columns
 
 
+@pytest.mark.slow
+def test_batch_equals_dashboard_with_the_learned_ranker(db, fix_data, encoder, tmp_path):
+    """The product's ranker on DisGeNET and MovieLens is the learned one: a batch row equals
+    the dashboard's there too, its "why this rank" (LightGBM contributions) included, at
+    phase 0 and after a refinement with confirmed and rejected genes."""
+    from engine.build import build_dataset_workspace
+    from engine.config import WorkspaceConfig
+
+    cfg = WorkspaceConfig(dataset="demo-diseases", ranker="ltr",
+                          ltr={"folds": 3, "n_estimators": 20, "candidates": 50,
+                               "random_negatives": 50})
+    ws = build_dataset_workspace("demo-diseases", config=cfg, encoder=encoder, home=tmp_path)
+    assert ws.ranker.kind == "ltr"
+    item = _create_resolved(db, ws, "OMIM:154700")
+    got = rank_items(ws, ["OMIM:154700"], top=TOP, knowledge=fix_data)
+    assert not got.errors
+    pd.testing.assert_frame_equal(_batch_part(got.table),
+                                  _dashboard_table(db, ws, item.id).reset_index(drop=True))
+    top = flows.predict_item(db, ws, item.id).prediction.targets
+    yes, no = str(top.iloc[7]["target_id"]), str(top.iloc[0]["target_id"])
+    flows.confirm_and_refine(db, ws, item.id, [(yes, 1), (no, 0)])
+    got = rank_items(ws, [BatchItem("OMIM:154700", confirmed=(yes,), rejected=(no,))],
+                     top=TOP, knowledge=fix_data)
+    assert not got.errors
+    part = _batch_part(got.table)
+    pd.testing.assert_frame_equal(part, _dashboard_table(db, ws, item.id).reset_index(drop=True))
+    assert part["decision"].iloc[0] == "confirmed" and part["why this rank"].str.len().min() > 10
+
+
 def test_unknown_items_and_targets_are_listed_not_fatal(diseases, fix_data):
     got = rank_items(diseases, ["no such disease xyz", BatchItem("OMIM:154700",
                                                                  confirmed=("NOTAGENE9",)),
