@@ -1,20 +1,23 @@
 """Prediction tables and charts data for the Predictions and Feedback pages (no streamlit).
 
 Genes get NCBI Gene and HGNC links; users get their demographic columns; movies get the
-predicted appeal per age band, gender and occupation.
+predicted appeal per age band, gender and occupation, against each group's usual appeal
+over the established movies.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from urllib.parse import quote
 
+import numpy as np
 import pandas as pd
 
 from app.flows import ItemState
 from engine import evidence as ev
-from engine.schema import DISEASE, MULTI_SEP, TARGET_ID
-from engine.workspace import Workspace
+from engine.schema import DISEASE, ITEM_ID, MULTI_SEP, TARGET_ID
+from engine.workspace import Workspace, ranking_order
 
 NCBI_GENE_URL = "https://www.ncbi.nlm.nih.gov/gene/{}"
 HGNC_URL = "https://www.genenames.org/tools/search/#!/?query={}"
@@ -77,12 +80,90 @@ def ranked_targets(ws: Workspace, state: ItemState, *, top_n: int = 25,
                            active=rated_targets(ws) if ws.domain != DISEASE else None)
 
 
-def appeal_by_group(ws: Workspace, state: ItemState) -> pd.DataFrame:
-    """Predicted appeal of the movie per user group: attribute, group, appeal, users.
+APPEAL_SAMPLE = 60  #: established items scored for a workspace's per-group baseline (at most)
 
-    ``appeal`` is the group's mean percentile in the movie's ranking (0-100; 50 = no more
-    drawn to it than the average user): readable whatever the ranker's score scale (the
-    shared-space score is a log-probability near -18, where every group looked the same).
+_USUAL: dict[tuple[str, str], pd.DataFrame] = {}
+_USUAL_LOCK = threading.Lock()
+
+
+def _percentiles(scores: np.ndarray) -> np.ndarray:
+    """Each target's percentile in the ranking of ``scores`` (share of the catalog ranked
+    below, 0-100), as :class:`engine.workspace.RankedCatalog` computes it."""
+    order = ranking_order(np.asarray(scores, np.float64))
+    n = len(order)
+    pct = np.empty(n, np.float64)
+    pct[order] = 100.0 * (n - 1 - np.arange(n)) / max(n - 1, 1)
+    return pct
+
+
+def _group_codes(ws: Workspace) -> dict[str, tuple[np.ndarray, list[str]]]:
+    """Per user attribute present in the target table: (group code per target row, groups)."""
+    out = {}
+    for col in USER_GROUPS:
+        if col in ws.dataset.targets.columns:
+            codes, groups = pd.factorize(ws.dataset.targets[col].astype(str), sort=True)
+            out[col] = (codes, [str(g) for g in groups])
+    return out
+
+
+def usual_appeal(ws: Workspace) -> pd.DataFrame:
+    """Each user group's usual mean percentile: attribute, group, usual, items.
+
+    The workspace's established (old) items only: up to :data:`APPEAL_SAMPLE` of them, evenly
+    spread over the sorted ids, each ranked from its dataset features as a new item would be
+    (phase 0, ``Workspace.scores``); ``usual`` is the mean over those rankings of the group's
+    mean percentile. Groups whose users the ranker places high for any movie (e.g. the most
+    active ones) have a high usual value. Computed once per workspace model (the dashboard's
+    warm-up does it in the background when a movie workspace is loaded).
+    """
+    key = (ws.name, ws.model_version)
+    with _USUAL_LOCK:
+        if key not in _USUAL:
+            _USUAL[key] = _usual_appeal(ws)
+        return _USUAL[key]
+
+
+def _usual_appeal(ws: Workspace) -> pd.DataFrame:
+    from app.flows.items import dataset_features
+
+    groups = _group_codes(ws)
+    cols = ["attribute", "group", "usual", "items"]
+    if not groups:
+        return pd.DataFrame(columns=cols)
+    old = list(ws.split.old_items)
+    pick = (old if len(old) <= APPEAL_SAMPLE else
+            [old[i] for i in np.linspace(0, len(old) - 1, APPEAL_SAMPLE).round().astype(int)])
+    rows = ws.dataset.items.set_index(ws.dataset.items[ITEM_ID].astype(str))
+    sums = {c: np.zeros(len(g)) for c, (_, g) in groups.items()}
+    n_items = 0
+    for item_id in pick:
+        feats = {f["name"]: f["value"] for f in dataset_features(ws, rows.loc[item_id].to_dict())}
+        try:
+            scores, _ = ws.scores(feats)
+        except ValueError:  # nothing to serialize
+            continue
+        pct = _percentiles(scores)
+        for col, (codes, g) in groups.items():
+            counts = np.bincount(codes, minlength=len(g))
+            sums[col] += np.bincount(codes, weights=pct, minlength=len(g)) / np.maximum(counts, 1)
+        n_items += 1
+    if not n_items:
+        return pd.DataFrame(columns=cols)
+    return pd.DataFrame(
+        [(col, grp, float(sums[col][j] / n_items), n_items)
+         for col, (_, g) in groups.items() for j, grp in enumerate(g)], columns=cols)
+
+
+def appeal_by_group(ws: Workspace, state: ItemState) -> pd.DataFrame:
+    """Predicted appeal of the movie per user group: attribute, group, appeal, usual,
+    vs usual, users.
+
+    ``appeal`` is the group's mean percentile in the movie's ranking (0-100; 50 = the middle
+    of the ranking). It alone mostly says how the ranker places a group for *any* movie (the
+    most active groups sit high whatever the film), so ``usual`` is that group's mean
+    percentile over the established movies (:func:`usual_appeal`) and ``vs usual`` =
+    ``appeal - usual`` (percentile points): positive = the group is drawn to this movie more
+    than to the usual established one.
     """
     t = state.prediction.targets
     value = "percentile" if "percentile" in t.columns else "score"
@@ -94,9 +175,18 @@ def appeal_by_group(ws: Workspace, state: ItemState) -> pd.DataFrame:
         g.columns = ["group", "appeal", "users"]
         g.insert(0, "attribute", col)
         frames.append(g)
+    cols = ["attribute", "group", "appeal", "usual", "vs usual", "users"]
     if not frames:
-        return pd.DataFrame(columns=["attribute", "group", "appeal", "users"])
-    return pd.concat(frames, ignore_index=True)
+        return pd.DataFrame(columns=cols)
+    out = pd.concat(frames, ignore_index=True)
+    usual = usual_appeal(ws) if value == "percentile" else pd.DataFrame()
+    if usual.empty:
+        out["usual"] = np.nan
+    else:
+        out = out.merge(usual[["attribute", "group", "usual"]], on=["attribute", "group"],
+                        how="left")
+    out["vs usual"] = out["appeal"] - out["usual"]
+    return out[cols]
 
 
 def neighbour_table(state: ItemState) -> pd.DataFrame:
@@ -107,4 +197,4 @@ def neighbour_table(state: ItemState) -> pd.DataFrame:
 
 
 __all__ = ["appeal_by_group", "hgnc_url", "ncbi_url", "neighbour_table", "ranked_targets",
-           "hgnc_page", "rated_targets", "score_range", "target_classes"]
+           "hgnc_page", "rated_targets", "score_range", "target_classes", "usual_appeal"]

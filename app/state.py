@@ -115,6 +115,7 @@ def warm_evidence(ws: Workspace) -> threading.Thread:
     loaded, so the analyst's first Predictions view finds them ready (the builders hold a lock:
     a page arriving mid-build waits for that build instead of starting its own)."""
     from app import evidence, lookup
+    from app import predictions as preds
 
     def build() -> None:
         try:
@@ -122,6 +123,8 @@ def warm_evidence(ws: Workspace) -> threading.Thread:
             evidence.hpo_annotations()
             if ws.domain == "disease":
                 lookup.gene_resolver(ws)
+            else:
+                preds.usual_appeal(ws)
         except Exception:  # noqa: BLE001 - the page builds (and reports) it again when viewed
             log.exception("warming the evidence caches of %s failed", ws.name)
         freeze_long_lived()

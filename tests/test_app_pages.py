@@ -176,7 +176,13 @@ def test_predictions_page_movie_chart(demo_env):
     at.switch_page("views/predictions.py").run()
     assert not at.exception
     assert {"user", "gender", "age", "occupation"} <= set(at.dataframe[0].value.columns)
-    assert at.get("vega_lite_chart") or at.get("arrow_vega_lite_chart")
+    charts = at.get("vega_lite_chart") or at.get("arrow_vega_lite_chart")
+    assert charts
+    assert "Predicted appeal by user group, vs. this group's usual" in texts(at.subheader)
+    spec = json.loads(charts[0].proto.spec)
+    y = spec["spec"]["encoding"]["y"]  # faceted: the bars are each group's lift over its usual
+    assert y["field"] == "vs usual"
+    assert y["title"] == "appeal vs. this group's usual (percentile points)"
 
 
 def test_pages_without_item_show_hint(demo_env):

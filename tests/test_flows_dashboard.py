@@ -317,3 +317,29 @@ def test_the_rerun_after_a_refinement_reuses_its_ranking(db, diseases):
     again = flows.reuse_or_predict(db, diseases, item.id, s1)
     assert again is not s1 and again.phase == s2.phase == 2
     assert flows.reuse_or_predict(db, diseases, item.id, None).phase == 2
+
+
+def test_movie_appeal_against_each_groups_usual(db, movies):
+    """The appeal bars subtract each group's usual mean percentile over established movies
+    (computed from old items only), so two different movies order the groups differently."""
+    usual = predictions.usual_appeal(movies)
+    assert usual is predictions.usual_appeal(movies)  # cached per workspace model
+    n_old = len(movies.split.old_items)
+    assert usual["items"].eq(min(n_old, predictions.APPEAL_SAMPLE)).all()
+    assert set(usual["attribute"]) == {"age", "gender", "occupation"}
+    assert usual["usual"].between(0, 100).all()
+    orders = []
+    for title, genres, desc in (
+            ("Orbit Star 9", ["Sci-Fi", "Thriller"], "A starship crew hunted beyond the galaxy."),
+            ("Puppy Parade 2", ["Children's", "Animation"], "Cartoon puppies sing at a fair.")):
+        item = items.create(db, movies, items.movie_input(title=title, year=1998,
+                                                          genres=genres, description=desc))
+        a = predictions.appeal_by_group(movies, flows.predict_item(db, movies, item.id))
+        assert list(a.columns) == ["attribute", "group", "appeal", "usual", "vs usual", "users"]
+        assert a["usual"].notna().all()
+        assert np.allclose(a["vs usual"], a["appeal"] - a["usual"])
+        merged = a.merge(usual, on=["attribute", "group"], suffixes=("", "_ws"))
+        assert np.allclose(merged["usual"], merged["usual_ws"]) and len(merged) == len(a)
+        orders.append({att: g.sort_values("vs usual")["group"].tolist()
+                       for att, g in a.groupby("attribute")})
+    assert orders[0] != orders[1]

@@ -98,13 +98,28 @@ st.dataframe(table, hide_index=True, width="stretch", column_config=cfg, key="pr
 if ws.domain != DISEASE:
     appeal = preds.appeal_by_group(ws, state)
     if not appeal.empty:
-        st.subheader("Predicted appeal by user group")
+        st.subheader("Predicted appeal by user group, vs. this group's usual")
+        baseline = appeal["usual"].notna().all()
+        y_field = "vs usual" if baseline else "appeal"
+        st.caption(
+            "Each bar: the group's mean percentile in this movie's ranking minus its mean "
+            f"percentile over {int(preds.usual_appeal(ws)['items'].iloc[0])} established "
+            "movies (percentile points; above 0 = drawn to this movie more than usual)."
+            if baseline else "Mean percentile of the group in this movie's ranking "
+            "(50 = the middle); no baseline over established movies is available.")
+        lim = max(5.0, float(appeal[y_field].abs().max())) if baseline else 100.0
         chart = alt.Chart(appeal).mark_bar().encode(
             x=alt.X("group:N", sort="-y", title=None),
-            y=alt.Y("appeal:Q", title="mean percentile in the ranking (50 = average)",
-                    scale=alt.Scale(domain=[0, 100])),
+            y=alt.Y(f"{y_field}:Q",
+                    title="appeal vs. this group's usual (percentile points)" if baseline
+                    else "mean percentile in the ranking (50 = the middle)",
+                    scale=alt.Scale(domain=[-lim, lim] if baseline else [0, 100])),
             color=alt.Color("attribute:N", legend=None),
-            tooltip=["attribute", "group", alt.Tooltip("appeal:Q", format=".1f"), "users"],
+            tooltip=["attribute", "group",
+                     alt.Tooltip("vs usual:Q", format="+.1f", title="vs. usual"),
+                     alt.Tooltip("appeal:Q", format=".1f", title="mean percentile"),
+                     alt.Tooltip("usual:Q", format=".1f", title="usual mean percentile"),
+                     "users"],
         ).properties(height=220).facet(
             column=alt.Column("attribute:N", title=None)
         ).resolve_scale(x="independent")
