@@ -28,13 +28,13 @@ DATASET_SETTINGS: dict[str, dict[str, Any]] = {
         "popularity": {},
         "popularity-rate": {"prior_strength": 300000.0},
         "item-mean": {},
-        "cooc-knn": {"alpha": 0.45, "pop_weight": 0.0},
+        "cooc-knn": {"alpha": 0.45, "pop_weight": 0.01},
         "ease": {"lam": 3000.0},
-        "text-knn": {"k": 50, "pop_weight": 0.05, "temperature": 0.1},
-        "text-cooc": {"k": 50, "pop_weight": 0.05, "temperature": 0.1, "alpha": 0.45,
-                      "weight": 3.0},
-        "text-ease": {"k": 50, "pop_weight": 0.05, "temperature": 0.1, "lam": 3000.0,
-                      "beta": 3.0},
+        "text-knn": {"k": 100, "pop_weight": 0.05, "temperature": 0.1},
+        "text-cooc": {"k": 100, "pop_weight": 0.05, "temperature": 0.1, "alpha": 0.45,
+                      "weight": 10.0},
+        "text-ease": {"k": 100, "pop_weight": 0.05, "temperature": 0.1, "lam": 3000.0,
+                      "beta": 2.0},
         "backbone": {"refine_lr": 1.0, "refine_steps": 20},
         "metaemb": {"inner_lr": 0.5, "refine_lr": 0.5, "refine_steps": 20},
         "cvar": {"refine_lr": 1.0, "refine_steps": 5},
@@ -51,12 +51,12 @@ DATASET_SETTINGS: dict[str, dict[str, Any]] = {
                   "step_lr": 1.0, "temperature": 0.05}
            for name in ("emerflow-tt-nollm", "emerflow-tt")},
         # the learned ranker: channel settings from the text-knn and ease rounds (validated)
-        # `emerflow bench tune --dataset movielens-1m-partial --methods emerflow-ltr --trials 12`
-        # round L2, the widened grid of EmerFlowLtr.grid
-        # (results/movielens-1m-partial/emerflow-ltr-tuning.json): validation NDCG@100 .2645
-        "emerflow-ltr": {"ltr": {"k": 50, "temperature": 0.1, "ease_lam": 3000.0,
-                                 "learning_rate": 0.1, "min_data_in_leaf": 300,
-                                 "n_estimators": 50, "num_leaves": 127}},
+        # `emerflow bench tune --dataset movielens-1m-partial --methods emerflow-ltr --trials 12
+        #  --validation-set small` round L3, on the items below the new-item minimum
+        # (results/movielens-1m-partial/tuning-small.json): validation NDCG@100 .2220
+        "emerflow-ltr": {"ltr": {"k": 100, "temperature": 0.1, "ease_lam": 3000.0,
+                                 "learning_rate": 0.1, "min_data_in_leaf": 100,
+                                 "monotone": True, "n_estimators": 100, "num_leaves": 31}},
     }},
     # `emerflow bench tune --dataset disgenet-curated --methods <all but the LLM/kb variants>
     #  --trials 12` (results/disgenet-curated/tuning.json, every trial); the text ablations
@@ -66,15 +66,15 @@ DATASET_SETTINGS: dict[str, dict[str, Any]] = {
         # baselines: the 2026-12-03 rounds of results/README.md (issue 16: count popularity,
         # widened grids; text-cooc and text-ease take their parts' settings and tune the weight)
         "popularity": {},
-        "popularity-rate": {"prior_strength": 1000.0},
+        "popularity-rate": {"prior_strength": 100.0},
         "item-mean": {},
-        "cooc-knn": {"alpha": 1.0, "pop_weight": 0.0},
+        "cooc-knn": {"alpha": 0.7, "pop_weight": 0.03},
         "ease": {"lam": 50.0},
         "text-knn": {"k": 100, "pop_weight": 0.05, "temperature": 0.02},
-        "text-cooc": {"k": 100, "pop_weight": 0.05, "temperature": 0.02, "alpha": 1.0,
-                      "weight": 0.5},
+        "text-cooc": {"k": 100, "pop_weight": 0.05, "temperature": 0.02, "alpha": 0.7,
+                      "weight": 1.5},
         "text-ease": {"k": 100, "pop_weight": 0.05, "temperature": 0.02, "lam": 50.0,
-                      "beta": 2.0},
+                      "beta": 3.0},
         "backbone": {"refine_lr": 0.05, "refine_steps": 20},
         "metaemb": {"inner_lr": 0.1, "refine_lr": 0.05, "refine_steps": 5},
         "cvar": {"refine_lr": 0.05, "refine_steps": 20},
@@ -92,12 +92,12 @@ DATASET_SETTINGS: dict[str, dict[str, Any]] = {
                   "temperature": 0.02}
            for name in ("emerflow-tt", "emerflow-tt-kb")},
         # the learned ranker: channel settings from the text-knn and ease rounds (validated)
-        # `emerflow bench tune --dataset disgenet-curated --methods emerflow-ltr --trials 12`
-        # round L2, the widened grid of EmerFlowLtr.grid
-        # (results/disgenet-curated/emerflow-ltr-tuning.json): validation NDCG@100 .5350
+        # `emerflow bench tune --dataset disgenet-curated --methods emerflow-ltr --trials 12
+        #  --validation-set small` round L3, on the items below the new-item minimum
+        # (results/disgenet-curated/tuning-small.json): validation NDCG@100 .0966 (phases 0-II)
         "emerflow-ltr": {"ltr": {"k": 100, "temperature": 0.02, "ease_lam": 50.0,
-                                 "learning_rate": 0.1, "min_data_in_leaf": 100,
-                                 "n_estimators": 50, "num_leaves": 15}},
+                                 "learning_rate": 0.02, "min_data_in_leaf": 100,
+                                 "monotone": False, "n_estimators": 200, "num_leaves": 15}},
     }},
 }
 

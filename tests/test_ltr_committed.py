@@ -1,5 +1,7 @@
-"""The learned ranker's committed figures: ``results/<dataset>/emerflow-ltr-tuning.json``
-(its tuning round), ``engine/tuned.py`` (the settings chosen there),
+"""The learned ranker's committed figures: ``results/<dataset>/tuning-small.json`` (its
+tuning round L3 on the small-item validation set, beside the baselines' rounds there),
+``results/<dataset>/emerflow-ltr-tuning.json`` (rounds L1/L2 on held-out old items, where it
+was chosen as the product), ``engine/tuned.py`` (the settings chosen in L3),
 ``results/<dataset>/emerflow-ltr.json`` (the 3-seed test run with them) and the README rows
 quoting that run. Each check reads the real
 files, so a stale setting, a result file run with other settings or a README figure that no
@@ -37,9 +39,10 @@ def test_ltr_settings_are_the_best_trial_of_its_round_on_the_current_grid(datase
     grid in the code is the grid that ran), engine/tuned.py holds its best validation trial
     and the channels' settings of the text-knn and ease rounds, and the committed 3-seed
     result ran with exactly those settings."""
-    doc = _json(RESULTS / dataset / f"{NAME}-tuning.json")
+    doc = _json(RESULTS / dataset / "tuning-small.json")
     rec = doc["methods"][NAME]
     assert doc["dataset"] == dataset and doc["trials_per_method"] == DEFAULT_TRIALS
+    assert "--validation-set small" in doc["command"]
     assert [t["settings"] for t in rec["trials"]] == grid_trials(
         METHODS[NAME].grid, doc["trials_per_method"], doc["seed"])
     best = _best(rec["trials"])
@@ -60,12 +63,41 @@ def test_ltr_settings_are_the_best_trial_of_its_round_on_the_current_grid(datase
 def test_ltr_is_the_product_because_it_wins_validation(dataset):
     """PRODUCT_METHOD names the learned ranker because its best validation NDCG@100 (mean of
     phases) is above the best of text-ease (the strongest simple sum) and of the shared-space
-    EmerFlow (tuning.json)."""
+    EmerFlow on held-out old items (tuning.json, round L2), and above every simple baseline's
+    on the small-item validation set (tuning-small.json, round L3)."""
     assert PRODUCT_METHOD[dataset] == NAME
     mine = _best(_json(RESULTS / dataset / f"{NAME}-tuning.json")["methods"][NAME]["trials"])
     others = _json(RESULTS / dataset / "tuning.json")["methods"]
     for other in ("text-ease", "emerflow-tt-nollm"):
         assert mine["score"] > _best(others[other]["trials"])["score"], other
+    small = _json(RESULTS / dataset / "tuning-small.json")["methods"]
+    mine = _best(small[NAME]["trials"])
+    assert set(small) >= {"text-knn", "ease", "cooc-knn", "text-ease", "text-cooc"}
+    for other, rec in small.items():
+        if other != NAME:
+            assert mine["score"] > _best(rec["trials"])["score"], other
+
+
+@pytest.mark.parametrize("dataset", REAL)
+def test_baselines_take_their_small_item_round(dataset):
+    """Every baseline tuned on the small-item set runs with that round's best settings (the
+    parts' settings of text-ease / text-cooc included) in engine/tuned.py and in its committed
+    3-seed result."""
+    small = _json(RESULTS / dataset / "tuning-small.json")["methods"]
+    tuned = DATASET_SETTINGS[dataset]["methods"]
+    for name, rec in small.items():
+        if name == NAME:
+            continue
+        best = _best(rec["trials"])["settings"]
+        assert {k: tuned[name][k] for k in best} == best, name
+        ran = _json(RESULTS / dataset / f"{name}.json")["config"]["method"]
+        assert {k: ran[k] for k in tuned[name]} == tuned[name], name
+    for combo, part, keys in (("text-ease", "text-knn", ("k", "temperature")),
+                              ("text-ease", "ease", ("lam",)),
+                              ("text-cooc", "text-knn", ("k", "temperature")),
+                              ("text-cooc", "cooc-knn", ("alpha",))):
+        for k in keys:
+            assert tuned[combo][k] == tuned[part][k], (combo, part, k)
 
 
 def _cell(doc: dict, phase: str) -> str:

@@ -37,14 +37,16 @@ class EmerFlowLtr(Method):
     defaults: ClassVar[dict[str, Any]] = LtrConfig().to_dict()
     #: LightGBM's settings (the training lists are built once per tuning round); the
     #: channels' settings (k, temperature, ease_lam) come from text-knn's and ease's rounds.
-    #: Round L2 (results/README.md): L1's grid (learning_rate .05-.2, n_estimators 100-200,
-    #: num_leaves 15-63, min_data_in_leaf 20-100) put every chosen value at an edge, so each
-    #: axis is widened past the edge the datasets chose.
+    #: Round L2 (results/README.md) widened L1's edges; round L3 runs on the small-item
+    #: validation set (``tune --validation-set small``), centred on L2's choices, widened past
+    #: the edges the first small-item draw chose (learning rate .05, 100 trees), with the
+    #: monotone constraints as a setting (L2's 63/127 leaves and min leaf 50 never won).
     grid: ClassVar[dict[str, tuple[Any, ...]]] = {
         "learning_rate": (0.02, 0.05, 0.1),
-        "n_estimators": (50, 100, 200, 400),
-        "num_leaves": (7, 15, 63, 127),
-        "min_data_in_leaf": (50, 100, 300),
+        "n_estimators": (50, 100, 200),
+        "num_leaves": (7, 15, 31),
+        "min_data_in_leaf": (100, 300),
+        "monotone": (False, True),
     }
 
     def __init__(self, **overrides: Any):

@@ -262,9 +262,10 @@ class TextCooc(TextKnn):
 
     name: ClassVar[str] = "text-cooc"
     defaults: ClassVar[dict[str, Any]] = {**TextKnn.defaults, "alpha": 0.5, "weight": 1.0}
-    #: the text part's and cooc part's settings come from text-knn's and cooc-knn's rounds
-    grid: ClassVar[dict[str, tuple[Any, ...]]] = {"weight": (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0,
-                                                             1.5, 2.0, 3.0, 5.0, 10.0)}
+    #: the text part's and cooc part's settings come from text-knn's and cooc-knn's rounds;
+    #: widened past 10 after the small-item round S1 chose MovieLens weight 10, the old edge
+    grid: ClassVar[dict[str, tuple[Any, ...]]] = {"weight": (0.2, 0.3, 0.5, 0.7, 1.0, 1.5,
+                                                             2.0, 3.0, 5.0, 10.0, 30.0, 100.0)}
     phase_settings: ClassVar[frozenset[str]] = frozenset({"alpha", "weight"})
 
     def __init__(self, **overrides: Any):

@@ -494,6 +494,8 @@ class LtrRanker:
                 return "you rejected it"
             if v["confirmed"] > 0:
                 return "you confirmed it"
+            if v["n_confirmed"] == 0 and v["n_rejected"] == 0:
+                return ""  # the same for every target of an item without decisions
             return (f"{int(v['n_confirmed'])} confirmed and {int(v['n_rejected'])} rejected "
                     "so far")
         if group == "knowledge":
