@@ -467,8 +467,9 @@ def test_committed_baseline_settings_are_the_validated_ones_inside_their_grids(d
 def test_committed_text_ease_is_at_least_each_of_its_parts(dataset):
     """Validation (what chose beta): text-ease's mean NDCG@100 over phases is at least
     text-knn's and ease's, its Phase 0 is text-knn's ranking and its update phases are within
-    1% of ease's or above. Test split (3 seeds): Phase 0 = text-knn; Phases I-III at least text-knn and
-    text-cooc, Phase III within 1% of ease or above, by NDCG@100 and Recall@100."""
+    1% of ease's or above. Test split (3 seeds): Phase 0 = text-knn; Phases I-III at least
+    text-knn and text-cooc, Phase III within 1% of ease or above, by NDCG@100 and
+    Recall@100."""
     tuning = _rounds(dataset)
 
     def best(name: str) -> dict:

@@ -252,3 +252,21 @@ def test_extra_tasks_are_scored_against_all_old_items():
     names = feature_names(None)
     pos = l1[-s1[-1]:] > 0
     assert np.all(last[pos, names.index("near5")] >= 1)  # old item 0 is in the reference
+
+
+def test_simple_sum_feature_is_the_text_ease_form():
+    x, text = _disjoint(10, 3)
+    ref = Reference(x, text, 10.0)
+    n = x.shape[1]
+    conf = np.zeros((1, n), np.float32)
+    conf[0, [0, 1]] = 1
+    with pytest.raises(ValueError, match="sum_beta"):
+        LtrConfig(sum_beta=-1.0)
+    names = feature_names(None, simple_sum=True)
+    fx = item_features(ref, ref.similarities(text[:1]), conf, np.zeros_like(conf), k=3,
+                       temperature=0.1, wide_k=5, sum_beta=2.0)
+    col = {name: i for i, name in enumerate(names)}
+    assert fx.shape[2] == len(names) and names[-1] == "simple_sum"
+    want = fx[0, :, col["vote_norm"]] + 2.0 * fx[0, :, col["ease_norm"]]
+    assert np.allclose(fx[0, :, col["simple_sum"]], want)
+    assert np.ptp(want) > 0

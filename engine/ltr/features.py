@@ -23,6 +23,9 @@ training item ever sees its own row):
   the text-neighbour vote of the target's attribute mates (itself excluded), averaged over its
   attributes, which reaches targets no neighbour has; and ``<kind>_shared`` (``family`` has
   ``family_shared``), the confirmed targets sharing an attribute with it;
+- ``simple_sum`` (``sum_beta > 0``): the strongest simple sum itself, ``vote_norm + sum_beta *
+  ease_norm`` (the ``text-ease`` baseline's form, its validated beta), so the trees start from
+  it instead of approximating a sum with splits;
 - item level (``item_level``): the similarity of the nearest reference item (``sim1``) and the
   mean over the ``k`` nearest (``simk``): how far the text prior can be trusted.
 
@@ -135,10 +138,11 @@ def attribute_features(knowledge: TargetKnowledge | None) -> tuple[str, ...]:
     return tuple(out)
 
 
-def feature_names(knowledge: TargetKnowledge | None, item_level: bool = False
-                  ) -> tuple[str, ...]:
+def feature_names(knowledge: TargetKnowledge | None, item_level: bool = False,
+                  simple_sum: bool = False) -> tuple[str, ...]:
     return (BASE_FEATURES + (GENE_FEATURES if knowledge is not None else ())
-            + attribute_features(knowledge) + (ITEM_LEVEL_FEATURES if item_level else ()))
+            + attribute_features(knowledge) + (ITEM_LEVEL_FEATURES if item_level else ())
+            + (("simple_sum",) if simple_sum else ()))
 
 
 def mates_vote(a: sparse.csr_matrix, vote: np.ndarray) -> np.ndarray:
@@ -182,8 +186,8 @@ def cooc_parts(ref: Reference, confirmed_rows: np.ndarray
 
 def item_features(ref: Reference, sims: np.ndarray, confirmed: np.ndarray,
                   rejected: np.ndarray, *, k: int, temperature: float, wide_k: int,
-                  knowledge: TargetKnowledge | None = None, item_level: bool = False
-                  ) -> np.ndarray:
+                  knowledge: TargetKnowledge | None = None, item_level: bool = False,
+                  sum_beta: float = 0.0) -> np.ndarray:
     """Features ``[M, N, F]`` float32 (order: :func:`feature_names`).
 
     Args:
@@ -197,7 +201,7 @@ def item_features(ref: Reference, sims: np.ndarray, confirmed: np.ndarray,
     n = ref.n_targets
     confirmed = np.asarray(confirmed, np.float64)
     rejected = np.asarray(rejected, np.float64)
-    names = feature_names(knowledge, item_level)
+    names = feature_names(knowledge, item_level, sum_beta > 0)
     out = np.zeros((m, n, len(names)), np.float32)
     col = {name: i for i, name in enumerate(names)}
 
@@ -269,6 +273,9 @@ def item_features(ref: Reference, sims: np.ndarray, confirmed: np.ndarray,
             out[:, :, col[f"{kind}_vote"]] = mates_vote(a, vote)
             if kind != "family":
                 out[:, :, col[f"{kind}_shared"]] = (conf_sparse @ a @ a.T).toarray()
+    if sum_beta > 0:
+        out[:, :, col["simple_sum"]] = (out[:, :, col["vote_norm"]]
+                                        + sum_beta * out[:, :, col["ease_norm"]])
     if item_level:
         out[:, :, col["sim1"]] = top_sim[:, :1]
         out[:, :, col["simk"]] = top_sim[:, :kk].mean(1, keepdims=True)

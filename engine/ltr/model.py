@@ -64,6 +64,8 @@ class LtrConfig:
         attributes: gene attribute kinds with ``<kind>_vote`` / ``<kind>_shared`` features
             (:data:`engine.ltr.knowledge.ATTRIBUTE_KINDS`; used with ``knowledge``).
         item_level: the item-level features ``sim1`` / ``simk`` (text prior confidence).
+        sum_beta: > 0 adds the feature ``simple_sum = vote_norm + sum_beta * ease_norm`` (the
+            text-ease baseline's validated beta).
         monotone: LightGBM monotone constraints (:data:`MONOTONE`): more evidence of a channel
             never lowers a target's score, so what is learned on old items carries to new ones.
         threads: LightGBM threads.
@@ -86,6 +88,7 @@ class LtrConfig:
     item_level: bool = False
     monotone: bool = False
     confirmed_in_lists: bool = True
+    sum_beta: float = 0.0
     threads: int = 2
 
     def __post_init__(self) -> None:
@@ -98,6 +101,8 @@ class LtrConfig:
         for name in ("temperature", "ease_lam", "learning_rate"):
             if not float(getattr(self, name)) > 0:
                 raise ValueError(f"LtrConfig.{name} must be > 0")
+        if self.sum_beta < 0:
+            raise ValueError("LtrConfig.sum_beta must be >= 0")
         if self.candidates < 0 or self.random_negatives < 0:
             raise ValueError("LtrConfig.candidates and random_negatives must be >= 0")
         if not 0 < self.feature_fraction <= 1:
@@ -248,7 +253,7 @@ def _lists_against(ref: Reference, text: np.ndarray, tasks: Tasks, lists: np.nda
     every channel computed against ``ref``, appended to ``feats``, ``labels``, ``sizes``."""
     n = ref.n_targets
     task_item = np.asarray(tasks.item)
-    names = feature_names(knowledge, config.item_level)
+    names = feature_names(knowledge, config.item_level, config.sum_beta > 0)
     vn, en = names.index("vote_norm"), names.index("ease_norm")
     for s in range(0, len(lists), chunk):
         part = lists[s : s + chunk]
@@ -257,7 +262,8 @@ def _lists_against(ref: Reference, text: np.ndarray, tasks: Tasks, lists: np.nda
         sims = ref.similarities(text[task_item[part]])
         fx = item_features(ref, sims, conf, rej, k=config.k,
                            temperature=config.temperature, wide_k=config.wide_k,
-                           knowledge=knowledge, item_level=config.item_level)
+                           knowledge=knowledge, item_level=config.item_level,
+                           sum_beta=config.sum_beta)
         for j, i in enumerate(part):
             # rows are drawn without looking at labels (top candidates + a uniform
             # sample), so a list's label rate per feature value is the catalog's;
@@ -290,7 +296,7 @@ MONOTONE: dict[str, int] = {
     "ease": 1, "ease_norm": 1, "ease_rank_log": -1, "cooc_mean": 1, "cooc_max": 1,
     "cooc_count": 1, "pop_share": 1, "pop_rank_log": -1, "rejected": -1, "confirmed": 1,
     "family_shared": 1, "family_vote": 1, "tissue_vote": 1, "tissue_shared": 1,
-    "band_vote": 1, "band_shared": 1,
+    "band_vote": 1, "band_shared": 1, "simple_sum": 1,
 }
 
 
@@ -338,7 +344,7 @@ class LtrRanker:
         self.ref = reference
         self.knowledge = knowledge
         self.domain = domain
-        self.names = feature_names(knowledge, config.item_level)
+        self.names = feature_names(knowledge, config.item_level, config.sum_beta > 0)
         self.meta = dict(meta or {})
         self.memo = FeatureMemo()
         #: full-catalog feature computations for one item (memo misses of :meth:`score`)
@@ -368,7 +374,8 @@ class LtrRanker:
         c = self.config
         return item_features(self.ref, self.ref.similarities(np.atleast_2d(text)), confirmed,
                              rejected, k=c.k, temperature=c.temperature, wide_k=c.wide_k,
-                             knowledge=self.knowledge, item_level=c.item_level)
+                             knowledge=self.knowledge, item_level=c.item_level,
+                             sum_beta=c.sum_beta)
 
     def score_many(self, text: np.ndarray, confirmed: np.ndarray, rejected: np.ndarray,
                    chunk: int = 32) -> np.ndarray:
@@ -435,7 +442,7 @@ class LtrRanker:
         conf_names = target_names(conf) if conf.size else []
         groups = {
             "neighbours": ("vote", "vote_norm", "vote_wide", "near5", "best_sim", "best_rank",
-                           "sim1", "simk"),
+                           "sim1", "simk", "simple_sum"),
             "cooc": ("cooc_mean", "cooc_max", "cooc_count"),
             "ease": ("ease", "ease_norm", "ease_rank_log"),
             "popularity": ("pop_share", "pop_rank_log"),
@@ -555,7 +562,7 @@ class LtrRanker:
 #: The settings the training lists depend on (the rest are LightGBM's).
 LIST_SETTINGS: tuple[str, ...] = ("k", "temperature", "wide_k", "ease_lam", "folds",
                                   "candidates", "random_negatives", "knowledge", "attributes",
-                                  "item_level", "confirmed_in_lists")
+                                  "item_level", "confirmed_in_lists", "sum_beta")
 
 
 def train_ltr(data, old_text: np.ndarray, config: LtrConfig, seed: int = 0,
@@ -591,7 +598,7 @@ def train_ltr(data, old_text: np.ndarray, config: LtrConfig, seed: int = 0,
         if lists_cache is not None:
             lists_cache[key] = (feats, labels, sizes)
     t1 = time.perf_counter()
-    names = feature_names(knowledge, config.item_level)
+    names = feature_names(knowledge, config.item_level, config.sum_beta > 0)
     booster = fit_booster(feats, labels, sizes, names, config, seed)
     if progress is not None:
         progress("ltr", 1.0, f"learned ranker: {len(sizes)} lists, {len(labels)} rows")
