@@ -42,6 +42,8 @@ PHENOTYPES = "phenotypes"
 PHENOTYPE_IDS = "phenotype_ids"
 
 _KNOWLEDGE: dict[str, Knowledge] = {}
+_KNOWLEDGE_LOCK = threading.Lock()
+_GENES_LOCK = threading.Lock()
 
 
 def knowledge(root: str | None = None) -> Knowledge:
@@ -55,20 +57,37 @@ def knowledge(root: str | None = None) -> Knowledge:
     if src is None:
         return Knowledge()
     key = str(src.root.resolve())
-    if key not in _KNOWLEDGE:
-        # genes (NCBI + HGNC, ~3 s) are read on first use by the gene resolver, not here
-        _KNOWLEDGE[key] = Knowledge.load(src, genes=False)
-    return _KNOWLEDGE[key]
+    with _KNOWLEDGE_LOCK:  # one read per root, also while the server's warm-up reads it
+        if key not in _KNOWLEDGE:
+            # genes (NCBI + HGNC, ~2 s) are read on first use by the gene resolver, not here
+            _KNOWLEDGE[key] = Knowledge.load(src, genes=False)
+        return _KNOWLEDGE[key]
 
 
 def _gene_knowledge(root: str | None = None) -> GeneResolver | None:
     """NCBI gene_info + HGNC under the data root (read once), or None."""
     kn = knowledge(root)
     src = kn.sources
-    if kn.genes is None and src is not None and src.has("gene_info"):
-        kn.genes = GeneResolver.from_files(src.path("gene_info"),
-                                           src.path("hgnc") if src.has("hgnc") else None)
+    with _GENES_LOCK:  # one read, also while the server's warm-up reads the files
+        if kn.genes is None and src is not None and src.has("gene_info"):
+            kn.genes = GeneResolver.from_files(src.path("gene_info"),
+                                               src.path("hgnc") if src.has("hgnc") else None)
     return kn.genes
+
+
+def warm_data_root(root: str | None = None) -> None:
+    """Read the data root's knowledge that no workspace is needed for (disease and HPO files,
+    NCBI + HGNC genes, DisGeNET GDA scores) into this process's caches: what the dashboard's
+    server does in the background when it starts serving, so the first analyst's pages and
+    the workspace's evidence warm-up find the files read."""
+    from engine.evidence import read_gda_scores
+
+    src = knowledge(root).sources
+    if src is None:
+        return
+    _gene_knowledge(root)
+    if src.has("gda"):
+        read_gda_scores(src.path("gda"))
 
 
 def data_root_set() -> bool:
@@ -296,4 +315,4 @@ __all__ = ["AmbiguousGeneError", "DiseaseNotFoundError", "DiseaseResolution",
            "GeneLookupError", "UnknownGeneError", "data_root_set", "disease_features",
            "disease_suggestions", "gene_info", "gene_resolver", "hpo_options",
            "hpo_suggestions", "knowledge", "parse_phenotypes", "phenotypes_from_text",
-           "resolve_disease", "resolve_gene"]
+           "resolve_disease", "resolve_gene", "warm_data_root"]

@@ -12,7 +12,7 @@ import streamlit as st
 
 from app.errors import user_message
 from app.safe_text import md
-from app.state import ANALYST_KEY, ITEM_KEY, WORKSPACE_KEY, login_gate
+from app.state import ANALYST_KEY, ITEM_KEY, WORKSPACE_KEY, login_gate, warm_data_root
 from engine.settings import get_settings
 
 VIEWS = Path(__file__).resolve().parent / "views"
@@ -25,6 +25,7 @@ except ValueError as settings_error:
     st.error(md(str(settings_error)))
     st.stop()
 
+warm_data_root()  # once per server process: the knowledge files, read in the background
 identity = login_gate()  # stops on a "Log in" page when OIDC is configured and nobody is in
 navigation = st.navigation(
     [

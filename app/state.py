@@ -6,11 +6,13 @@ name and the LLM choice across pages. Everything else lives in plain modules und
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -109,6 +111,31 @@ def freeze_long_lived() -> None:
     gc.freeze()
 
 
+WARM_UP_EXIT_WAIT_S = 60.0  #: how long the process's exit waits for a running warm-up
+_WARM_UPS: list[threading.Thread] = []
+
+
+def _start_warm_up(target, name: str) -> threading.Thread:
+    """A background warm-up thread, started; the process's exit waits for it (see
+    :func:`_join_warm_ups`)."""
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    _WARM_UPS[:] = [t for t in _WARM_UPS if t.is_alive()]
+    _WARM_UPS.append(thread)
+    thread.start()
+    return thread
+
+
+@atexit.register
+def _join_warm_ups() -> None:
+    """At exit, let running warm-ups finish (at most :data:`WARM_UP_EXIT_WAIT_S` in all): a
+    daemon thread stopped by the interpreter's shutdown in the middle of native code (torch,
+    LightGBM, pyarrow thread pools) aborts the process ("terminate called without an active
+    exception")."""
+    deadline = time.monotonic() + WARM_UP_EXIT_WAIT_S
+    for thread in _WARM_UPS:
+        thread.join(max(0.0, deadline - time.monotonic()))
+
+
 def warm_evidence(ws: Workspace) -> threading.Thread:
     """Build the workspace's evidence caches (association index, gene resolver, phenotype
     annotations: seconds of file reading) in the background as soon as the workspace is
@@ -129,9 +156,29 @@ def warm_evidence(ws: Workspace) -> threading.Thread:
             log.exception("warming the evidence caches of %s failed", ws.name)
         freeze_long_lived()
 
-    thread = threading.Thread(target=build, name=f"warm-{ws.name}", daemon=True)
-    thread.start()
-    return thread
+    return _start_warm_up(build, f"warm-{ws.name}")
+
+
+@st.cache_resource(show_spinner=False)
+def _data_root_warm_up(root: str) -> threading.Thread:
+    from app import lookup
+
+    def read() -> None:
+        try:
+            lookup.warm_data_root(root or None)
+        except Exception:  # noqa: BLE001 - the pages read (and report) the files again
+            log.exception("reading the data root %s in the background failed", root)
+
+    return _start_warm_up(read, "warm-data-root")
+
+
+def warm_data_root() -> threading.Thread:
+    """Start reading the data root's knowledge files (diseases, HPO, NCBI + HGNC genes, GDA
+    scores: seconds) in the background, once per server process and data root: ``app/main.py``
+    calls it on the server's first script run, before any workspace is chosen, so the first
+    session's evidence warm-up and Predictions view do not wait for the files."""
+    data = get_settings().data
+    return _data_root_warm_up(str(data) if data is not None else "")
 
 
 def get_workspace(name: str) -> Workspace:
@@ -340,4 +387,4 @@ __all__ = ["ANALYST_KEY", "AugmentationError", "ITEM_KEY", "LLM_KEY", "WORKSPACE
            "analyst_name", "build_with_status", "current_item", "current_workspace",
            "get_cache", "get_db", "get_encoder", "get_provider", "get_workspace", "header",
            "is_built", "page_link", "read_only_reason", "read_secrets", "require_item",
-           "set_workspace"]
+           "set_workspace", "warm_data_root"]
