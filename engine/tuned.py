@@ -24,7 +24,9 @@ DATASET_SETTINGS: dict[str, dict[str, Any]] = {
     # ablations take the settings tuned for their raw-text method.
     "movielens-1m-partial": {"backbone": {}, "methods": {
         # baselines: the 2026-12-03 rounds of results/README.md (issue 16: count popularity,
-        # widened grids; text-cooc and text-ease take their parts' settings and tune the weight)
+        # widened grids; text-cooc and text-ease take their parts' settings and tune the weight);
+        # popularity-rate, cooc-knn, ease, text-knn, text-ease, text-cooc from round S1 on the
+        # small-item validation set (`--validation-set small`, results/<dataset>/tuning-small.json)
         "popularity": {},
         "popularity-rate": {"prior_strength": 300000.0},
         "item-mean": {},
@@ -64,7 +66,9 @@ DATASET_SETTINGS: dict[str, dict[str, Any]] = {
     # tuned for their raw-text method (emerflow-nollm; emerflow-tt-nollm).
     "disgenet-curated": {"backbone": {}, "methods": {
         # baselines: the 2026-12-03 rounds of results/README.md (issue 16: count popularity,
-        # widened grids; text-cooc and text-ease take their parts' settings and tune the weight)
+        # widened grids; text-cooc and text-ease take their parts' settings and tune the weight);
+        # popularity-rate, cooc-knn, ease, text-knn, text-ease, text-cooc from round S1 on the
+        # small-item validation set (`--validation-set small`, results/<dataset>/tuning-small.json)
         "popularity": {},
         "popularity-rate": {"prior_strength": 100.0},
         "item-mean": {},
