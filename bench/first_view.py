@@ -80,6 +80,33 @@ def measure(dataset: str, item_name: str, home: Path) -> dict[str, float]:
         pg.wait_for_timeout(250)
         pg.wait_for_function(IDLE_JS, timeout=TIMEOUT_MS)
 
+    def session(browser):
+        """A new analyst's page with ``dataset`` chosen (not yet used)."""
+        pg = browser.new_page(viewport={"width": 1440, "height": 1000})
+        pg.set_default_timeout(TIMEOUT_MS)
+        pg.goto(f"http://127.0.0.1:{port}")
+        pg.get_by_role("heading", name="Workspaces").first.wait_for(state="visible")
+        idle(pg)
+        pg.get_by_role("combobox", name="Workspace", exact=True).first.click()
+        pg.get_by_role("option", name=dataset, exact=True).first.click()
+        idle(pg)
+        return pg
+
+    def use_workspace(pg) -> None:
+        pg.get_by_role("button", name="Use this workspace", exact=True).first.click()
+        pg.get_by_text(f"Now working in {dataset}").first.wait_for(state="visible")
+        idle(pg)
+
+    def fill_item(pg, name: str) -> None:
+        nav(pg, "New item", "New item")
+        idle(pg)
+        pg.get_by_label("Disease name (required)", exact=True).first.fill(name)
+
+    def create_item(pg) -> None:
+        pg.get_by_role("button", name="Create item", exact=True).first.click()
+        pg.get_by_text("Review its features next").first.wait_for(state="visible")
+        idle(pg)
+
     def nav(pg, title: str, heading: str) -> None:
         pg.locator('[data-testid="stSidebarNavLink"]', has_text=title).first.click()
         pg.get_by_role("heading", name=heading).first.wait_for(state="visible")
@@ -92,27 +119,14 @@ def measure(dataset: str, item_name: str, home: Path) -> dict[str, float]:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=shutil.which("chromium"),
                                             args=["--no-sandbox"], headless=True)
-                pg = browser.new_page(viewport={"width": 1440, "height": 1000})
-                pg.set_default_timeout(TIMEOUT_MS)
-                pg.goto(f"http://127.0.0.1:{port}")
-                pg.get_by_role("heading", name="Workspaces").first.wait_for(state="visible")
-                idle(pg)
-                pg.get_by_role("combobox", name="Workspace", exact=True).first.click()
-                pg.get_by_role("option", name=dataset, exact=True).first.click()
-                idle(pg)
+                pg = session(browser)
                 t0 = time.perf_counter()
-                pg.get_by_role("button", name="Use this workspace", exact=True).first.click()
-                pg.get_by_text(f"Now working in {dataset}").first.wait_for(state="visible")
-                idle(pg)
+                use_workspace(pg)
                 loaded = time.perf_counter()
                 t["workspace_load_s"] = loaded - t0
-                nav(pg, "New item", "New item")
-                idle(pg)
-                pg.get_by_label("Disease name (required)", exact=True).first.fill(item_name)
+                fill_item(pg, item_name)
                 t1 = time.perf_counter()
-                pg.get_by_role("button", name="Create item", exact=True).first.click()
-                pg.get_by_text("Review its features next").first.wait_for(state="visible")
-                idle(pg)
+                create_item(pg)
                 t["create_item_s"] = time.perf_counter() - t1
                 t2 = time.perf_counter()
                 t["since_workspace_loaded_s"] = t2 - loaded
@@ -128,24 +142,10 @@ def measure(dataset: str, item_name: str, home: Path) -> dict[str, float]:
                 idle(pg)
                 t["second_predictions_view_s"] = time.perf_counter() - t3
                 # another analyst's session on the same server (workspace and caches loaded)
-                other = browser.new_page(viewport={"width": 1440, "height": 1000})
-                other.set_default_timeout(TIMEOUT_MS)
-                other.goto(f"http://127.0.0.1:{port}")
-                other.get_by_role("heading", name="Workspaces").first.wait_for(state="visible")
-                idle(other)
-                other.get_by_role("combobox", name="Workspace", exact=True).first.click()
-                other.get_by_role("option", name=dataset, exact=True).first.click()
-                idle(other)
-                other.get_by_role("button", name="Use this workspace", exact=True).first.click()
-                other.get_by_text(f"Now working in {dataset}").first.wait_for(state="visible")
-                idle(other)
-                nav(other, "New item", "New item")
-                idle(other)
-                other.get_by_label("Disease name (required)", exact=True).first.fill(
-                    f"{item_name} (second analyst)")
-                other.get_by_role("button", name="Create item", exact=True).first.click()
-                other.get_by_text("Review its features next").first.wait_for(state="visible")
-                idle(other)
+                other = session(browser)
+                use_workspace(other)
+                fill_item(other, f"{item_name} (second analyst)")
+                create_item(other)
                 t4 = time.perf_counter()
                 nav(other, "Predictions", "Predictions")
                 other.get_by_text("Top genes for").first.wait_for(state="visible")

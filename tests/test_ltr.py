@@ -164,7 +164,8 @@ def test_mates_vote_reaches_targets_no_neighbour_has_and_excludes_the_target_its
     from engine.ltr.features import mates_vote, memberships
 
     # targets 0,1,2 share attribute "a"; 3 has "b" alone; 4 has none
-    a = memberships([["a"], ["a"], ["a", "b"], ["b"], []])
+    a, ids = memberships([["a"], ["a"], ["a", "b"], ["b"], []])
+    assert ids == ["a", "b"]
     vote = np.array([[0.6, 0.0, 0.0, 0.3, 0.9]])
     got = mates_vote(a, vote)[0]
     assert got[1] == pytest.approx(0.3)  # mates 0 and 2: (0.6 + 0) / 2; it has no vote itself

@@ -79,7 +79,8 @@ class TargetKnowledge:
 
     def __post_init__(self) -> None:
         self.attributes: dict[str, sparse.csr_matrix] = {
-            kind: memberships(lists) for kind, lists in self.attribute_lists.items()}
+            kind: self.groups if lists == self.families else memberships(lists)[0]
+            for kind, lists in self.attribute_lists.items()}
 
     def to_json(self) -> dict:
         """Plain lists (what :func:`engine.ltr.knowledge.knowledge_from_lists` reads)."""
@@ -87,14 +88,16 @@ class TargetKnowledge:
                 "attributes": self.attribute_lists}
 
 
-def memberships(lists: list[list[str]]) -> sparse.csr_matrix:
-    """0/1 ``[N, A]`` of per-target attribute lists (attributes in sorted order)."""
+def memberships(lists: list[list[str]]) -> tuple[sparse.csr_matrix, list[str]]:
+    """(0/1 ``[N, A]`` of per-target attribute lists, the ``A`` attribute ids in sorted
+    order)."""
     ids = sorted({a for row in lists for a in row})
     pos = {a: i for i, a in enumerate(ids)}
     rows = [r for r, row in enumerate(lists) for _ in row]
     cols = [pos[a] for row in lists for a in row]
-    return sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
-                             shape=(len(lists), max(len(ids), 1)))
+    matrix = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
+                               shape=(len(lists), max(len(ids), 1)))
+    return matrix, ids
 
 
 class Reference:

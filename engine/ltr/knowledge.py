@@ -16,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
-from engine.ltr.features import TargetKnowledge
+from engine.ltr.features import TargetKnowledge, memberships
 from engine.schema import TARGET_ID
 
 
@@ -114,12 +113,7 @@ def knowledge_from_lists(families: list[list[str]], loci: list[str],
                          ) -> TargetKnowledge:
     """:class:`TargetKnowledge` from per-target group lists, locus-type names ('' unknown) and
     attribute lists per kind."""
-    group_ids = sorted({g for fam in families for g in fam})
-    pos = {g: i for i, g in enumerate(group_ids)}
-    rows = [r for r, fam in enumerate(families) for _ in fam]
-    cols = [pos[g] for fam in families for g in fam]
-    groups = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
-                               shape=(len(families), max(len(group_ids), 1)))
+    groups, group_ids = memberships(families)
     names = sorted({x for x in loci if x})
     code = {x: i for i, x in enumerate(names)}
     category = np.array([code.get(x, -1) for x in loci], np.float32)
