@@ -271,3 +271,32 @@ def test_simple_sum_feature_is_the_text_ease_form():
     want = fx[0, :, col["vote_norm"]] + 2.0 * fx[0, :, col["ease_norm"]]
     assert np.allclose(fx[0, :, col["simple_sum"]], want)
     assert np.ptp(want) > 0
+
+
+def test_ridge_feature_is_the_primal_ridge_map_and_leaves_the_training_item_out():
+    """``ridge`` (the learned text-to-target map) equals the primal closed form
+    ``t (TᵀT + λI)⁻¹ TᵀX`` computed from the similarities alone, and in the training lists an
+    item's own targets get no ridge score (it is fitted on the other folds only)."""
+    x, text = _disjoint(12, 3, t=20)
+    with pytest.raises(ValueError, match="ridge_lam"):
+        LtrConfig(ridge_lam=-1.0)
+    cfg = LtrConfig(ridge_lam=0.5, k=3, wide_k=5, folds=3, candidates=10, random_negatives=10)
+    ref = cfg.reference(x, text)
+    t = ref.text
+    w = np.linalg.solve(t.T @ t + 0.5 * np.eye(t.shape[1]), t.T @ x.toarray())  # [T, N]
+    query = np.random.default_rng(1).normal(size=(2, 20))
+    q = query / np.linalg.norm(query, axis=1, keepdims=True)
+    assert np.allclose(ref.ridge(ref.similarities(query)), q @ w, atol=1e-8)
+    names = cfg.feature_names(None)
+    assert names[-2:] == ("ridge", "ridge_norm")
+    n = x.shape[1]
+    fx = item_features(ref, ref.similarities(query), np.zeros((2, n)), np.zeros((2, n)), k=3,
+                       temperature=0.1, wide_k=5)
+    assert fx.shape[2] == len(names)
+    assert np.allclose(fx[:, :, names.index("ridge")], q @ w, atol=1e-6)
+    assert np.allclose(fx[:, :, names.index("ridge_norm")].max(1), 1.0)
+    tasks = Tasks(list(range(12)), [np.zeros(0, np.int64)] * 12, [np.zeros(0, np.int64)] * 12,
+                  [x[i].indices for i in range(12)])
+    feats, labels, _ = training_lists(x, text, tasks, cfg, 0, None)
+    assert np.all(feats[labels > 0, names.index("ridge")] == 0)  # disjoint targets
+    assert np.any(feats[labels == 0, names.index("ridge")] != 0)

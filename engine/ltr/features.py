@@ -27,7 +27,13 @@ training item ever sees its own row):
   ease_norm`` (the ``text-ease`` baseline's form, its validated beta), so the trees start from
   it instead of approximating a sum with splits;
 - item level (``item_level``): the similarity of the nearest reference item (``sim1``) and the
-  mean over the ``k`` nearest (``simk``): how far the text prior can be trusted.
+  mean over the ``k`` nearest (``simk``): how far the text prior can be trusted;
+- a learned text-to-target map (``ridge_lam > 0``): ridge regression of the reference items'
+  positives on their unit text vectors, ``W = (TᵀT + λI)⁻¹ TᵀX``, scored as
+  ``t W = (t Tᵀ)(TTᵀ + λI)⁻¹ X`` from the similarities (``ridge``, and per item max-normalised
+  ``ridge_norm``). Unlike the neighbour vote it weighs every
+  reference item jointly (near-duplicate neighbours do not count twice) and reaches targets
+  through text directions rather than through single neighbours.
 
 Shapes: ``M`` items, ``R`` reference items, ``N`` targets, ``F`` features.
 """
@@ -55,6 +61,7 @@ BASE_FEATURES: tuple[str, ...] = (
 )
 GENE_FEATURES: tuple[str, ...] = ("family_shared", "locus_type")
 ITEM_LEVEL_FEATURES: tuple[str, ...] = ("sim1", "simk")
+RIDGE_FEATURES: tuple[str, ...] = ("ridge", "ridge_norm")
 
 
 def unit_rows(v: np.ndarray) -> np.ndarray:
@@ -105,7 +112,8 @@ class Reference:
     unit text vectors ``text [R, T]``, with the EASE index (``lam``) and co-occurrence degrees.
     """
 
-    def __init__(self, x: sparse.spmatrix | np.ndarray, text: np.ndarray, lam: float):
+    def __init__(self, x: sparse.spmatrix | np.ndarray, text: np.ndarray, lam: float,
+                 ridge_lam: float = 0.0):
         self.x = sparse.csr_matrix(x, dtype=np.float32)
         self.x.data[:] = 1.0
         self.xt = sparse.csr_matrix(self.x.T)  # [N, R]
@@ -118,6 +126,18 @@ class Reference:
         rank = np.empty(len(order), np.float64)
         rank[order] = np.arange(1, len(order) + 1)
         self.pop_rank_log = np.log2(rank)
+        #: ``(TTᵀ + λI)⁻¹`` ``[R, R]`` of the ridge map (None: ``ridge_lam == 0``)
+        self.ridge_inv: np.ndarray | None = None
+        if ridge_lam > 0:
+            gram = self.text @ self.text.T  # [R, R]
+            gram[np.diag_indices_from(gram)] += ridge_lam
+            self.ridge_inv = np.linalg.inv(gram)
+
+    def ridge(self, sims: np.ndarray) -> np.ndarray:
+        """Ridge scores ``[M, N]`` of items with similarities ``sims [M, R]``."""
+        if self.ridge_inv is None:
+            raise ValueError("Reference built without ridge_lam")
+        return np.asarray(self.xt @ (sims @ self.ridge_inv).T).T
 
     @property
     def n_targets(self) -> int:
@@ -142,10 +162,10 @@ def attribute_features(knowledge: TargetKnowledge | None) -> tuple[str, ...]:
 
 
 def feature_names(knowledge: TargetKnowledge | None, item_level: bool = False,
-                  simple_sum: bool = False) -> tuple[str, ...]:
+                  simple_sum: bool = False, ridge: bool = False) -> tuple[str, ...]:
     return (BASE_FEATURES + (GENE_FEATURES if knowledge is not None else ())
             + attribute_features(knowledge) + (ITEM_LEVEL_FEATURES if item_level else ())
-            + (("simple_sum",) if simple_sum else ()))
+            + (("simple_sum",) if simple_sum else ()) + (RIDGE_FEATURES if ridge else ()))
 
 
 def mates_vote(a: sparse.csr_matrix, vote: np.ndarray) -> np.ndarray:
@@ -204,7 +224,7 @@ def item_features(ref: Reference, sims: np.ndarray, confirmed: np.ndarray,
     n = ref.n_targets
     confirmed = np.asarray(confirmed, np.float64)
     rejected = np.asarray(rejected, np.float64)
-    names = feature_names(knowledge, item_level, sum_beta > 0)
+    names = feature_names(knowledge, item_level, sum_beta > 0, ref.ridge_inv is not None)
     out = np.zeros((m, n, len(names)), np.float32)
     col = {name: i for i, name in enumerate(names)}
 
@@ -279,6 +299,10 @@ def item_features(ref: Reference, sims: np.ndarray, confirmed: np.ndarray,
     if sum_beta > 0:
         out[:, :, col["simple_sum"]] = (out[:, :, col["vote_norm"]]
                                         + sum_beta * out[:, :, col["ease_norm"]])
+    if ref.ridge_inv is not None:
+        ridge = ref.ridge(sims)
+        out[:, :, col["ridge"]] = ridge
+        out[:, :, col["ridge_norm"]] = _max_norm(ridge)
     if item_level:
         out[:, :, col["sim1"]] = top_sim[:, :1]
         out[:, :, col["simk"]] = top_sim[:, :kk].mean(1, keepdims=True)
