@@ -50,7 +50,7 @@ def _augment_first(args: argparse.Namespace) -> int:
     from engine.augment import AugmentationError, JsonlCache, LLMSettings, make_provider
     from engine.augment.batch import augment_dataset
     from engine.augment.cli import default_cache_path, progress_printer
-    from engine.bench import default_augment_path
+    from engine.bench_setup import augment_output_path
     from engine.data.registry import get_dataset_entry
 
     try:
@@ -64,7 +64,7 @@ def _augment_first(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     dataset = get_dataset_entry(args.dataset).load(args.data_root)
-    out = args.augmented or default_augment_path(args.dataset)
+    out = args.augmented or augment_output_path(args.dataset)
     features = [f for f in args.features.split(",") if f.strip()] if args.features else None
 
     try:
@@ -77,6 +77,32 @@ def _augment_first(args: argparse.Namespace) -> int:
         return 2
     print(f"\naugmented {result.summary['items'] - result.failed}/{result.summary['items']} "
           f"items with {provider.name}:{provider.model} -> {out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_save_augmentations(args: argparse.Namespace) -> int:
+    """``bench save-augmentations``: copy ``$EMERFLOW_HOME/augment/<dataset>.csv`` (or
+    ``--from``) to ``results/<dataset>/llm-augmentations.csv`` with its provenance sidecar, so
+    the LLM variants rerun from the committed values on any machine."""
+    import json
+
+    from engine.bench_setup import (
+        augment_output_path,
+        committed_augment_path,
+        save_augmentations,
+    )
+    from engine.data.registry import get_dataset_entry
+
+    source = args.source or augment_output_path(args.dataset)
+    dest = committed_augment_path(args.dataset, args.out)
+    try:
+        items = get_dataset_entry(args.dataset).load(args.data_root).items
+        doc = save_augmentations(args.dataset, source, dest, items)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(doc, indent=1))
+    print(f"wrote {dest} ({dest.stat().st_size} bytes) and {dest.with_suffix('.json').name}")
     return 0
 
 
@@ -198,7 +224,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="checkpoints, encodings, finished runs "
                    "(default $EMERFLOW_HOME/bench-cache)")
     p.add_argument("--augmented", type=Path, default=None,
-                   help="LLM augmentation CSV (default $EMERFLOW_HOME/augment/<dataset>.csv)")
+                   help="LLM augmentation CSV (default $EMERFLOW_HOME/augment/<dataset>.csv "
+                   "when present, else the committed results/<dataset>/llm-augmentations.csv)")
     p.add_argument("--augment", action="store_true",
                    help="first augment the split's items with the configured LLM "
                    "($EMERFLOW_LLM_PROVIDER, $EMERFLOW_LLM_MODEL, $OPENAI_BASE_URL; cached)")
@@ -215,6 +242,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--dataset", default=None)
     r.add_argument("--out", type=Path, default=Path("results"))
     r.set_defaults(func=_cmd_report)
+    a = sub.add_parser("save-augmentations",
+                       help="copy an `emerflow augment` output to results/<dataset>/"
+                       "llm-augmentations.csv (+ .json provenance) for committing")
+    a.add_argument("--dataset", choices=list(DATASETS), required=True)
+    a.add_argument("--from", dest="source", type=Path, default=None,
+                   help="augmentation CSV (default $EMERFLOW_HOME/augment/<dataset>.csv)")
+    a.add_argument("--out", type=Path, default=Path("results"))
+    a.add_argument("--data-root", type=Path, default=None,
+                   help="the datasets (default $EMERFLOW_DATA): counts values copied from them")
+    a.set_defaults(func=_cmd_save_augmentations)
     t = sub.add_parser("tune", help="choose every method's settings on the OLD-item validation "
                        "split (the same number of trials per method)")
     t.add_argument("--dataset", choices=list(DATASETS), required=True)

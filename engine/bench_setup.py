@@ -52,9 +52,35 @@ def default_cache_dir() -> Path:
     return emerflow_home() / "bench-cache"
 
 
-def default_augment_path(dataset: str) -> Path:
-    """Where ``emerflow augment`` writes a dataset's batch output."""
+def augment_output_path(dataset: str) -> Path:
+    """Where ``emerflow augment`` (and ``bench --augment``) write a dataset's batch output:
+    ``$EMERFLOW_HOME/augment/<dataset>.csv``."""
     return emerflow_home() / "augment" / f"{dataset}.csv"
+
+
+#: The repository's ``results/`` folder, where each dataset's committed LLM values live.
+REPO_RESULTS = Path(__file__).resolve().parent.parent / "results"
+#: File name of a dataset's committed LLM augmentation (beside its result files).
+COMMITTED_AUGMENT_NAME = "llm-augmentations.csv"
+
+
+def committed_augment_path(dataset: str, results_root: Path | None = None) -> Path:
+    """``results/<dataset>/llm-augmentations.csv``: the LLM values committed with the repo
+    (with a ``.json`` sidecar naming provider, model and prompt version)."""
+    return (results_root or REPO_RESULTS) / dataset / COMMITTED_AUGMENT_NAME
+
+
+def default_augment_path(dataset: str, results_root: Path | None = None) -> Path:
+    """The LLM augmentation a benchmark run reads when none is given (``--augmented`` wins):
+    ``$EMERFLOW_HOME/augment/<dataset>.csv`` when present (a local ``emerflow augment`` or
+    ``bench --augment`` run, e.g. with a larger model behind ``OPENAI_BASE_URL``), else the
+    committed ``results/<dataset>/llm-augmentations.csv``; when neither exists, the local path
+    (so the "not run" reason names where an augmentation would be written)."""
+    local = augment_output_path(dataset)
+    if local.is_file():
+        return local
+    committed = committed_augment_path(dataset, results_root)
+    return committed if committed.is_file() else local
 
 
 def _digest(obj: Any) -> str:
@@ -82,6 +108,15 @@ def code_version(root: Path = ENGINE_DIR) -> str:
     return h.hexdigest()[:16]
 
 
+def _display_path(path: Path) -> str:
+    """``path`` relative to the repository when it lies inside it (committed files), else as
+    given."""
+    try:
+        return path.resolve().relative_to(REPO_RESULTS.parent).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def load_augmentations(path: Path | None) -> tuple[pd.DataFrame | None, dict | None, str]:
     """(augmentation frame item_id -> features, llm info, reason when absent)."""
     if path is None or not path.is_file():
@@ -95,12 +130,14 @@ def load_augmentations(path: Path | None) -> tuple[pd.DataFrame | None, dict | N
     if frame.empty or len(frame.columns) < 2:
         return None, None, f"{path}: no successfully augmented items"
     meta_path = path.with_suffix(".json")
-    llm: dict = {"provider": None, "model": None, "prompt_version": None, "source": str(path)}
+    llm: dict = {"provider": None, "model": None, "prompt_version": None,
+                 "source": _display_path(path)}
     if meta_path.is_file():
         doc = json.loads(meta_path.read_text())
         info = doc.get("llm", doc)
         llm.update({k: info.get(k) for k in ("provider", "model", "prompt_version") if k in info})
-        llm.update({k: doc[k] for k in ("features", "features_source") if k in doc})
+        llm.update({k: doc[k] for k in ("features", "features_source", "created", "command")
+                    if k in doc})
     llm["items_augmented"] = len(frame)
     if llm["prompt_version"] is None:
         try:
@@ -110,6 +147,88 @@ def load_augmentations(path: Path | None) -> tuple[pd.DataFrame | None, dict | N
         except ImportError:
             pass
     return frame, llm, ""
+
+
+#: Settings of the LLM worth recording beside committed values (never a key or a raw URL).
+_RECORDED_LLM = ("provider", "model", "prompt_version", "batch_size", "temperature",
+                 "max_tokens", "json_mode")
+
+
+def _echoes(frame: pd.DataFrame, features: list[str], items: pd.DataFrame) -> int:
+    """How many non-empty LLM values repeat one of their item's own dataset fields verbatim
+    (case-insensitive): text the model copied from its input rather than generated."""
+    fields = {str(rec[ITEM_ID]): {str(v).strip().lower() for k, v in rec.items()
+                                  if k != ITEM_ID and isinstance(v, str) and v.strip()}
+              for rec in items.to_dict("records")}
+    count = 0
+    for rec in frame.to_dict("records"):
+        own = fields.get(str(rec[ITEM_ID]), set())
+        count += sum(1 for f in features if rec.get(f) and rec[f].strip().lower() in own)
+    return count
+
+
+def save_augmentations(dataset: str, source: Path, dest: Path,
+                       items: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Copy an ``emerflow augment`` output (``source`` CSV + ``.json``) to ``dest`` for
+    committing: ``item_id``, the LLM's feature values and ``augment_error`` (the
+    ``augment_cached`` column is dropped), plus a ``.json`` sidecar with the provider, model,
+    prompt version, features and their source, item counts, when the values were produced and
+    the command that produced them. The model is recorded by name (a local model directory by
+    its folder name) and an endpoint only with its credentials masked.
+
+    With the dataset's ``items`` the sidecar also counts the values that merely repeat one
+    of their item's own dataset fields (``values_copying_item_fields``).
+
+    Raises:
+        ValueError: ``source`` or its ``.json`` is missing, or it has no ``item_id`` column.
+    """
+    from engine.augment.endpoints import redact_url
+
+    meta_path = source.with_suffix(".json")
+    if not source.is_file() or not meta_path.is_file():
+        raise ValueError(f"no augmentation at {source} (with {meta_path.name}): run "
+                         f"`emerflow augment --dataset {dataset}` first")
+    frame = pd.read_csv(source, dtype=str, keep_default_na=False)
+    if ITEM_ID not in frame.columns:
+        raise ValueError(f"{source}: no {ITEM_ID} column")
+    frame = frame.drop(columns=[c for c in ("augment_cached",) if c in frame])
+    meta = json.loads(meta_path.read_text())
+    info = dict(meta.get("llm", {}))
+    llm = {k: info[k] for k in _RECORDED_LLM if k in info}
+    model = str(llm.get("model") or "")
+    if info.get("provider") == "local" and model:
+        llm["model"] = Path(model).name  # a directory under $EMERFLOW_HOME: its name only
+    if info.get("base_url"):
+        llm["base_url"] = redact_url(str(info["base_url"]))
+    features = list(meta.get("features", [c for c in frame.columns
+                                           if c not in (ITEM_ID, "augment_error")]))
+    env = [f"EMERFLOW_LLM_PROVIDER={llm.get('provider')}"]
+    if info.get("provider") == "local":
+        env.append(f"EMERFLOW_LLM_BATCH_SIZE={llm.get('batch_size')}")
+    elif llm.get("model"):
+        env.append(f"EMERFLOW_LLM_MODEL={llm['model']}")
+    if llm.get("max_tokens") is not None:
+        env.append(f"EMERFLOW_LLM_MAX_TOKENS={llm['max_tokens']}")
+    command = " ".join([*env, "emerflow augment", f"--dataset {dataset}"]
+                       + ([f"--features {','.join(features)}"]
+                          if meta.get("features_source") == "given" else []))
+    failed = int((frame["augment_error"] != "").sum()) if "augment_error" in frame else 0
+    doc = {"dataset": dataset, "items": len(frame), "failed": failed,
+           "features": features, "features_source": meta.get("features_source"),
+           "llm": llm,
+           "created": datetime.fromtimestamp(source.stat().st_mtime, UTC).isoformat(
+               timespec="seconds"),
+           "augment_seconds": meta.get("seconds"),
+           "command": command,
+           "saved_by": f"emerflow bench save-augmentations --dataset {dataset}",
+           "content": "item ids and LLM-generated feature values only (no dataset text)"}
+    if items is not None:
+        doc["values_copying_item_fields"] = _echoes(frame, features, items)
+        doc["values_non_empty"] = int((frame[features] != "").to_numpy().sum())
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(frame.to_csv(index=False))
+    dest.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
+    return doc
 
 
 class TextVectors:
@@ -246,7 +365,11 @@ class BenchSettings:
 def make_method(name: str, settings: BenchSettings) -> Method:
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; registered: {', '.join(METHODS)}")
-    return METHODS[name](**settings.method_overrides.get(name, {}))
+    cls = METHODS[name]
+    overrides = settings.method_overrides
+    if name not in overrides:  # e.g. an ablation run with its base method's validated settings
+        name = getattr(cls, "settings_of", name)
+    return cls(**overrides.get(name, {}))
 
 
 def parse_methods(spec: str) -> list[str]:

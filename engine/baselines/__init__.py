@@ -31,7 +31,7 @@ from engine.baselines.embedding import (
     MetaEmb,
 )
 from engine.baselines.kb import EmerFlowKB
-from engine.baselines.ltr import EmerFlowLtr
+from engine.baselines.ltr import EmerFlowLtr, EmerFlowLtrLLM
 from engine.baselines.mwuf import MWUF
 from engine.baselines.neighbourhood import CoocKnn, Ease, TextCooc, TextEase, TextKnn
 from engine.baselines.shared_space import EmerFlowShared, EmerFlowSharedKB, EmerFlowSharedNoLLM
@@ -45,6 +45,8 @@ METHODS: dict[str, type[Method]] = {
 }
 #: the product's learned ranker (engine.ltr), tabulated after the EmerFlow variants
 METHODS[EmerFlowLtr.name] = EmerFlowLtr
+#: ... and on the text with the LLM's values (emerflow-ltr's settings, engine/tuned.py)
+METHODS[EmerFlowLtrLLM.name] = EmerFlowLtrLLM
 
 __all__ = ["METHODS", "BenchContext", "EmbeddingMethod", "Method", "MethodNotAvailable", "Rows",
            "refine_through"]

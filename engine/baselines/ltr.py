@@ -93,3 +93,22 @@ class EmerFlowLtr(Method):
         if ranker is not None:
             out["training"] = dict(ranker.meta)
         return out
+
+
+class EmerFlowLtrLLM(EmerFlowLtr):
+    """``emerflow-ltr-llm``: the learned ranker on the item text with the LLM's feature values
+    appended (``raw+aug``, the text ``emerflow`` and ``emerflow-tt`` read), an ablation of
+    ``emerflow-ltr``.
+
+    It runs with the product's validated settings, ``emerflow-ltr``'s in ``engine/tuned.py``
+    (:attr:`settings_of`), not with a tuning round of its own: the comparison with
+    ``emerflow-ltr`` changes the text only. Not run when the benchmark finds no LLM
+    augmentation (``--augmented``, ``$EMERFLOW_HOME/augment/<dataset>.csv`` or the committed
+    ``results/<dataset>/llm-augmentations.csv``).
+    """
+
+    name: ClassVar[str] = "emerflow-ltr-llm"
+    uses_llm: ClassVar[bool] = True
+    text_variant: ClassVar[str] = "raw+aug"
+    #: whose settings the benchmark uses when engine/tuned.py names none for this method
+    settings_of: ClassVar[str] = "emerflow-ltr"
