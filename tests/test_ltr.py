@@ -300,3 +300,32 @@ def test_ridge_feature_is_the_primal_ridge_map_and_leaves_the_training_item_out(
     feats, labels, _ = training_lists(x, text, tasks, cfg, 0, None)
     assert np.all(feats[labels > 0, names.index("ridge")] == 0)  # disjoint targets
     assert np.any(feats[labels == 0, names.index("ridge")] != 0)
+
+
+def test_base_scale_boosts_from_the_text_ease_sum():
+    """With ``base_scale`` the trees learn corrections to ``base_scale * (vote_norm + base_beta *
+    ease_norm)``: the ranker's score is the booster's output plus that sum, and a booster that
+    has learned (almost) nothing ranks exactly as the sum does."""
+    from engine.ltr.model import LtrRanker, fit_booster
+
+    with pytest.raises(ValueError, match="base_scale"):
+        LtrConfig(base_scale=-1.0)
+    x, text = _disjoint(12, 3, t=20)
+    cfg = LtrConfig(base_scale=5.0, base_beta=2.0, n_estimators=1, learning_rate=1e-6,
+                    num_leaves=2, min_data_in_leaf=1, threads=1, k=3, wide_k=5)
+    ref = cfg.reference(x, text)
+    names = cfg.feature_names(None)
+    n = x.shape[1]
+    conf = np.zeros((2, n), np.float32)
+    conf[1, [0, 1]] = 1
+    fx = item_features(ref, ref.similarities(text[:2]), conf, np.zeros_like(conf), k=3,
+                       temperature=0.1, wide_k=5).reshape(2 * n, -1)
+    y = (np.arange(2 * n) % 7 == 0).astype(np.float32)
+    booster = fit_booster(fx, y, np.array([n, n]), names, cfg, 0)
+    ranker = LtrRanker(booster, cfg, ref, None, "disease")
+    base = 5.0 * (fx[:, names.index("vote_norm")] + 2.0 * fx[:, names.index("ease_norm")])
+    scores = ranker.predict_rows(fx)
+    assert np.allclose(scores, booster.predict(fx) + base)
+    assert np.ptp(base) > 0
+    apart = base[:, None] > base[None, :] + 1e-3  # pairs the sum orders clearly
+    assert apart.any() and np.all((scores[:, None] > scores[None, :])[apart])

@@ -70,6 +70,10 @@ class LtrConfig:
             never lowers a target's score, so what is learned on old items carries to new ones.
         ridge_lam: > 0 adds the learned text-to-target map ``ridge`` / ``ridge_norm`` (ridge
             regression of the reference items' positives on their text, this L2).
+        base_scale, base_beta: ``base_scale > 0`` boosts from the text-ease sum: every score
+            starts at ``base_scale * (vote_norm + base_beta * ease_norm)`` (LightGBM's
+            ``init_score`` while training, added back when scoring) and the trees learn only
+            corrections to it, so the ranker starts where the strongest simple sum is.
         threads: LightGBM threads.
     """
 
@@ -92,6 +96,8 @@ class LtrConfig:
     confirmed_in_lists: bool = True
     sum_beta: float = 0.0
     ridge_lam: float = 0.0
+    base_scale: float = 0.0
+    base_beta: float = 1.0
     threads: int = 2
 
     def __post_init__(self) -> None:
@@ -106,8 +112,9 @@ class LtrConfig:
                 raise ValueError(f"LtrConfig.{name} must be > 0")
         if self.sum_beta < 0:
             raise ValueError("LtrConfig.sum_beta must be >= 0")
-        if self.ridge_lam < 0:
-            raise ValueError("LtrConfig.ridge_lam must be >= 0")
+        for name in ("ridge_lam", "base_scale", "base_beta"):
+            if float(getattr(self, name)) < 0:
+                raise ValueError(f"LtrConfig.{name} must be >= 0")
         if self.candidates < 0 or self.random_negatives < 0:
             raise ValueError("LtrConfig.candidates and random_negatives must be >= 0")
         if not 0 < self.feature_fraction <= 1:
@@ -131,6 +138,13 @@ class LtrConfig:
     def feature_names(self, knowledge: TargetKnowledge | None) -> tuple[str, ...]:
         """The ranker's features under these settings."""
         return feature_names(knowledge, self.item_level, self.sum_beta > 0, self.ridge_lam > 0)
+
+    def base(self, fx: np.ndarray, names: tuple[str, ...]) -> np.ndarray | None:
+        """The score rows ``fx [R, F]`` start from (``[R]``; None when ``base_scale == 0``)."""
+        if self.base_scale == 0:
+            return None
+        return self.base_scale * (fx[:, names.index("vote_norm")].astype(np.float64)
+                                  + self.base_beta * fx[:, names.index("ease_norm")])
 
     def reference(self, x, text: np.ndarray) -> Reference:
         """The channels' :class:`Reference` over positives ``x [R, N]`` / text ``[R, T]``."""
@@ -320,7 +334,8 @@ def fit_booster(features: np.ndarray, labels: np.ndarray, sizes: np.ndarray,
 
     cats = [n for n in names if n == "locus_type"]
     ds = lgb.Dataset(features, labels, group=sizes, feature_name=list(names),
-                     categorical_feature=cats or "auto", free_raw_data=True)
+                     categorical_feature=cats or "auto", init_score=config.base(features, names),
+                     free_raw_data=True)
     params = {
         "objective": "lambdarank", "metric": "ndcg", "eval_at": [100],
         "lambdarank_truncation_level": 100, "learning_rate": config.learning_rate,
@@ -409,7 +424,9 @@ class LtrRanker:
         """``booster.predict`` of feature rows ``[R, F]`` -> ``[R]`` float64, bit-identical,
         one tree walk per distinct split pattern (:class:`engine.ltr.serving.SplitPatterns`).
         """
-        return self.patterns.predict(self.booster, fx, self.config.threads)
+        out = self.patterns.predict(self.booster, fx, self.config.threads)
+        base = self.config.base(fx, self.names)
+        return out if base is None else out + base
 
     def _rows(self, decisions: Decisions) -> tuple[np.ndarray, np.ndarray]:
         pos = np.zeros((1, self.n_targets), np.float32)
@@ -449,6 +466,12 @@ class LtrRanker:
         # one thread: a few dozen rows are less work than waking a thread pool (measured
         # 8.8 vs 16.5 ms for 25 rows x 200 trees on the 2-core machine under load)
         contrib = np.asarray(self.booster.predict(fx, pred_contrib=True, num_threads=1))
+        if self.config.base_scale > 0:  # the base sum's own share, per channel
+            c = self.config
+            contrib[:, self.names.index("vote_norm")] += (
+                c.base_scale * fx[:, self.names.index("vote_norm")])
+            contrib[:, self.names.index("ease_norm")] += (
+                c.base_scale * c.base_beta * fx[:, self.names.index("ease_norm")])
         col = {name: i for i, name in enumerate(self.names)}
         one, many = _NOUNS.get(self.domain, ("item", "items"))
         conf = decisions.confirmed
