@@ -329,3 +329,21 @@ def test_base_scale_boosts_from_the_text_ease_sum():
     assert np.ptp(base) > 0
     apart = base[:, None] > base[None, :] + 1e-3  # pairs the sum orders clearly
     assert apart.any() and np.all((scores[:, None] > scores[None, :])[apart])
+
+
+def test_objective_setting_reaches_lightgbm():
+    from engine.ltr.model import OBJECTIVES, fit_booster
+
+    with pytest.raises(ValueError, match="objective"):
+        LtrConfig(objective="pairwise")
+    rng = np.random.default_rng(0)
+    names = feature_names(None)
+    fx = rng.random((400, len(names))).astype(np.float32)
+    y = (fx[:, names.index("vote")] > 0.7).astype(np.float32)
+    for objective in OBJECTIVES:
+        cfg = LtrConfig(objective=objective, n_estimators=5, num_leaves=3, min_data_in_leaf=5,
+                        threads=1)
+        booster = fit_booster(fx, y, np.full(4, 100), names, cfg, 0)
+        assert booster.params["objective"] == objective
+        pred = booster.predict(fx)
+        assert pred[y > 0].mean() > pred[y == 0].mean()

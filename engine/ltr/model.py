@@ -49,6 +49,10 @@ from engine.ranking.base import Decisions, Reason, Scored
 ProgressFn = Callable[[str, float, str], None]
 
 
+#: LightGBM ranking objectives :class:`LtrConfig` accepts.
+OBJECTIVES: tuple[str, ...] = ("lambdarank", "rank_xendcg")
+
+
 @dataclass(frozen=True)
 class LtrConfig:
     """Settings of the learned ranker (``WorkspaceConfig.ltr`` holds them as a dict).
@@ -74,6 +78,8 @@ class LtrConfig:
             starts at ``base_scale * (vote_norm + base_beta * ease_norm)`` (LightGBM's
             ``init_score`` while training, added back when scoring) and the trees learn only
             corrections to it, so the ranker starts where the strongest simple sum is.
+        objective: LightGBM's ranking objective, ``lambdarank`` (LambdaRank, truncated at
+            100) or ``rank_xendcg`` (XE-NDCG, Bruch 2019: a convex bound, often steadier).
         threads: LightGBM threads.
     """
 
@@ -98,6 +104,7 @@ class LtrConfig:
     ridge_lam: float = 0.0
     base_scale: float = 0.0
     base_beta: float = 1.0
+    objective: str = "lambdarank"
     threads: int = 2
 
     def __post_init__(self) -> None:
@@ -112,6 +119,9 @@ class LtrConfig:
                 raise ValueError(f"LtrConfig.{name} must be > 0")
         if self.sum_beta < 0:
             raise ValueError("LtrConfig.sum_beta must be >= 0")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"LtrConfig.objective must be one of {OBJECTIVES}, "
+                             f"got {self.objective!r}")
         for name in ("ridge_lam", "base_scale", "base_beta"):
             if float(getattr(self, name)) < 0:
                 raise ValueError(f"LtrConfig.{name} must be >= 0")
@@ -337,7 +347,7 @@ def fit_booster(features: np.ndarray, labels: np.ndarray, sizes: np.ndarray,
                      categorical_feature=cats or "auto", init_score=config.base(features, names),
                      free_raw_data=True)
     params = {
-        "objective": "lambdarank", "metric": "ndcg", "eval_at": [100],
+        "objective": config.objective, "metric": "ndcg", "eval_at": [100],
         "lambdarank_truncation_level": 100, "learning_rate": config.learning_rate,
         "num_leaves": config.num_leaves, "min_data_in_leaf": config.min_data_in_leaf,
         "feature_fraction": config.feature_fraction, "bagging_fraction": 0.8,
