@@ -58,6 +58,11 @@ def test_simulated_phases_follow_the_protocol():
     assert [list(r) for r in tasks.rejected] == [[], [1], [1, 4]]
     assert [list(r) for r in tasks.relevant] == [[0, 2, 3, 5, 6, 7], [3, 5, 6, 7], [6, 7]]
     assert [list(h) for h in tasks.hidden] == [[9], [9], [9]]  # beyond the cap: left out
+    window = simulate_tasks(train, pd.Series({"a": 0}), pd.Series(
+        {str(i): i for i in range(10)}), k=3, n_phases=2, cap=9, test_window=True)
+    # only what a new item's test set would hold (rank >= 2 * 3) is relevant in every phase
+    assert [list(r) for r in window.relevant] == [[6, 7], [6, 7], [6, 7]]
+    assert [list(c) for c in window.confirmed] == [list(c) for c in tasks.confirmed]
 
 
 def test_features_shapes_and_decision_flags():

@@ -78,6 +78,8 @@ class LtrConfig:
             starts at ``base_scale * (vote_norm + base_beta * ease_norm)`` (LightGBM's
             ``init_score`` while training, added back when scoring) and the trees learn only
             corrections to it, so the ranker starts where the strongest simple sum is.
+        test_window: the training lists' relevant targets are those of the simulated test set
+            only (:func:`simulate_tasks`), not also later phases' batch positives.
         objective: LightGBM's ranking objective, ``lambdarank`` (LambdaRank, truncated at
             100) or ``rank_xendcg`` (XE-NDCG, Bruch 2019: a convex bound, often steadier).
         threads: LightGBM threads.
@@ -104,6 +106,7 @@ class LtrConfig:
     ridge_lam: float = 0.0
     base_scale: float = 0.0
     base_beta: float = 1.0
+    test_window: bool = False
     objective: str = "lambdarank"
     threads: int = 2
 
@@ -180,9 +183,13 @@ class Tasks:
 
 
 def simulate_tasks(train: pd.DataFrame, item_pos: pd.Series, target_pos: pd.Series, k: int,
-                   n_phases: int, cap: int | None) -> Tasks:
+                   n_phases: int, cap: int | None, test_window: bool = False) -> Tasks:
     """Phase 0..``n_phases`` lists of the items in ``train`` (split rows with ``rank``):
-    phase p has seen the rows of rank < p*k."""
+    phase p has seen the rows of rank < p*k.
+
+    ``test_window``: the relevant targets of every phase are the positives a new item's test
+    set would hold (rank >= ``n_phases * k``), as the protocol scores them; the positives of
+    later phase batches stay in the list as not relevant, as they are in the evaluation."""
     from engine.data.protocol import RANK
     from engine.schema import ITEM_ID, LABEL, TARGET_ID
 
@@ -202,6 +209,8 @@ def simulate_tasks(train: pd.DataFrame, item_pos: pd.Series, target_pos: pd.Seri
         for p in range(n_phases + 1):
             seen = r < p * k
             rel = ~seen & window & y
+            if test_window:
+                rel &= r >= n_phases * k
             if not rel.any():
                 continue
             out.item.append(int(item[lo]))
@@ -610,7 +619,7 @@ class LtrRanker:
 LIST_SETTINGS: tuple[str, ...] = ("k", "temperature", "wide_k", "ease_lam", "folds",
                                   "candidates", "random_negatives", "knowledge", "attributes",
                                   "item_level", "confirmed_in_lists", "sum_beta",
-                                  "ridge_lam")
+                                  "ridge_lam", "test_window")
 
 
 def train_ltr(data, old_text: np.ndarray, config: LtrConfig, seed: int = 0,
@@ -635,7 +644,7 @@ def train_ltr(data, old_text: np.ndarray, config: LtrConfig, seed: int = 0,
     x = data.old_positives_sparse
     tasks = simulate_tasks(split.train, data.old_pos, data.target_pos,
                            int(proto.k) if proto else 4, int(proto.n_phases) if proto else 3,
-                           int(proto.new_max) if proto else None)
+                           int(proto.new_max) if proto else None, config.test_window)
     key = ("ltr-lists", seed, tuple(getattr(config, f) for f in LIST_SETTINGS),
            None if extra is None else len(extra.tasks.item))
     if lists_cache is not None and key in lists_cache:  # tuning: LightGBM settings only vary
