@@ -221,7 +221,8 @@ def save_augmentations(dataset: str, source: Path, dest: Path,
            "augment_seconds": meta.get("seconds"),
            "command": command,
            "saved_by": f"emerflow bench save-augmentations --dataset {dataset}",
-           "content": "item ids and LLM-generated feature values only (no dataset text)"}
+           "content": "item ids and the LLM's answers only (no dataset column is copied; an "
+                      "answer may repeat its item's own field: values_copying_item_fields)"}
     if items is not None:
         doc["values_copying_item_fields"] = _echoes(frame, features, items)
         doc["values_non_empty"] = int((frame[features] != "").to_numpy().sum())
