@@ -40,3 +40,18 @@ def test_committed_disgenet_augmentation_covers_the_split(shared_data):
     assert (values[~answered] == "").all(axis=1).all()
     assert int((~answered).sum()) == meta["failed"] < len(frame) / 2
     assert int((values != "").to_numpy().sum()) == meta["values_non_empty"]
+
+
+@pytest.mark.parametrize("dataset", ["disgenet-curated"])
+def test_committed_llm_ranker_ran_with_the_committed_ranker_settings(dataset):
+    """emerflow-ltr-llm.json and emerflow-ltr.json differ only in the text: the LLM ranker's
+    committed run used the settings of the committed emerflow-ltr run (test_ltr_committed ties
+    those to engine/tuned.py), so rerun both whenever emerflow-ltr's settings change."""
+    folder = ROOT / "results" / dataset
+    llm = json.loads((folder / "emerflow-ltr-llm.json").read_text())
+    raw = json.loads((folder / "emerflow-ltr.json").read_text())
+    assert llm["status"] == "ok" and llm["seeds"] == raw["seeds"] == [0, 1, 2]
+    ran, base = llm["config"]["method"], raw["config"]["method"]
+    assert {k: ran[k] for k in base if k != "training"} == {
+        k: v for k, v in base.items() if k != "training"}
+    assert llm["llm"]["source"] == f"results/{dataset}/llm-augmentations.csv"
