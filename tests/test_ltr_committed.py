@@ -1,7 +1,9 @@
 """The learned ranker's committed figures: ``results/<dataset>/tuning-small.json`` (its
-tuning round L3 on the small-item validation set, beside the baselines' rounds there),
+tuning round L4b on the small-item validation set, beside the baselines' rounds there),
+``results/<dataset>/emerflow-ltr-tuning-l3.json`` / ``-l4.json`` (rounds L3 there, LightGBM's
+settings, and L4, the training lists' composition, whose edges L4b widened),
 ``results/<dataset>/emerflow-ltr-tuning.json`` (rounds L1/L2 on held-out old items, where it
-was chosen as the product), ``engine/tuned.py`` (the settings chosen in L3),
+was chosen as the product), ``engine/tuned.py`` (the settings chosen in L3 and L4b),
 ``results/<dataset>/emerflow-ltr.json`` (the 3-seed test run with them) and the README rows
 quoting that run. Each check reads the real
 files, so a stale setting, a result file run with other settings or a README figure that no
@@ -59,12 +61,53 @@ def test_ltr_settings_are_the_best_trial_of_its_round_on_the_current_grid(datase
     assert {k: ran[k] for k in ltr} == ltr
 
 
+def _history(dataset: str, name: str) -> tuple[dict, dict]:
+    """(the record of an earlier small-item round, its best trial's settings), after checking
+    that it drew the budget from the grid it names."""
+    doc = _json(RESULTS / dataset / f"{NAME}-tuning-{name.lower()}.json")
+    rec = doc["methods"][NAME]
+    assert doc["round"] == name and doc["trials_per_method"] == DEFAULT_TRIALS
+    grid = {k: tuple(v) for k, v in doc["grid"].items()}
+    assert [t["settings"] for t in rec["trials"]] == grid_trials(grid, DEFAULT_TRIALS,
+                                                                 doc["seed"])
+    best = _best(rec["trials"])["settings"]
+    assert rec["best"] == best
+    return doc, best
+
+
+@pytest.mark.parametrize("dataset", REAL)
+def test_lightgbm_settings_are_the_best_trial_of_round_l3(dataset):
+    """Round L3 (LightGBM's settings on the small-item set, before L4/L4b varied the training
+    lists with them fixed): engine/tuned.py and the committed 3-seed result hold its best."""
+    _, best = _history(dataset, "L3")
+    ltr = DATASET_SETTINGS[dataset]["methods"][NAME]["ltr"]
+    assert {k: ltr[k] for k in best} == best
+    ran = _json(RESULTS / dataset / f"{NAME}.json")["config"]["method"]
+    assert {k: ran[k] for k in best} == best
+
+
+@pytest.mark.parametrize("dataset", REAL)
+def test_round_l4b_widened_the_edges_l4_chose(dataset):
+    """L4's best list settings lie on its grid's edges for the negatives (and, on DisGeNET,
+    the candidates); L4b's grid (the one in the code) goes past the negatives' edge and holds
+    L4's best point, whose validation score it reproduces exactly."""
+    doc, best = _history(dataset, "L4")
+    grid = METHODS[NAME].grid
+    assert best["random_negatives"] == min(doc["grid"]["random_negatives"])
+    assert min(grid["random_negatives"]) < best["random_negatives"]
+    assert best["candidates"] in grid["candidates"]
+    l4 = _best(doc["methods"][NAME]["trials"])
+    l4b = _json(RESULTS / dataset / "tuning-small.json")["methods"][NAME]["trials"]
+    same = [t for t in l4b if t["settings"] == best]
+    assert len(same) == 1 and same[0]["score"] == l4["score"]
+
+
 @pytest.mark.parametrize("dataset", REAL)
 def test_ltr_is_the_product_because_it_wins_validation(dataset):
     """PRODUCT_METHOD names the learned ranker because its best validation NDCG@100 (mean of
     phases) is above the best of text-ease (the strongest simple sum) and of the shared-space
     EmerFlow on held-out old items (tuning.json, round L2), and above every simple baseline's
-    on the small-item validation set (tuning-small.json, round L3)."""
+    on the small-item validation set (tuning-small.json, round L4b)."""
     assert PRODUCT_METHOD[dataset] == NAME
     mine = _best(_json(RESULTS / dataset / f"{NAME}-tuning.json")["methods"][NAME]["trials"])
     others = _json(RESULTS / dataset / "tuning.json")["methods"]

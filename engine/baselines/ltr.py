@@ -35,18 +35,18 @@ class EmerFlowLtr(Method):
     probabilistic: ClassVar[bool] = False
     text_variant: ClassVar[str] = "raw"
     defaults: ClassVar[dict[str, Any]] = LtrConfig().to_dict()
-    #: LightGBM's settings (the training lists are built once per tuning round); the
-    #: channels' settings (k, temperature, ease_lam) come from text-knn's and ease's rounds.
-    #: Round L2 (results/README.md) widened L1's edges; round L3 runs on the small-item
-    #: validation set (``tune --validation-set small``), centred on L2's choices, widened past
-    #: the edges the first small-item draw chose (learning rate .05, 100 trees), with the
-    #: monotone constraints as a setting (L2's 63/127 leaves and min leaf 50 never won).
+    #: Round L4b (results/README.md): the training lists' composition, on the small-item
+    #: validation set, with L3's LightGBM settings fixed (engine/tuned.py): how many top
+    #: candidates of the simple sum and how many uniform negatives each simulated list holds.
+    #: L4 (candidates {100, 300, 500} x negatives {100, 300, 1000}) chose 100 negatives on
+    #: both datasets and 500 candidates on DisGeNET, edges, so L4b widens the negatives down
+    #: to 30; candidates stop at 500, the most a build affords (ranker's build <= 30 s).
+    #: Records: results/<dataset>/emerflow-ltr-tuning-l3.json / -l4.json. Earlier rounds:
+    #: L1/L2 on held-out old items (LightGBM settings), L3 on the small-item set (learning
+    #: rate, trees, leaves, min leaf, monotone constraints).
     grid: ClassVar[dict[str, tuple[Any, ...]]] = {
-        "learning_rate": (0.02, 0.05, 0.1),
-        "n_estimators": (50, 100, 200),
-        "num_leaves": (7, 15, 31),
-        "min_data_in_leaf": (100, 300),
-        "monotone": (False, True),
+        "candidates": (300, 500),
+        "random_negatives": (30, 100),
     }
 
     def __init__(self, **overrides: Any):
