@@ -352,3 +352,28 @@ def test_objective_setting_reaches_lightgbm():
         assert booster.params["objective"] == objective
         pred = booster.predict(fx)
         assert pred[y > 0].mean() > pred[y == 0].mean()
+
+
+def test_training_lists_cache_is_keyed_by_the_text():
+    """The benchmark shares one lists cache between methods that differ only in their text
+    (emerflow-ltr, emerflow-ltr-llm): other text vectors never reuse another text's lists."""
+    from engine.data.protocol import split_dataset
+    from engine.data.registry import get_dataset_entry
+    from engine.ltr import train_ltr
+    from engine.training_data import TrainingData
+
+    entry = get_dataset_entry("demo-diseases")
+    ds = entry.load(None)
+    data = TrainingData(ds, split_dataset(ds, entry.protocol))
+    k = len(data.split.old_items)
+    rng = np.random.default_rng(0)
+    first, second = rng.normal(size=(k, 8)), rng.normal(size=(k, 8))
+    cfg = LtrConfig(folds=2, n_estimators=3, candidates=10, random_negatives=10, k=3, wide_k=5,
+                    knowledge=False, threads=1)
+    cache: dict = {}
+    a = train_ltr(data, first, cfg, 0, lists_cache=cache)
+    b = train_ltr(data, second, cfg, 0, lists_cache=cache)
+    assert len(cache) == 2
+    assert a.booster.model_to_string() != b.booster.model_to_string()
+    again = train_ltr(data, first, cfg, 0, lists_cache=cache)
+    assert len(cache) == 2 and again.booster.model_to_string() == a.booster.model_to_string()

@@ -22,6 +22,8 @@ items' unit text vectors (read with ``allow_pickle=False``).
 
 from __future__ import annotations
 
+import hashlib
+
 import json
 import time
 from collections.abc import Callable
@@ -645,7 +647,10 @@ def train_ltr(data, old_text: np.ndarray, config: LtrConfig, seed: int = 0,
     tasks = simulate_tasks(split.train, data.old_pos, data.target_pos,
                            int(proto.k) if proto else 4, int(proto.n_phases) if proto else 3,
                            int(proto.new_max) if proto else None, config.test_window)
-    key = ("ltr-lists", seed, tuple(getattr(config, f) for f in LIST_SETTINGS),
+    # the lists depend on the text too: methods that differ only in their text variant
+    # (emerflow-ltr, emerflow-ltr-llm) share one benchmark context
+    text_digest = hashlib.sha1(np.ascontiguousarray(text).tobytes()).hexdigest()
+    key = ("ltr-lists", seed, text_digest, tuple(getattr(config, f) for f in LIST_SETTINGS),
            None if extra is None else len(extra.tasks.item))
     if lists_cache is not None and key in lists_cache:  # tuning: LightGBM settings only vary
         feats, labels, sizes = lists_cache[key]
