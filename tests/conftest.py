@@ -112,3 +112,15 @@ def diseases(demo_home, encoder):
     from engine.workspace_store import load_workspace
 
     return load_workspace(workspace_dir("demo-diseases", demo_home), encoder)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: one torch thread avoids OpenMP spin-waiting on a shared 2-core machine
+    (modules use it with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -80,15 +80,7 @@ def make_context(dataset: Dataset, protocol: ProtocolConfig, seed: int = 0,
                         backbone=backbone, text_vectors=texts)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: one thread avoids OpenMP spin-waiting on a shared 2-core CI machine."""
-    import torch as _torch
-
-    before = _torch.get_num_threads()
-    _torch.set_num_threads(1)
-    yield
-    _torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -26,15 +26,7 @@ PROTOCOL_KEYS = {"dataset", "method", "seeds", "phases", "split", "inputs", "tim
                  "config", "machine", "created_at"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: one thread avoids OpenMP spin-waiting on a shared 2-core CI machine."""
-    import torch as _torch
-
-    before = _torch.get_num_threads()
-    _torch.set_num_threads(1)
-    yield
-    _torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
