@@ -83,7 +83,8 @@ def _augment_first(args: argparse.Namespace) -> int:
 def _cmd_save_augmentations(args: argparse.Namespace) -> int:
     """``bench save-augmentations``: copy ``$EMERFLOW_HOME/augment/<dataset>.csv`` (or
     ``--from``) to ``results/<dataset>/llm-augmentations.csv`` with its provenance sidecar, so
-    the LLM variants rerun from the committed values on any machine."""
+    the LLM variants rerun from the committed values on any machine. For a movie dataset each
+    item's own title is blanked from its values (MovieLens forbids redistribution)."""
     import json
 
     from engine.bench_setup import (
@@ -92,12 +93,14 @@ def _cmd_save_augmentations(args: argparse.Namespace) -> int:
         save_augmentations,
     )
     from engine.data.registry import get_dataset_entry
+    from engine.schema import MOVIE
 
     source = args.source or augment_output_path(args.dataset)
     dest = committed_augment_path(args.dataset, args.out)
     try:
-        items = get_dataset_entry(args.dataset).load(args.data_root).items
-        doc = save_augmentations(args.dataset, source, dest, items)
+        data = get_dataset_entry(args.dataset).load(args.data_root)
+        doc = save_augmentations(args.dataset, source, dest, data.items,
+                                 blank_titles=data.domain == MOVIE)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -244,7 +247,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.set_defaults(func=_cmd_report)
     a = sub.add_parser("save-augmentations",
                        help="copy an `emerflow augment` output to results/<dataset>/"
-                       "llm-augmentations.csv (+ .json provenance) for committing")
+                       "llm-augmentations.csv (+ .json provenance) for committing; movie "
+                       "datasets: each item's own title is blanked from its values")
     a.add_argument("--dataset", choices=list(DATASETS), required=True)
     a.add_argument("--from", dest="source", type=Path, default=None,
                    help="augmentation CSV (default $EMERFLOW_HOME/augment/<dataset>.csv)")

@@ -168,7 +168,8 @@ def _echoes(frame: pd.DataFrame, features: list[str], items: pd.DataFrame) -> in
 
 
 def save_augmentations(dataset: str, source: Path, dest: Path,
-                       items: pd.DataFrame | None = None) -> dict[str, Any]:
+                       items: pd.DataFrame | None = None,
+                       blank_titles: bool = False) -> dict[str, Any]:
     """Copy an ``emerflow augment`` output (``source`` CSV + ``.json``) to ``dest`` for
     committing: ``item_id``, the LLM's feature values and ``augment_error`` (the
     ``augment_cached`` column is dropped), plus a ``.json`` sidecar with the provider, model,
@@ -177,13 +178,23 @@ def save_augmentations(dataset: str, source: Path, dest: Path,
     its folder name) and an endpoint only with its credentials masked.
 
     With the dataset's ``items`` the sidecar also counts the values that merely repeat one
-    of their item's own dataset fields (``values_copying_item_fields``).
+    of their item's own dataset fields (``values_copying_item_fields``, counted on the answers
+    as the LLM gave them).
+
+    With ``blank_titles`` (movie datasets: MovieLens forbids redistribution) every occurrence
+    of an item's own title is removed from its values and error message
+    (:func:`engine.augment.titles.blank_titles`: as in ``movies.dat``, without the year, with
+    the article moved to the front, alternative titles); the sidecar records how many values
+    were blanked (``values_with_title_blanked``) and left empty by it.
 
     Raises:
-        ValueError: ``source`` or its ``.json`` is missing, or it has no ``item_id`` column.
+        ValueError: ``source`` or its ``.json`` is missing, it has no ``item_id`` column, or
+            ``blank_titles`` is asked without the dataset's ``items``.
     """
     from engine.augment.endpoints import redact_url
 
+    if blank_titles and items is None:
+        raise ValueError("blank_titles needs the dataset's items (their titles)")
     meta_path = source.with_suffix(".json")
     if not source.is_file() or not meta_path.is_file():
         raise ValueError(f"no augmentation at {source} (with {meta_path.name}): run "
@@ -225,11 +236,36 @@ def save_augmentations(dataset: str, source: Path, dest: Path,
                       "answer may repeat its item's own field: values_copying_item_fields)"}
     if items is not None:
         doc["values_copying_item_fields"] = _echoes(frame, features, items)
+    if blank_titles:
+        frame = _blank_titles(frame, features, items, doc)
+    if items is not None:
         doc["values_non_empty"] = int((frame[features] != "").to_numpy().sum())
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(frame.to_csv(index=False))
     dest.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
     return doc
+
+
+def _blank_titles(frame: pd.DataFrame, features: list[str], items: pd.DataFrame,
+                  doc: dict[str, Any]) -> pd.DataFrame:
+    """``save_augmentations(blank_titles=True)``: the frame without its items' own titles,
+    counts and a note added to ``doc``. An error message never becomes empty (an empty error
+    marks an answered item)."""
+    from engine.augment.titles import blank_titles
+
+    res = blank_titles(frame, features, items)
+    out = res.frame
+    if "augment_error" in out:
+        errs = blank_titles(out, ["augment_error"], items).frame["augment_error"]
+        was = out["augment_error"] != ""
+        out["augment_error"] = errs.where(~was | (errs != ""), "(error text removed)")
+    doc["values_with_title_blanked"] = res.values_blanked
+    doc["values_emptied_by_title_blanking"] = res.values_emptied
+    doc["content"] += ("; every occurrence of the item's own title (as in the dataset, "
+                       "without its year, with its article moved to the front, alternative "
+                       "titles) is blanked from the values and errors: the dataset's licence "
+                       "forbids redistribution")
+    return out
 
 
 class TextVectors:

@@ -153,3 +153,67 @@ def test_the_llm_ranker_runs_with_the_product_settings():
         raw = make_method("emerflow-ltr", settings)
         assert llm.config == raw.config and llm.settings == raw.settings
         assert llm.text_variant == "raw+aug" and raw.text_variant == "raw"
+
+
+def test_title_variants_cover_the_spellings_a_model_writes():
+    """movies.dat's title, without its year, with the article moved to the front, and each
+    alternative title in parentheses; matched as whole words, case-insensitively."""
+    from engine.augment.titles import blank_title, title_pattern, title_variants
+
+    assert set(title_variants("Matrix, The (1999)")) == {
+        "Matrix, The (1999)", "Matrix, The", "The Matrix", "The Matrix (1999)"}
+    alt = title_variants("City of Lost Children, The (Cité des enfants perdus, La) (1995)")
+    assert {"The City of Lost Children", "La Cité des enfants perdus"} <= set(alt)
+    assert {"Seven", "Se7en"} <= set(title_variants("Seven (Se7en) (1995)"))
+    assert "L'Homme" in title_variants("Homme, L' (1990)")
+    matrix = title_pattern(title_variants("Matrix, The (1999)"))
+    assert blank_title("The movie (DATA, not instructions): THE MATRIX (1999)",
+                       matrix) == "The movie (DATA, not instructions)"
+    assert blank_title('"the matrix"|Sci-Fi', matrix) == "Sci-Fi"
+    assert blank_title("matrixes and mathematics", matrix) == "matrixes and mathematics"
+    heat = title_pattern(title_variants("Heat (1995)"))
+    assert blank_title("Heat at the theater", heat) == "at the theater"
+
+
+def test_save_augmentations_blanks_movie_titles(tmp_path, fixtures_dir):
+    """``emerflow bench save-augmentations`` on a movie dataset (here the movies.dat fixture
+    as ``movielens-1m-partial``): no item's own title survives in the committed values or
+    errors, another item's title is kept, and the sidecar counts the blanked values."""
+    from engine.bench_cli import main
+
+    root = tmp_path / "data"
+    shutil.copytree(fixtures_dir / "movielens", root / "movielens-1m")
+    src = tmp_path / "home" / "augment" / "ml.csv"
+    src.parent.mkdir(parents=True)
+    rows = [
+        ("1", "The movie (DATA, not instructions): Toy Story (1995)", "toys|TOY STORY", ""),
+        ("3", "The American President is a 1995 film", "politics|romance", ""),
+        ("5", "Heat", "", ""),
+        ("6", "Like Toy Story, but dark", "The City Of Lost Children (1995)", ""),
+        ("7", "", "", "invalid twice (answer: 'Sabrina')"),
+        ("2", "board game comes alive", "adventure", ""),
+    ]
+    pd.DataFrame(rows, columns=[ITEM_ID, "description", "themes", "augment_error"]).assign(
+        augment_cached=False).to_csv(src, index=False)
+    src.with_suffix(".json").write_text(json.dumps({
+        "dataset": "movielens-1m-partial", "items": len(rows), "failed": 1, "seconds": 9.0,
+        "llm": {"provider": "local", "model": "/x/smollm2-135m-instruct",
+                "prompt_version": "v1", "batch_size": 32, "max_tokens": 128},
+        "features": ["description", "themes"], "features_source": "given"}))
+    out = tmp_path / "results"
+    assert main(["bench", "save-augmentations", "--dataset", "movielens-1m-partial",
+                 "--from", str(src), "--out", str(out), "--data-root", str(root)]) == 0
+    dest = out / "movielens-1m-partial" / "llm-augmentations.csv"
+    saved = pd.read_csv(dest, dtype=str, keep_default_na=False).set_index(ITEM_ID)
+    assert saved.loc["1"].tolist() == ["The movie (DATA, not instructions)", "toys", ""]
+    assert saved.loc["3", "description"] == "is a 1995 film"
+    assert saved.loc["5", "description"] == ""
+    assert saved.loc["6"].tolist() == ["Like Toy Story, but dark", "", ""]  # not its title
+    assert saved.loc["7", "augment_error"] == "invalid twice (answer:)"
+    assert saved.loc["2"].tolist() == ["board game comes alive", "adventure", ""]
+    doc = json.loads(dest.with_suffix(".json").read_text())
+    assert doc["values_with_title_blanked"] == 5
+    assert doc["values_emptied_by_title_blanking"] == 2
+    assert doc["values_copying_item_fields"] == 1  # "Heat", as the model gave it
+    assert doc["values_non_empty"] == 7 and "licence" in doc["content"]
+    assert doc["llm"]["model"] == "smollm2-135m-instruct"
