@@ -253,10 +253,7 @@ class BenchContext:
             self._cache["target_cache"] = self.backbone.precompute_targets(
                 self.tables.target_table)
         cache = self._cache["target_cache"]
-        parts = [self.backbone.score_all(cache, self.new_item_table[s : s + step],
-                                         emb[s : s + step]).numpy()
-                 for s in range(0, self.n_new, step)]
-        return np.concatenate(parts) if parts else np.zeros((0, n), np.float32)
+        return self.backbone.score_all(cache, self.new_item_table, emb, step).numpy()
 
 
 class Method:

@@ -146,26 +146,60 @@ class DeepFM(nn.Module):
             hidden=t.flatten(1) @ w_t.T,
         )
 
+    @torch.no_grad()
     def score_all(
-        self, cache: TargetCache, item_idx: torch.Tensor, item_vec: torch.Tensor
+        self, cache: TargetCache, item_idx: torch.Tensor, item_vec: torch.Tensor,
+        items_per_chunk: int | None = None,
     ) -> torch.Tensor:
         """Logits ``[M, N]`` of M items (fields ``[M, S_i]``, vecs ``[M, D]``) vs all N targets.
 
         Exactly :meth:`forward` in eval mode, with the target side precomputed and the deep
         network's first layer split into target and item parts, so scoring every candidate is
-        a few dense tensor ops.
+        a few dense tensor ops. Items go through in chunks of ``items_per_chunk`` (default:
+        all at once) that reuse one set of ``[chunk * N, H]`` buffers, written in place: a
+        fresh tensor of that size per layer and chunk is a fresh ``mmap`` whose page faults
+        cost more than the layer's matrix product (measured 6.7x slower on a 520 x 9,000
+        catalog). Every value is bit-identical to scoring each chunk on its own (same kernels,
+        same shapes); the chunk size itself may change the last bits (GEMM blocking).
         """
-        i, i_lin = self.item_fields(item_idx)  # [M, F_i, D]
-        x_item = torch.cat([i, item_vec.unsqueeze(1)], dim=1)  # [M, F_i+1, D]
-        item_sum = x_item.sum(1)  # [M, D]
-        item_sq = x_item.pow(2).sum((1, 2))  # [M]
-        total = cache.emb_sum.unsqueeze(0) + item_sum.unsqueeze(1)  # [M, N, D]
+        m, n = len(item_idx), cache.hidden.shape[0]
+        step = max(1, m if items_per_chunk is None else items_per_chunk)
+        out = torch.empty(m, n)
+        bufs: list[torch.Tensor] = []
+        for s in range(0, m, step):
+            out[s : s + step] = self._score_chunk(cache, item_idx[s : s + step],
+                                                  item_vec[s : s + step], bufs)
+        return out
+
+    def _score_chunk(self, cache: TargetCache, item_idx: torch.Tensor, item_vec: torch.Tensor,
+                     bufs: list[torch.Tensor]) -> torch.Tensor:
+        """:meth:`score_all` of one chunk ``[m, N]``; ``bufs`` (filled on first use) holds the
+        deep network's activations ``[m * N, H]`` per layer."""
+        i, i_lin = self.item_fields(item_idx)  # [m, F_i, D]
+        x_item = torch.cat([i, item_vec.unsqueeze(1)], dim=1)  # [m, F_i+1, D]
+        item_sum = x_item.sum(1)  # [m, D]
+        item_sq = x_item.pow(2).sum((1, 2))  # [m]
+        total = cache.emb_sum.unsqueeze(0) + item_sum.unsqueeze(1)  # [m, N, D]
         fm = 0.5 * (total.pow(2).sum(-1) - cache.emb_sq.unsqueeze(0) - item_sq.unsqueeze(1))
         first = self._first_linear()
         w_i = first.weight[:, self.n_target_fields * self.embed_dim :]  # [H1, (F_i+1)*D]
-        h = cache.hidden.unsqueeze(0) + (x_item.flatten(1) @ w_i.T + first.bias).unsqueeze(1)
-        rest = self.mlp[1:]
-        deep = rest(h).squeeze(-1)  # [M, N]
+        m, n = len(item_idx), cache.hidden.shape[0]
+        linears = [first] + [layer for layer in self.mlp[1:] if isinstance(layer, nn.Linear)]
+        if not bufs or bufs[0].shape[0] < m * n:
+            bufs[:] = [torch.empty(m * n, layer.out_features) for layer in linears]
+        h = torch.add(cache.hidden.unsqueeze(0),
+                      (x_item.flatten(1) @ w_i.T + first.bias).unsqueeze(1),
+                      out=bufs[0][: m * n].view(m, n, -1)).view(m * n, -1)  # [m*N, H1]
+        k = 1
+        for layer in self.mlp[1:]:
+            if isinstance(layer, nn.ReLU):
+                h.relu_()
+            elif isinstance(layer, nn.Linear):
+                h = torch.addmm(layer.bias, h, layer.weight.T, out=bufs[k][: m * n])
+                k += 1
+            elif not isinstance(layer, nn.Dropout):  # eval-mode dropout is the identity
+                raise TypeError(f"DeepFM.score_all: unexpected layer {layer!r}")
+        deep = h.view(m, n)  # [m, N]
         return self.bias + cache.linear.unsqueeze(0) + i_lin.unsqueeze(1) + fm + deep
 
     def _first_linear(self) -> nn.Linear:
