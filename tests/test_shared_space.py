@@ -47,6 +47,28 @@ def ranker():
     return train_shared(text, x, cfg, seed=0)
 
 
+
+def test_a_shared_backbone_cache_pretrains_once_and_changes_nothing(ranker):
+    """The benchmark shares one pretrained backbone between methods that differ only in their
+    text: a second training from the cache (other text) equals a training without it."""
+    text, x = _catalog()
+    cfg = ranker.config
+    cache: dict = {}
+    first = train_shared(text, x, cfg, seed=0, backbones=cache)
+    assert len(cache) == 1
+    for a, b in zip(first.model.state_dict().values(), ranker.model.state_dict().values(),
+                    strict=True):
+        assert torch.equal(a, b)
+    other = text[::-1].copy()
+    cached = train_shared(other, x, cfg, seed=0, backbones=cache)
+    fresh = train_shared(other, x, cfg, seed=0)
+    assert len(cache) == 1
+    assert not cached.model.training
+    assert not any(p.requires_grad for p in cached.model.parameters())
+    assert np.array_equal(cached.align(other[:5]), fresh.align(other[:5]))
+    train_shared(text, x, cfg, seed=1, backbones=cache)
+    assert len(cache) == 2
+
 def test_configs_fail_early():
     with pytest.raises(ValueError, match="dim"):
         TwoTowerConfig(dim=0)

@@ -71,7 +71,8 @@ class EmerFlowShared(Method):
         vecs = self.text_matrix(ctx)
         self.new_text = vecs[ctx.new_item_rows]
         self.ranker = train_shared(vecs[ctx.old_item_rows], ctx.old_positive_matrix(),
-                                   SharedConfig(tt_cfg, self.post, meta), ctx.seed)
+                                   SharedConfig(tt_cfg, self.post, meta), ctx.seed,
+                                   backbones=ctx._cache)
         self.model = self.ranker.model
         self.vote = self.ranker.vote(self.new_text)  # [M, N]
 

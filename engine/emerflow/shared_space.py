@@ -24,6 +24,8 @@ ranks the whole catalog by ``log p(t | e) = log_softmax(e T^T + b)``. On top of 
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -368,16 +370,34 @@ class SharedRanker:
 
 
 def train_shared(text: np.ndarray, positives: np.ndarray, config: SharedConfig, seed: int,
-                 progress: Callable[[str, float, str], None] | None = None) -> SharedRanker:
+                 progress: Callable[[str, float, str], None] | None = None,
+                 backbones: dict | None = None) -> SharedRanker:
     """Pretrain the ``TwoTower`` on old items' positives ``[K, N]``, meta-train the aligner on
-    their text vectors ``[K, T]``, index EASE: the one training path of the shared space."""
+    their text vectors ``[K, T]``, index EASE: the one training path of the shared space.
+
+    ``backbones``: a dict kept across calls on the same data (the benchmark's context): the
+    pretrained backbone's ``state_dict`` per (seed, backbone settings, positives), so methods
+    that differ only in their text (``emerflow-tt-nollm``, ``emerflow-tt``, ...) pretrain it
+    once. Pretraining depends on nothing else, and the generator is reseeded after it, so
+    every value is as if it had been trained again.
+    """
     from engine.models.twotower import pretrain_twotower
 
     torch.manual_seed(seed)  # the initialization too: the same seed gives the same ranker
     model = TwoTower(len(positives), positives.shape[1], config.twotower)
-    pretrain_twotower(model, positives, seed, None if progress is None else (
-        lambda e, n, loss: progress("backbone", e / n, f"shared backbone epoch {e}/{n}: "
-                                                       f"loss {loss:.4f}")))
+    key = ("twotower", seed, dataclasses.astuple(config.twotower),
+           hashlib.sha1(np.ascontiguousarray(positives, np.float32).tobytes()).hexdigest())
+    if backbones is not None and key in backbones:
+        model.load_state_dict(backbones[key])
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+    else:
+        pretrain_twotower(model, positives, seed, None if progress is None else (
+            lambda e, n, loss: progress("backbone", e / n, f"shared backbone epoch {e}/{n}: "
+                                                           f"loss {loss:.4f}")))
+        if backbones is not None:
+            backbones[key] = {k: v.detach().clone() for k, v in model.state_dict().items()}
     meta = config.meta
     torch.manual_seed(seed)
     text_t = torch.from_numpy(np.asarray(text, np.float32))
