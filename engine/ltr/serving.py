@@ -58,56 +58,71 @@ class SplitPatterns:
         self.used = np.array([bool(t) or c for t, c in zip(thresholds, self.categorical,
                                                             strict=True)])
 
-    def codes(self, x: np.ndarray) -> np.ndarray:
-        """``[N, F]`` rows -> ``[N, F']`` int codes (used features only): equal code rows take
-        the same path in every tree. Numerical: the number of thresholds below the value
-        (``value <= t`` holds exactly for the thresholds from that index on); zero (when a
-        split treats zero as missing) and NaN get codes of their own. Categorical: the value
-        itself (its rank among the column's distinct values). Values LightGBM reads as 0.0
-        (``|x| <= K_ZERO_THRESHOLD``) are coded as 0.0."""
-        x = np.asarray(x)
-        cols = []
-        for f in np.flatnonzero(self.used):
-            v = x[:, f].astype(np.float64)
-            v = np.where(np.abs(v) <= K_ZERO_THRESHOLD, 0.0, v)
+    def _column_codes(self, x: np.ndarray):
+        """Per used feature, (int codes ``[N]``, radix): equal code rows take the same path in
+        every tree. Numerical: the number of thresholds below the value (``value <= t`` holds
+        exactly for the thresholds from that index on); zero (when a split treats zero as
+        missing) and NaN get codes of their own, so the radix is ``len(thresholds) + 3``.
+        Categorical: the value's rank among the column's distinct values (NaN one value).
+        Values LightGBM reads as 0.0 (``|x| <= K_ZERO_THRESHOLD``) are coded as 0.0. Columns
+        are read once, contiguously, in their own precision (float32 compares exactly with
+        the float64 thresholds)."""
+        used = np.flatnonzero(self.used)
+        cols = np.ascontiguousarray(np.asarray(x)[:, used].T)  # [F', N]
+        for f, v in zip(used, cols, strict=True):
+            tiny = (np.abs(v) <= K_ZERO_THRESHOLD) & (v != 0)
+            if tiny.any():
+                v = np.where(tiny, 0, v)
             if self.categorical[f]:
-                code = np.unique(v, return_inverse=True)[1].reshape(-1)  # NaN: its own value
-            else:
-                t = self.thresholds[f]
-                code = np.searchsorted(t, v, side="left")
-                if self.zero_missing[f]:
-                    code = np.where(v == 0.0, len(t) + 1, code)
-                code = np.where(np.isnan(v), len(t) + 2, code)
-            cols.append(code.astype(np.int64))
+                distinct, code = np.unique(v, return_inverse=True)
+                yield code.reshape(-1).astype(np.int64), len(distinct) + 1
+                continue
+            t = self.thresholds[f]
+            code = np.searchsorted(t, v, side="left").astype(np.int64)
+            if self.zero_missing[f]:
+                code[v == 0] = len(t) + 1
+            nan = np.isnan(v)
+            if nan.any():
+                code[nan] = len(t) + 2
+            yield code, len(t) + 3
+
+    def codes(self, x: np.ndarray) -> np.ndarray:
+        """``[N, F]`` rows -> ``[N, F']`` int codes (used features only), see
+        :meth:`_column_codes`."""
+        cols = [code for code, _ in self._column_codes(x)]
         if not cols:
             return np.zeros((len(x), 0), np.int64)
         return np.stack(cols, axis=1)
 
     def groups(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(one representative row per distinct pattern ``[U]``, each row's pattern ``[N]``)."""
-        codes = self.codes(x)
-        n = len(codes)
-        if codes.shape[1] == 0:
-            return np.zeros(min(n, 1), np.int64), np.zeros(n, np.int64)
-        # mixed radix into as few int64 words as fit, then one unique over the words
-        radix = codes.max(0) + 1
-        words, cur, cap = [], np.zeros(n, np.int64), 1
-        for j in range(codes.shape[1]):
-            r = int(radix[j])
-            if cap * r >= 2 ** 62:
+        """(one representative row per distinct pattern ``[U]``, each row's pattern ``[N]``).
+
+        The codes are packed in mixed radix into as few int64 words as fit, then hashed
+        (``pandas.factorize``, linear time) word by word; any row of a pattern represents it,
+        since every row of it gets the same prediction."""
+        import pandas as pd
+
+        n = len(x)
+        words, cur, cap = [], None, 1
+        for code, radix in self._column_codes(x):
+            if cur is not None and cap * radix >= 2 ** 62:
                 words.append(cur)
-                cur, cap = np.zeros(n, np.int64), 1
-            cur = cur * r + codes[:, j]
-            cap *= r
-        words.append(cur)
-        if len(words) == 1:
-            _, first, inverse = np.unique(words[0], return_index=True, return_inverse=True)
-        else:
-            packed = np.ascontiguousarray(np.stack(words, axis=1))
-            view = packed.view(np.dtype((np.void, packed.dtype.itemsize * packed.shape[1])))
-            _, first, inverse = np.unique(view.ravel(), return_index=True,
-                                          return_inverse=True)
-        return first.astype(np.int64), inverse.reshape(-1).astype(np.int64)
+                cur, cap = None, 1
+            cur = code if cur is None else cur * radix + code
+            cap *= radix
+        if cur is not None:
+            words.append(cur)
+        if not words:
+            return np.zeros(min(n, 1), np.int64), np.zeros(n, np.int64)
+        inverse, uniques = pd.factorize(words[0])
+        for w in words[1:]:
+            other, other_uniques = pd.factorize(w)
+            inverse, uniques = pd.factorize(inverse.astype(np.int64) * len(other_uniques)
+                                            + other)
+        inverse = inverse.astype(np.int64)
+        first = np.empty(len(uniques), np.int64)
+        first[inverse] = np.arange(n, dtype=np.int64)
+        return first, inverse
 
     def predict(self, booster, x: np.ndarray, num_threads: int) -> np.ndarray:
         """``booster.predict(x)`` ``[N]`` float64, bit-identical, walking the trees once per
