@@ -75,7 +75,7 @@ def test_committed_movielens_augmentation_covers_the_split_without_titles(shared
             assert not pattern.search(value), (item_id, value)
 
 
-@pytest.mark.parametrize("dataset", ["disgenet-curated"])
+@pytest.mark.parametrize("dataset", ["disgenet-curated", "movielens-1m-partial"])
 def test_committed_llm_ranker_ran_with_the_committed_ranker_settings(dataset):
     """emerflow-ltr-llm.json and emerflow-ltr.json differ only in the text: the LLM ranker's
     committed run used the settings of the committed emerflow-ltr run (test_ltr_committed ties
