@@ -158,8 +158,8 @@ class DeepFM(nn.Module):
         a few dense tensor ops. Items go through in chunks of ``items_per_chunk`` (default:
         all at once) that reuse one set of ``[chunk * N, H]`` buffers, written in place: a
         fresh tensor of that size per layer and chunk is a fresh ``mmap`` whose page faults
-        cost more than the layer's matrix product (measured 6.7x slower on a 520 x 9,000
-        catalog). Every value is bit-identical to scoring each chunk on its own (same kernels,
+        cost more than the layer's matrix product (520 items x 9,703 targets: 3.0 s with fresh
+        tensors, 0.96 s with reused buffers, quiet 2-core machine). Every value is bit-identical to scoring each chunk on its own (same kernels,
         same shapes); the chunk size itself may change the last bits (GEMM blocking).
         """
         m, n = len(item_idx), cache.hidden.shape[0]
