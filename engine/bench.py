@@ -40,7 +40,14 @@ from engine.bench_results import (
     phase_table,
     write_document,
 )
-from engine.bench_runner import PhaseRun, run_bench, run_phases, run_registered
+from engine.bench_runner import (
+    PhaseRun,
+    default_jobs,
+    method_units,
+    run_bench,
+    run_phases,
+    run_registered,
+)
 from engine.bench_setup import (
     CACHE_VERSION,
     BenchSettings,
@@ -74,12 +81,14 @@ __all__ = [
     "cpu_seconds",
     "default_augment_path",
     "default_cache_dir",
+    "default_jobs",
     "emerflow_workspace_config",
     "grid_trials",
     "load_augmentations",
     "machine_description",
     "make_method",
     "method_document",
+    "method_units",
     "parse_methods",
     "phase_table",
     "peak_memory_mb",

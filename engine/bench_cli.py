@@ -10,7 +10,7 @@ from engine.data.registry import DATASETS
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from engine.bench import default_cache_dir, parse_methods, run_registered
+    from engine.bench import default_cache_dir, default_jobs, parse_methods, run_registered
     from engine.bench_report import load_results, report_markdown, write_report
 
     if not args.dataset:
@@ -25,8 +25,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         code = _augment_first(args)
         if code:
             return code
+    if args.jobs is not None and args.jobs < 1:
+        print(f"error: --jobs must be >= 1, got {args.jobs}", flush=True)
+        return 2
     run_registered(args.dataset, methods, seeds, data_root=args.data_root, out_dir=args.out,
-                   cache_dir=cache, validation=args.validation, **extra)
+                   cache_dir=cache, validation=args.validation,
+                   jobs=args.jobs if args.jobs is not None else default_jobs(), **extra)
     if args.validation:
         return 0
     directory = args.out / args.dataset
@@ -239,6 +243,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="with --augment: features the LLM is asked to suggest")
     p.add_argument("--validation", action="store_true",
                    help="evaluate on the old-item validation split (tuning; writes no results)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="worker processes over the methods' work units (default: 2 on 2 or 3 "
+                   "cores, half the cores above; 1 runs everything in this process); the "
+                   "results are the same")
     p.set_defaults(func=_cmd_bench)
     sub = p.add_subparsers(dest="bench_command")
     r = sub.add_parser("report", help="markdown table + Altair chart from result files")

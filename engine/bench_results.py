@@ -57,8 +57,10 @@ def cpu_seconds() -> float:
 
 
 def peak_memory_mb() -> float:
-    """Peak resident set size of this process so far (``getrusage`` maxrss, Linux KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """Peak resident set size of this process or of its largest finished child process (the
+    parallel benchmark's workers), so far (``getrusage`` maxrss, Linux KiB)."""
+    return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+               resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024.0
 
 
 def _summary(values: Sequence[float]) -> dict[str, Any]:

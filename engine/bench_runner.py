@@ -7,6 +7,7 @@ Part of :mod:`engine.bench` (the benchmark's public import point).
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.baselines import BenchContext, Method, MethodNotAvailable, Rows
+from engine.baselines import METHODS, BenchContext, Method, MethodNotAvailable, Rows
 from engine.bench_results import (
     DIVERSITY_K,
     PER_ITEM_KEYS,
@@ -117,37 +118,53 @@ def run_phases(method: Method, ctx: BenchContext) -> PhaseRun:
     return PhaseRun(metrics, per_item, diversity)
 
 
-def run_bench(dataset: Dataset, protocol: ProtocolConfig, methods: Sequence[str],
-              seeds: Sequence[int], *, out_dir: Path | None = None, cache_dir: Path | None = None,
-              settings: BenchSettings | None = None, augment_path: Path | None = None,
-              validation: bool = False, progress: Progress = _print, encoder: Any = None,
-              split: Split | None = None) -> dict[str, dict]:
-    """Run ``methods`` over ``seeds`` on ``dataset``; returns (and writes) one document per method.
+@dataclass
+class MethodRuns:
+    """What running some methods over the seeds produced (merged across parallel units)."""
 
-    Args:
-        validation: evaluate on the OLD-item validation split (for tuning) instead of the
-            new items; result documents then carry ``"split_kind": "validation"`` and are not
-            written to ``out_dir``.
-        split: a precomputed split (default: ``split_dataset(dataset, protocol)``).
-        encoder: an already loaded ``TextEncoder`` (tests); default loads one lazily.
-    """
-    settings = settings or BenchSettings()
-    t_start = time.perf_counter()
-    if split is None:
-        split = split_dataset(dataset, protocol)
-    if validation:
-        split = validation_split(split, protocol)
-    load_s = time.perf_counter() - t_start
-    progress(f"{dataset.name}: {split.summary()}")
+    per_method: dict[str, list[SeedResult]]
+    reused: dict[str, list[int]]
+    not_run: dict[str, str]
+    backbone_s: float = 0.0
+    backbone_cpu_s: float = 0.0
+
+    def merge(self, other: MethodRuns) -> None:
+        self.per_method.update(other.per_method)
+        self.reused.update(other.reused)
+        self.not_run.update(other.not_run)
+        self.backbone_s += other.backbone_s
+        self.backbone_cpu_s += other.backbone_cpu_s
+
+
+def method_units(methods: Sequence[str]) -> list[list[str]]:
+    """The benchmark's parallel work units, heaviest first (by :attr:`Method.cost`): methods on
+    one pretrained backbone (``deepfm``, ``twotower``) run in one unit and share it; a method
+    without a backbone costing 10 s or more (the learned rankers) runs alone; the cheap ones
+    (counting and neighbourhood baselines) share one unit. Order within a unit is the
+    given order."""
+    groups: dict[str, list[str]] = {}
+    for name in methods:
+        cls = METHODS[name]
+        key = cls.backbone or (f"alone:{name}" if cls.cost >= 10 else "light")
+        groups.setdefault(key, []).append(name)
+    units = list(groups.values())
+    return sorted(units, key=lambda u: -sum(METHODS[m].cost for m in u))
+
+
+def _run_methods(dataset: Dataset, split: Split, methods: Sequence[str], seeds: Sequence[int],
+                 settings: BenchSettings, augment_path: Path | None, cache_dir: Path | None,
+                 validation: bool, progress: Progress, encoder: Any = None) -> MethodRuns:
+    """Every method over every seed on ``split`` (one context per seed, built on first use,
+    with the pretrained DeepFM backbone only when a method runs on it; finished runs reused
+    from and written to ``cache_dir``)."""
     augmented, llm, reason = load_augmentations(augment_path)
     item_fields, target_fields, tables, needed = split_tables(dataset, split, settings.backbone)
     texts = TextVectors(dataset, needed, cache_dir, settings.encoder, augmented, reason,
                         progress, encoder)
     run_key = run_cache_key(dataset, split, settings.backbone, validation, augmented)
-    per_method: dict[str, list[SeedResult]] = {m: [] for m in methods}
-    reused: dict[str, list[int]] = {m: [] for m in methods}
-    not_run: dict[str, str] = {}
-    shared_timing: dict[str, float] = {"load_split": load_s, "backbone": 0.0}
+    runs = MethodRuns({m: [] for m in methods}, {m: [] for m in methods}, {})
+    needs_deepfm = any(METHODS[m].backbone == "deepfm" for m in methods)
+    per_method, reused, not_run = runs.per_method, runs.reused, runs.not_run
     for seed in seeds:
         config = PaperConfig(dataset=dataset.name, seed=int(seed), encoder=settings.encoder,
                              backbone=settings.backbone)
@@ -168,11 +185,13 @@ def run_bench(dataset: Dataset, protocol: ProtocolConfig, methods: Sequence[str]
             if ctx is None:
                 t0 = time.perf_counter()
                 cpu0 = cpu_seconds()
-                backbone, _ = pretrained_backbone(dataset, split, config, tables, item_fields,
-                                                  target_fields, cache_dir, progress)
-                shared_timing["backbone"] += time.perf_counter() - t0
-                shared_timing["backbone_cpu"] = shared_timing.get("backbone_cpu", 0.0) + (
-                    cpu_seconds() - cpu0)
+                backbone = None
+                if needs_deepfm:
+                    backbone, _ = pretrained_backbone(dataset, split, config, tables,
+                                                      item_fields, target_fields, cache_dir,
+                                                      progress)
+                runs.backbone_s += time.perf_counter() - t0
+                runs.backbone_cpu_s += cpu_seconds() - cpu0
                 ctx = BenchContext(dataset=dataset, split=split, config=config, seed=int(seed),
                                    tables=tables, backbone=backbone, text_vectors=texts, llm=llm)
             t0 = time.perf_counter()
@@ -199,6 +218,85 @@ def run_bench(dataset: Dataset, protocol: ProtocolConfig, methods: Sequence[str]
             if done is not None:
                 done.parent.mkdir(parents=True, exist_ok=True)
                 done.write_text(json.dumps(result.to_json()))
+    return runs
+
+
+def default_jobs() -> int:
+    """Worker processes of ``emerflow bench`` when ``--jobs`` is not given: 1 on one core, 2 on
+    2-3 cores (each worker runs torch / LightGBM on 2 threads, and much of a method's time is
+    single-threaded Python, so 2 workers fill 2 cores), half the cores above."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+    return 1 if cores < 2 else max(2, cores // 2)
+
+
+def _run_unit(kwargs: dict[str, Any]) -> MethodRuns:
+    """A parallel worker's unit (top level, so a spawned process can import it); runs with the
+    parent's torch thread count (float results depend on it)."""
+    import torch
+
+    kwargs = dict(kwargs)
+    torch.set_num_threads(kwargs.pop("torch_threads"))
+    label = ",".join(kwargs["methods"])
+
+    def progress(msg: str) -> None:
+        _print(f"[{label}] {msg}")
+
+    return _run_methods(progress=progress, **kwargs)
+
+
+def run_bench(dataset: Dataset, protocol: ProtocolConfig, methods: Sequence[str],
+              seeds: Sequence[int], *, out_dir: Path | None = None, cache_dir: Path | None = None,
+              settings: BenchSettings | None = None, augment_path: Path | None = None,
+              validation: bool = False, progress: Progress = _print, encoder: Any = None,
+              split: Split | None = None, jobs: int = 1) -> dict[str, dict]:
+    """Run ``methods`` over ``seeds`` on ``dataset``; returns (and writes) one document per method.
+
+    Args:
+        validation: evaluate on the OLD-item validation split (for tuning) instead of the
+            new items; result documents then carry ``"split_kind": "validation"`` and are not
+            written to ``out_dir``.
+        split: a precomputed split (default: ``split_dataset(dataset, protocol)``).
+        encoder: an already loaded ``TextEncoder`` (tests); default loads one lazily (with
+            ``jobs > 1`` it is pickled to each worker).
+        jobs: worker processes; > 1 runs the :func:`method_units` in that many spawned
+            processes (each method's result is the same as in one process: every method seeds
+            itself and units never share state). Worker messages go to stdout, prefixed with
+            their unit, not to ``progress``.
+    """
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    settings = settings or BenchSettings()
+    t_start = time.perf_counter()
+    if split is None:
+        split = split_dataset(dataset, protocol)
+    if validation:
+        split = validation_split(split, protocol)
+    load_s = time.perf_counter() - t_start
+    progress(f"{dataset.name}: {split.summary()}")
+    _, llm, _ = load_augmentations(augment_path)
+    common = {"dataset": dataset, "split": split, "seeds": list(seeds), "settings": settings,
+              "augment_path": augment_path, "cache_dir": cache_dir, "validation": validation}
+    units = method_units(methods)
+    if jobs == 1 or len(units) == 1:
+        runs = _run_methods(methods=list(methods), progress=progress, encoder=encoder, **common)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        import torch
+
+        common["torch_threads"] = torch.get_num_threads()
+        progress(f"{len(units)} work units on {min(jobs, len(units))} processes: "
+                 + " | ".join(",".join(u) for u in units))
+        runs = MethodRuns({}, {}, {})
+        with ProcessPoolExecutor(min(jobs, len(units)),
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            for part in pool.map(_run_unit, [{"methods": u, "encoder": encoder, **common}
+                                             for u in units]):
+                runs.merge(part)
+    shared_timing = {"load_split": load_s, "backbone": runs.backbone_s,
+                     "backbone_cpu": runs.backbone_cpu_s}
     docs: dict[str, dict] = {}
     created = datetime.now(UTC).isoformat(timespec="seconds")
     split_info = split.summary()
@@ -207,9 +305,10 @@ def run_bench(dataset: Dataset, protocol: ProtocolConfig, methods: Sequence[str]
     for name in methods:
         docs[name] = method_document(
             dataset, name, seeds=seeds, split_info=split_info, config=_run_config(
-                name, settings, protocol), llm=llm, results=per_method[name],
-            not_run_reason=not_run.get(name), new_items=new_items, shared_timing=shared_timing,
-            reused_seeds=reused[name], created=created, validation=validation)
+                name, settings, protocol), llm=llm, results=runs.per_method[name],
+            not_run_reason=runs.not_run.get(name), new_items=new_items,
+            shared_timing=shared_timing, reused_seeds=runs.reused[name], created=created,
+            validation=validation)
         if out_dir is not None and not validation:
             write_document(out_dir, docs[name])
     progress(f"done in {time.perf_counter() - t_start:.1f}s, peak RSS {peak_memory_mb():.0f} MB")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -371,7 +372,7 @@ def pretrained_backbone(dataset: Dataset, split: Split, config: PaperConfig, tab
         lambda e, n, loss: progress(f"  backbone epoch {e}/{n}: loss {loss:.4f}"))
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # parallel workers may race: own tmp
         torch.save(model.state_dict(), tmp)
         tmp.replace(path)
         path.with_suffix(".json").write_text(json.dumps(

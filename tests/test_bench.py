@@ -119,7 +119,9 @@ def test_cached_checkpoint_gives_same_numbers_as_fresh(movies, tmp_path):
     kwargs = dict(settings=_settings(), encoder=HashEncoder(), augment_path=None,
                   progress=lambda _m: None)
     fresh = run_bench(movies, TINY_MOVIES, ["backbone"], [0], cache_dir=None, **kwargs)
-    run_bench(movies, TINY_MOVIES, ["popularity"], [0], cache_dir=tmp_path, **kwargs)
+    # a DeepFM method writes the checkpoint (a run without one never pretrains the backbone)
+    run_bench(movies, TINY_MOVIES, ["metaemb"], [0], cache_dir=tmp_path, **kwargs)
+    assert len(list(tmp_path.glob("backbone-*.pt"))) == 1
     cached = run_bench(movies, TINY_MOVIES, ["backbone"], [0], cache_dir=tmp_path, **kwargs)
     assert cached["backbone"]["phases"] == fresh["backbone"]["phases"]
 
@@ -148,10 +150,11 @@ def test_cache_keys_hold_the_code_version(movies, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     kwargs = dict(cache_dir=cache, settings=_settings(), encoder=HashEncoder(),
                   augment_path=None, progress=lambda _m: None)
-    run_bench(movies, TINY_MOVIES, ["popularity"], [0], **kwargs)
+    run_bench(movies, TINY_MOVIES, ["popularity", "backbone"], [0], **kwargs)
     monkeypatch.setattr(bench_setup, "code_version", lambda: "another-code-version")
     log: list[str] = []
-    docs = run_bench(movies, TINY_MOVIES, ["popularity"], [0], **{**kwargs, "progress": log.append})
+    docs = run_bench(movies, TINY_MOVIES, ["popularity", "backbone"], [0],
+                     **{**kwargs, "progress": log.append})
     assert docs["popularity"]["timing_s"]["seeds_reused_from_cache"] == []
     assert not any("reused cached" in m for m in log)
     assert len(list(cache.glob("backbone-*.pt"))) == 2
@@ -513,3 +516,42 @@ def test_bench_tune_takes_its_own_seed_option():
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["bench", "tune", "--dataset", "disgenet-curated", "--seed", "3"])
     assert args.bench_command == "tune" and args.seed == 3
+
+
+def test_parallel_jobs_give_the_same_results(movies, tmp_path):
+    """``jobs=2`` runs the work units in spawned processes: every method's figures, per-item
+    values and diversity equal the one-process run's; documents are written by the parent."""
+    from engine.bench import method_units
+
+    methods = ["popularity", "text-knn", "backbone", "metaemb", "emerflow-tt-nollm",
+               "emerflow-ltr"]
+    assert method_units(methods) == [["emerflow-ltr"], ["backbone", "metaemb"],
+                                     ["emerflow-tt-nollm"], ["popularity", "text-knn"]]
+    kwargs = dict(settings=_settings(), encoder=HashEncoder(), augment_path=None,
+                  progress=lambda _m: None)
+    one = run_bench(movies, TINY_MOVIES, methods, [0], cache_dir=tmp_path / "c1",
+                    out_dir=tmp_path / "r1", jobs=1, **kwargs)
+    two = run_bench(movies, TINY_MOVIES, methods, [0], cache_dir=tmp_path / "c2",
+                    out_dir=tmp_path / "r2", jobs=2, **kwargs)
+    for name in methods:
+        assert two[name]["status"] == "ok"
+        for block in ("phases", "ranking", "per_item", "diversity"):
+            assert two[name][block] == one[name][block], (name, block)
+        written = json.loads((tmp_path / "r2" / movies.name / f"{name}.json").read_text())
+        assert written["ranking"] == one[name]["ranking"]
+    # each unit ran in its own worker and wrote its finished runs to the shared cache
+    assert len(list((tmp_path / "c2" / "runs").glob("*.json"))) == len(methods)
+    with pytest.raises(ValueError, match="jobs"):
+        run_bench(movies, TINY_MOVIES, methods, [0], jobs=0, **kwargs)
+
+
+def test_runs_without_a_deepfm_method_never_pretrain_it(movies, tmp_path):
+    """The DeepFM backbone is pretrained only when a method of the run is on it."""
+    log: list[str] = []
+    docs = run_bench(movies, TINY_MOVIES, ["popularity", "text-knn"], [0],
+                     cache_dir=tmp_path, settings=_settings(), encoder=HashEncoder(),
+                     augment_path=None, progress=log.append)
+    assert docs["text-knn"]["status"] == "ok"
+    assert not list(tmp_path.glob("backbone-*.pt"))
+    assert not any("backbone epoch" in m for m in log)
+    assert docs["text-knn"]["timing_s"]["shared_backbone"] < 1.0

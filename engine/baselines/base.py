@@ -106,7 +106,8 @@ class BenchContext:
         config: workspace settings of the shared backbone (and EmerFlow's defaults).
         seed: the run's seed.
         tables: index tensors of targets and items (``engine.paper.tables.make_tables``).
-        backbone: pretrained on old items, frozen (eval mode, no grads).
+        backbone: the DeepFM pretrained on old items, frozen (eval mode, no grads); None when
+            no method of the run is on it (``Method.backbone != "deepfm"``).
         text_vectors: ``variant -> [N_items, T]`` float32 vectors of every item's serialized
             text (variants ``raw``, ``raw+aug``, ``aug``); raises MethodNotAvailable for
             augmented variants when no augmentation exists.
@@ -118,7 +119,7 @@ class BenchContext:
     config: PaperConfig
     seed: int
     tables: TrainingTables
-    backbone: DeepFM
+    backbone: DeepFM | None
     text_vectors: Callable[[str], np.ndarray]
     llm: dict | None = None
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -273,6 +274,7 @@ class Method:
         phase_settings: settings read only by ``start``/``update``/``score`` (not by ``fit``):
             :meth:`with_settings` changes them on a fitted method, so tuning fits once per
             distinct fit setting.
+        cost: rough seconds per seed (orders the parallel benchmark's work, nothing else).
     """
 
     name: ClassVar[str] = ""
@@ -284,6 +286,9 @@ class Method:
     phase_settings: ClassVar[frozenset[str]] = frozenset()
     backbone: ClassVar[str | None] = "deepfm"
     probabilistic: ClassVar[bool] = True
+    #: rough seconds of one seed's fit + phases on DisGeNET (2 cores); only orders the
+    #: parallel benchmark's work units (``emerflow bench --jobs``), never read by a method
+    cost: ClassVar[float] = 15.0
 
     def __init__(self, **overrides: Any):
         unknown = set(overrides) - set(self.defaults)

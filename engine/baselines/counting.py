@@ -39,6 +39,7 @@ class Popularity(Method):
     defaults: ClassVar[dict[str, Any]] = {}
     grid: ClassVar[dict[str, tuple[Any, ...]]] = {}  # nothing to tune: one validation trial
     backbone: ClassVar[str | None] = None
+    cost: ClassVar[float] = 2.0
     probabilistic: ClassVar[bool] = False
 
     def fit(self, ctx: BenchContext) -> None:

@@ -33,6 +33,7 @@ class EmerFlowLtr(Method):
     name: ClassVar[str] = "emerflow-ltr"
     backbone: ClassVar[str | None] = None
     probabilistic: ClassVar[bool] = False
+    cost: ClassVar[float] = 50.0
     text_variant: ClassVar[str] = "raw"
     defaults: ClassVar[dict[str, Any]] = LtrConfig().to_dict()
     #: Round L4b (results/README.md): the training lists' composition, on the small-item

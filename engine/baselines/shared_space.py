@@ -56,6 +56,7 @@ class EmerFlowShared(Method):
     text_variant: ClassVar[str] = "raw+aug"
     backbone: ClassVar[str | None] = "twotower"
     probabilistic: ClassVar[bool] = False
+    cost: ClassVar[float] = 30.0
     defaults: ClassVar[dict[str, Any]] = dict(SHARED_DEFAULTS)
     grid: ClassVar[dict[str, tuple[Any, ...]]] = {
         "temperature": (0.02, 0.05),

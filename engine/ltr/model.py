@@ -23,7 +23,6 @@ items' unit text vectors (read with ``allow_pickle=False``).
 from __future__ import annotations
 
 import hashlib
-
 import json
 import time
 from collections.abc import Callable

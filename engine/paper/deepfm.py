@@ -159,8 +159,9 @@ class DeepFM(nn.Module):
         all at once) that reuse one set of ``[chunk * N, H]`` buffers, written in place: a
         fresh tensor of that size per layer and chunk is a fresh ``mmap`` whose page faults
         cost more than the layer's matrix product (520 items x 9,703 targets: 3.0 s with fresh
-        tensors, 0.96 s with reused buffers, quiet 2-core machine). Every value is bit-identical to scoring each chunk on its own (same kernels,
-        same shapes); the chunk size itself may change the last bits (GEMM blocking).
+        tensors, 0.96 s with reused buffers, quiet 2-core machine). Every value is
+        bit-identical to scoring each chunk on its own (same kernels, same shapes); the chunk
+        size itself may change the last bits (GEMM blocking).
         """
         m, n = len(item_idx), cache.hidden.shape[0]
         step = max(1, m if items_per_chunk is None else items_per_chunk)

@@ -129,7 +129,7 @@ class TextEncoder:
             return
         keys = np.array(list(self._cache), dtype="U64")
         vecs = np.stack(list(self._cache.values())).astype(np.float32)
-        tmp = path.with_suffix(".tmp.npz")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # concurrent writers: own tmp
         np.savez(tmp, keys=keys, vectors=vecs, quantize=np.array(self.quantize))
         tmp.replace(path)
 
