@@ -377,3 +377,26 @@ def test_training_lists_cache_is_keyed_by_the_text():
     assert a.booster.model_to_string() != b.booster.model_to_string()
     again = train_ltr(data, first, cfg, 0, lists_cache=cache)
     assert len(cache) == 2 and again.booster.model_to_string() == a.booster.model_to_string()
+
+
+def test_precomputed_cooccurrence_gives_the_same_features():
+    """``Reference.precompute_cooc`` (``XᵀX`` kept for many items) changes no feature bit."""
+    from engine.ltr.features import cooc_parts
+
+    rng = np.random.default_rng(3)
+    x = sparse.random(40, 30, density=0.2, random_state=3, format="csr")
+    text = rng.normal(size=(40, 8))
+    plain, kept = Reference(x, text, 5.0), Reference(x, text, 5.0)
+    kept.precompute_cooc()
+    assert plain.cooc is None and kept.cooc is not None
+    rows = np.array([0, 4, 7])
+    for a, b in zip(cooc_parts(plain, rows), cooc_parts(kept, rows), strict=True):
+        assert np.array_equal(a, b)
+    confirmed = np.zeros((3, 30), np.float32)
+    confirmed[0, [1, 2]] = confirmed[2, [5, 9, 11]] = 1
+    sims = rng.normal(size=(3, 40))
+    args = dict(k=5, temperature=0.1, wide_k=10)
+    got = item_features(kept, sims, confirmed, np.zeros_like(confirmed), **args)
+    assert np.array_equal(got, item_features(plain, sims, confirmed, np.zeros_like(confirmed),
+                                             **args))
+    assert got[:, :, BASE_FEATURES.index("cooc_mean")].any()

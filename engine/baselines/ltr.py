@@ -62,6 +62,7 @@ class EmerFlowLtr(Method):
         data = TrainingData(ctx.dataset, ctx.split)
         self.ranker = train_ltr(data, vecs[ctx.old_item_rows], self.settings, ctx.seed,
                                 lists_cache=ctx._cache)
+        self.ranker.ref.precompute_cooc()  # every new item is scored against it, 4 phases
         self.new_text = vecs[ctx.new_item_rows]
 
     def start(self) -> LtrState:

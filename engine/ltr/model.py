@@ -272,6 +272,7 @@ def training_lists(x, text: np.ndarray, tasks: Tasks, config: LtrConfig, seed: i
                     feats, labels, sizes)
         if extra is not None and extra.tasks.item:
             ref = config.reference(x, text)
+            ref.precompute_cooc()
             _lists_against(ref, unit_rows(extra.text), extra.tasks,
                            np.arange(len(extra.tasks.item)), config, knowledge, rng, chunk,
                            feats, labels, sizes)
@@ -285,6 +286,7 @@ def _fold_lists(x, text, tasks, config, knowledge, fold, rng, chunk, progress,
     for f in range(config.folds):
         ref_rows = np.flatnonzero(fold != f)
         ref = config.reference(x[ref_rows], text[ref_rows])
+        ref.precompute_cooc()
         lists = np.flatnonzero(fold[task_item] == f)
         _lists_against(ref, text, tasks, lists, config, knowledge, rng, chunk,
                        feats, labels, sizes)
