@@ -45,9 +45,16 @@ def machine_description() -> str:
                 break
     except (OSError, subprocess.SubprocessError):
         pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = usable_cores()
     return (f"{model}, {cores} cores, torch {torch.__version__} ({torch.get_num_threads()} "
             f"threads), {platform.system()} {platform.release()}")
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def cpu_seconds() -> float:

@@ -7,7 +7,6 @@ Part of :mod:`engine.bench` (the benchmark's public import point).
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from engine.bench_results import (
     cpu_seconds,
     method_document,
     peak_memory_mb,
+    usable_cores,
     write_document,
 )
 from engine.bench_setup import (
@@ -225,8 +225,7 @@ def default_jobs() -> int:
     """Worker processes of ``emerflow bench`` when ``--jobs`` is not given: 1 on one core, 2 on
     2-3 cores (each worker runs torch / LightGBM on 2 threads, and much of a method's time is
     single-threaded Python, so 2 workers fill 2 cores), half the cores above."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-        os.cpu_count() or 1)
+    cores = usable_cores()
     return 1 if cores < 2 else max(2, cores // 2)
 
 
