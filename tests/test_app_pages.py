@@ -216,6 +216,8 @@ def test_feedback_confirm_refine_upload_and_history(demo_env):
                    "text/csv")]).run()
     err = texts(at.error)
     assert "Line 3: unknown target_id 'nope'" in err and "Line 4: label must be" in err
+    # the refinement's message (with its rank moves) stays through later reruns of the phase
+    assert "Refined to Phase I with 3 decision(s)" in texts(at.success)
     # a good upload refines to Phase II with source "upload"
     at.file_uploader(key="fb_upload").set_value(
         [("ok.csv", b"target_id,label,note\n100001,1,lab result\n100002,0,\n", "text/csv")]
@@ -223,6 +225,7 @@ def test_feedback_confirm_refine_upload_and_history(demo_env):
     at.button(key="refine_upload").click().run()
     assert not at.exception
     assert "Refined to Phase II" in texts(at.success)
+    assert "Refined to Phase I with" not in texts(at.success)
     from app.state import get_db
     from db import repository as repo
 

@@ -169,31 +169,71 @@ def click(pg, name: str) -> None:
     idle(pg)
 
 
-def confirm_three_and_refine(pg, noun: str) -> list[tuple[int, int]]:
-    """Pick three targets in the 'Confirm …' multiselect, refine, return (before, after)."""
+def chosen(pg) -> tuple[int, int]:
+    """(confirmed, rejected) as the Feedback page's caption counts them right now."""
+    cap = pg.get_by_text(re.compile(r"\d+ confirmed, \d+ rejected, to be recorded")).first
+    cap.wait_for(state="visible")
+    yes, no = re.search(r"(\d+) confirmed, (\d+) rejected", cap.inner_text()).groups()
+    return int(yes), int(no)
+
+
+def page_messages(pg) -> str:
+    """The alerts and captions on the page, for a failure message (CI keeps no screenshot)."""
+    texts = pg.locator('[data-testid="stAlert"], [data-testid="stCaptionContainer"]')
+    return " | ".join(t.strip() for t in texts.all_inner_texts() if t.strip())[:2000]
+
+
+def pick_one(pg, noun: str) -> None:
+    """Open the 'Confirm …' list and click its fifth option (retried across reruns)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    for _ in range(3):
-        box = pg.get_by_role("combobox", name=f"Confirm {noun}s", exact=True).first
-        option = pg.get_by_role("option").nth(4)
-        for attempt in range(4):
-            # A rerun (e.g. evidence caches finishing in the background) can close the
-            # list or detach the option between opening and clicking: open and click again.
-            try:
-                box.click(timeout=20_000)
-                option.wait_for(state="visible", timeout=20_000)
-                option.click(timeout=10_000)
-                break
-            except PlaywrightTimeout:
-                if attempt == 3:
-                    raise
-                pg.keyboard.press("Escape")
-                idle(pg)
-        pg.keyboard.press("Escape")
-        idle(pg)
+    box = pg.get_by_role("combobox", name=f"Confirm {noun}s", exact=True).first
+    option = pg.get_by_role("option").nth(4)
+    for attempt in range(4):
+        # A rerun (e.g. evidence caches finishing in the background) can close the
+        # list or detach the option between opening and clicking: open and click again.
+        try:
+            box.click(timeout=20_000)
+            option.wait_for(state="visible", timeout=20_000)
+            option.click(timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 3:
+                raise
+            pg.keyboard.press("Escape")
+            idle(pg)
+    pg.keyboard.press("Escape")
+    idle(pg)
+
+
+def confirm_three_and_refine(pg, noun: str) -> list[tuple[int, int]]:
+    """Pick three targets in the 'Confirm …' multiselect, refine, return (before, after).
+
+    The page's own count is read before refining: a pick lost to a rerun is picked again, so
+    the refinement always records three decisions; a refine click lost to a rerun is repeated
+    (the flow refuses a second refinement of the same phase, so a repeat cannot double it)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(8):
+        if chosen(pg)[0] >= 3:
+            break
+        pick_one(pg, noun)
+    assert chosen(pg) == (3, 0), f"three picks expected: {chosen(pg)}; {page_messages(pg)}"
+    done = pg.get_by_text("Refined to Phase I with 3 decision(s)", exact=False).first
     click(pg, "Refine → Phase I")
-    see(pg, "Refined to Phase I with 3 decision(s)")
-    msg = pg.get_by_text("Refined to Phase I").first.inner_text()
+    for attempt in range(3):
+        try:
+            done.wait_for(state="visible", timeout=TIMEOUT_MS // 3)
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise AssertionError(f"no refinement message; the page shows: "
+                                     f"{page_messages(pg)}") from None
+            again = pg.get_by_role("button", name="Refine → Phase I", exact=True)
+            if again.count() and again.first.is_enabled():
+                again.first.click()
+                idle(pg)
+    msg = done.inner_text()
     return [(int(a), int(b)) for a, b in re.findall(r": (\d+) → (\d+)", msg)]
 
 

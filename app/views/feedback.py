@@ -30,8 +30,9 @@ noun = TARGET_NOUN[ws.domain]
 last = state.phase >= flows.MAX_PHASE
 next_label = flows.phase_label(min(state.phase + 1, flows.MAX_PHASE))
 KEPT = f"fb_kept_{item.id}"  #: decisions of a refinement refused because the item moved on
-if "refine_message" in st.session_state:
-    st.success(st.session_state.pop("refine_message"))
+REFINED_MSG = f"fb_refined_msg_{item.id}"  #: (phase, message) of this item's last refinement
+if (shown := st.session_state.get(REFINED_MSG)) and shown[0] == state.phase:
+    st.success(shown[1])  # kept across reruns (a table sort, a new "Show top") until it moves on
 if "refine_warning" in st.session_state:
     st.warning(st.session_state.pop("refine_warning"))
 kept: dict[str, int] = st.session_state.get(KEPT) or {}
@@ -74,7 +75,8 @@ def refine(decisions: list[tuple[str, int]], source: str, notes: dict[str, str] 
     st.session_state[JUST_REFINED] = new
     if source == "upload":  # an applied upload is cleared: no one-click re-apply
         st.session_state[UPLOADS] = int(st.session_state.get(UPLOADS, 0)) + 1
-    st.session_state["refine_message"] = (
+    st.session_state[REFINED_MSG] = (
+        new.phase,
         f"Refined to Phase {new.phase_label} with {len(decisions)} decision(s)."
         + (f" Confirmed {noun} ranks: {'; '.join(moved)}" if moved else ""))
     st.rerun()
