@@ -400,3 +400,21 @@ def test_precomputed_cooccurrence_gives_the_same_features():
     assert np.array_equal(got, item_features(plain, sims, confirmed, np.zeros_like(confirmed),
                                              **args))
     assert got[:, :, BASE_FEATURES.index("cooc_mean")].any()
+
+
+def test_truncation_level_reaches_lambdarank_and_changes_the_model():
+    from engine.ltr.model import fit_booster
+
+    with pytest.raises(ValueError, match="truncation"):
+        LtrConfig(truncation=0)
+    rng = np.random.default_rng(1)
+    names = feature_names(None)
+    fx = rng.random((3000, len(names))).astype(np.float32)
+    y = (fx[:, names.index("vote")] + 0.3 * rng.random(3000) > 0.9).astype(np.float32)
+    sizes = np.full(30, 100)
+    small = dict(n_estimators=10, num_leaves=7, min_data_in_leaf=20, threads=1)
+    wide = fit_booster(fx, y, sizes, names, LtrConfig(**small), 0)
+    short = fit_booster(fx, y, sizes, names, LtrConfig(truncation=3, **small), 0)
+    assert wide.params["lambdarank_truncation_level"] == 100
+    assert short.params["lambdarank_truncation_level"] == 3
+    assert not np.array_equal(wide.predict(fx[:200]), short.predict(fx[:200]))

@@ -83,6 +83,9 @@ class LtrConfig:
             only (:func:`simulate_tasks`), not also later phases' batch positives.
         objective: LightGBM's ranking objective, ``lambdarank`` (LambdaRank, truncated at
             100) or ``rank_xendcg`` (XE-NDCG, Bruch 2019: a convex bound, often steadier).
+        truncation: LambdaRank's truncation level: the pairs of each list whose higher-ranked
+            member is in the current top ``truncation`` carry gradients (its cost per tree
+            grows with it; 100 matches NDCG@100).
         threads: LightGBM threads.
     """
 
@@ -109,11 +112,12 @@ class LtrConfig:
     base_beta: float = 1.0
     test_window: bool = False
     objective: str = "lambdarank"
+    truncation: int = 100
     threads: int = 2
 
     def __post_init__(self) -> None:
         for name in ("k", "wide_k", "folds", "n_estimators", "num_leaves", "min_data_in_leaf",
-                     "threads"):
+                     "truncation", "threads"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"LtrConfig.{name} must be >= 1")
         if self.folds < 2:
@@ -360,7 +364,7 @@ def fit_booster(features: np.ndarray, labels: np.ndarray, sizes: np.ndarray,
                      free_raw_data=True)
     params = {
         "objective": config.objective, "metric": "ndcg", "eval_at": [100],
-        "lambdarank_truncation_level": 100, "learning_rate": config.learning_rate,
+        "lambdarank_truncation_level": config.truncation, "learning_rate": config.learning_rate,
         "num_leaves": config.num_leaves, "min_data_in_leaf": config.min_data_in_leaf,
         "feature_fraction": config.feature_fraction, "bagging_fraction": 0.8,
         "bagging_freq": 1, "max_bin": 63, "seed": seed, "num_threads": config.threads,
