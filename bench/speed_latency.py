@@ -105,7 +105,8 @@ def bench_predict(ws, reps: int, data_root: Path | None, warmup: int = 3) -> dic
         stages["encode"].append(dt)
         dt, emb = timed(ws.ranker.align, vec)
         stages["align"].append(dt)
-        dt, scored = timed(ws.ranker.score, vec[0], emb[0], Decisions())
+        dt, scored = timed(ws.ranker.score, vec[0], emb[0], Decisions(),
+                           ws.item_categories(f))
         stages["score"].append(dt)
         dt, _ = timed(ws.ranked, np.asarray(scored.scores, np.float64), scored.lift)
         stages["rank"].append(dt)

@@ -335,7 +335,8 @@ def candidate_table(ws: Workspace, prediction: Prediction, decisions: Mapping[st
                 raise ValueError("none of the candidates has a rating in the workspace")
     restricted = Prediction(text=prediction.text, embedding=prediction.embedding,
                             targets=sub.reset_index(drop=True),
-                            neighbours=prediction.neighbours)
+                            neighbours=prediction.neighbours,
+                            categories=prediction.categories)
     out = ranked_table(ws, restricted, decisions, top_n=len(sub), genes=genes)
     out.insert(0, RANK_IN_LIST, range(1, len(out) + 1))
     return out
@@ -425,7 +426,7 @@ def ranker_reasons(ws: Workspace, prediction: Prediction, decisions: Mapping[str
         return {}
     vec = ws.encoder.encode([prediction.text])[0]
     reasons = ws.ranker.explain(vec, prediction.embedding, ws.decisions(decisions),
-                                ws.target_rows(ids), ws.target_names)
+                                ws.target_rows(ids), ws.target_names, prediction.categories)
     ranks = ranks_of_targets(prediction, ids)
     n = prediction.n_targets
     out = {}

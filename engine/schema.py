@@ -15,6 +15,9 @@ DOMAINS: tuple[str, ...] = (MOVIE, DISEASE)
 
 #: What the "target" of an item is called in each domain (the thing we rank for an item).
 TARGET_NOUN = {MOVIE: "user", DISEASE: "gene"}
+#: The item-table column holding an item's categories (``|``-joined) in each domain: film
+#: genres, a disease's MeSH classes (the learned ranker's category channel reads it).
+ITEM_CATEGORY = {MOVIE: "genres", DISEASE: "disease_class"}
 
 # Interaction table columns ---------------------------------------------------------------------
 ITEM_ID = "item_id"  #: str: MovieLens movie id, UMLS CUI, or demo id

@@ -21,7 +21,7 @@ from engine.data.base import Dataset
 from engine.data.protocol import Split
 from engine.index import ItemIndex
 from engine.ranking.base import Decisions, Ranker, Reason
-from engine.schema import ITEM_ID, LABEL, NAME, ORDER, TARGET_ID
+from engine.schema import ITEM_CATEGORY, ITEM_ID, LABEL, MULTI_SEP, NAME, ORDER, TARGET_ID
 from engine.text.encoder import TextEncoder
 from engine.text.serialize import serialize_item
 
@@ -89,12 +89,13 @@ class Prediction:
             ``evidence`` (their best-known targets).
         model_rank: ``target_id -> rank`` in the model's own ranking (before decisions are
             pinned), for every decided target.
+        categories: the item's category values the ranker saw (genres, MeSH classes).
     """
 
     def __init__(self, text: str, embedding: np.ndarray, targets: pd.DataFrame | None = None,
                  neighbours: pd.DataFrame | None = None,
                  model_rank: dict[str, int] | None = None, *,
-                 ranked: RankedCatalog | None = None):
+                 ranked: RankedCatalog | None = None, categories: Sequence[str] = ()):
         if targets is None and ranked is None:
             raise ValueError("Prediction needs targets or a ranked catalog")
         self.text = text
@@ -104,6 +105,7 @@ class Prediction:
         self.neighbours = (neighbours if neighbours is not None
                            else pd.DataFrame(columns=[ITEM_ID, NAME, "similarity", "evidence"]))
         self.model_rank = dict(model_rank or {})
+        self.categories = tuple(categories)
 
     @property
     def targets(self) -> pd.DataFrame:
@@ -215,6 +217,16 @@ class Workspace:
         """Encode (Eq. 3) and align (Eq. 4) one serialized text -> ``[D]``."""
         return self.ranker.align(self.encoder.encode([text]))[0]
 
+    def item_categories(self, features: Mapping[str, object] | None) -> tuple[str, ...]:
+        """The item's category values (:data:`engine.schema.ITEM_CATEGORY` of the domain: film
+        genres, MeSH classes) from its features, ``|``-joined or a list; () when absent."""
+        column = ITEM_CATEGORY.get(self.domain)
+        value = (features or {}).get(column) if column else None
+        if value is None or (isinstance(value, float) and value != value):
+            return ()
+        parts = value.split(MULTI_SEP) if isinstance(value, str) else list(value)
+        return tuple(p for p in (str(v).strip() for v in parts) if p)
+
     def target_rows(self, target_ids: Sequence[str]) -> np.ndarray:
         """Rows of ``target_ids`` in the target table (ValueError naming unknown ids)."""
         ids = [str(t) for t in target_ids]
@@ -306,7 +318,8 @@ class Workspace:
         """
         text, vec, dec, emb = self._inputs(features, augmented, descriptors, embedding,
                                            decisions)
-        scored = self.ranker.score(vec, emb, dec)
+        cats = self.item_categories(features)
+        scored = self.ranker.score(vec, emb, dec, cats)
         scores = np.asarray(scored.scores, np.float64)
         model_rank: dict[str, int] = {}
         if dec:
@@ -321,6 +334,7 @@ class Workspace:
             ranked=self.ranked(scores, scored.lift),
             neighbours=self.neighbours(emb, n_neighbours),
             model_rank=model_rank,
+            categories=cats,
         )
 
     def scores(
@@ -335,7 +349,8 @@ class Workspace:
         """The ranker's own scores of every target ``[N]`` (nothing pinned, no table) and the
         decisions as target rows: one catalog scoring, for callers that need ranks only."""
         _, vec, dec, emb = self._inputs(features, augmented, descriptors, embedding, decisions)
-        return np.asarray(self.ranker.score(vec, emb, dec).scores, np.float64), dec
+        return np.asarray(self.ranker.score(vec, emb, dec, self.item_categories(features)).scores,
+                          np.float64), dec
 
     def explain(
         self,
@@ -351,7 +366,8 @@ class Workspace:
         words, largest first."""
         _, vec, dec, emb = self._inputs(features, augmented, descriptors, embedding, decisions)
         rows = self.target_rows(target_ids)
-        reasons = self.ranker.explain(vec, emb, dec, rows, self.target_names)
+        reasons = self.ranker.explain(vec, emb, dec, rows, self.target_names,
+                                      self.item_categories(features))
         return {str(t): r for t, r in zip(target_ids, reasons, strict=True)}
 
     def target_names(self, rows: np.ndarray) -> list[str]:

@@ -418,3 +418,87 @@ def test_truncation_level_reaches_lambdarank_and_changes_the_model():
     assert wide.params["lambdarank_truncation_level"] == 100
     assert short.params["lambdarank_truncation_level"] == 3
     assert not np.array_equal(wide.predict(fx[:200]), short.predict(fx[:200]))
+
+
+def test_category_keys_and_the_category_share_of_reference_items():
+    from engine.ltr.features import category_keys
+
+    assert category_keys("Drama|Comedy|Drama", "set") == ("Comedy", "Drama")
+    assert category_keys(["Drama", "Comedy"], "combination") == ("Comedy|Drama",)
+    assert category_keys("Drama", "") == () and category_keys(None, "set") == ()
+    with pytest.raises(ValueError, match="category mode"):
+        category_keys("Drama", "tree")
+    # 4 reference items over 3 targets: "a" items have targets {0, 1} / {0}; "b": {2} / {1}
+    x = sparse.csr_matrix(np.array([[1, 1, 0], [1, 0, 0], [0, 0, 1], [0, 1, 0]], np.float32))
+    text = np.eye(4)
+    ref = Reference(x, text, 10.0, categories=[("a",), ("a",), ("b",), ("b", "a")])
+    names = feature_names(None, categories=True)
+    zero = np.zeros((3, 3))
+    fx = item_features(ref, ref.similarities(np.eye(4)[:3]), zero, zero, k=2,
+                       temperature=0.1, wide_k=2, categories=[("a",), ("a", "b"), ("z",)])
+    share = fx[:, :, names.index("cat_share")]
+    # "a": 3 items (rows 0, 1, 3) -> target shares 2/3, 2/3, 0; "b": 2 items -> 0, 1/2, 1/2
+    assert np.allclose(share[0], [2 / 3, 2 / 3, 0])
+    assert np.allclose(share[1], [(2 / 3 + 0) / 2, (2 / 3 + 0.5) / 2, 0.25])
+    assert np.allclose(share[2], 0)  # a key no reference item has
+    assert np.allclose(fx[0, :, names.index("cat_norm")], [1, 1, 0])
+    with pytest.raises(ValueError, match="category lists"):
+        Reference(x, text, 10.0, categories=[("a",)])
+
+
+def test_category_channel_in_training_lists_never_sees_the_item_itself():
+    x, text = _disjoint()
+    tasks = Tasks([], [], [], [])
+    for i in range(x.shape[0]):
+        tasks.item.append(i)
+        tasks.confirmed.append(np.zeros(0, np.int64))
+        tasks.rejected.append(np.zeros(0, np.int64))
+        tasks.relevant.append(x[i].indices)
+    cats = [(f"c{i % 3}",) for i in range(x.shape[0])]
+    cfg = LtrConfig(folds=3, candidates=20, random_negatives=20, k=5, wide_k=10,
+                    categories="set")
+    with pytest.raises(ValueError, match="category keys are needed"):
+        training_lists(x, text, tasks, cfg, 0, None)
+    feats, labels, _ = training_lists(x, text, tasks, cfg, 0, None, categories=cats)
+    names = cfg.feature_names(None)
+    assert names[-2:] == ("cat_share", "cat_norm")
+    pos = labels > 0
+    # its own targets belong to no other item: the category share of the others is 0 there
+    assert np.all(feats[pos, names.index("cat_share")] == 0)
+    assert (feats[~pos, names.index("cat_share")] > 0).any()  # other items' targets
+
+
+@pytest.mark.slow
+def test_demo_workspace_reads_the_items_categories(tmp_path, encoder):
+    from engine.build import build_dataset_workspace, workspace_dir
+    from engine.config import WorkspaceConfig
+    from engine.workspace_store import load_workspace
+
+    cfg = WorkspaceConfig(dataset="demo-movies", ranker="ltr",
+                          ltr={"folds": 3, "n_estimators": 30, "candidates": 50,
+                               "random_negatives": 50, "categories": "combination",
+                               "min_data_in_leaf": 20})
+    ws = build_dataset_workspace("demo-movies", config=cfg, encoder=encoder, home=tmp_path)
+    assert ws.ranker.names[-2:] == ("cat_share", "cat_norm")
+    known = ws.ranker.ref.category_ids  # an item whose combination an established film has
+    row = next(r for r in ws.dataset.items.to_dict("records")
+               if ws.ranker.config.keys(r["genres"])[0] in known)
+    item = {k: v for k, v in row.items() if k != "item_id"}
+    assert ws.item_categories(item) == tuple(item["genres"].split("|"))
+    with_cats = ws.predict(item)
+    assert with_cats.categories == ws.item_categories(item)
+    vec = ws.encoder.encode([with_cats.text])[0]
+    col = ws.ranker.names.index("cat_share")
+    fx = ws.ranker.scored_features(vec, ws.decisions({}), with_cats.categories)[0]
+    assert fx[:, col].max() > 0
+    # the memo keys on the categories too: the same text without them has no category share
+    assert ws.ranker.scored_features(vec, ws.decisions({}))[0][:, col].max() == 0
+    rows = ws.target_rows([str(with_cats.targets["target_id"].iloc[0])])
+    words = [r.text for r in ws.ranker.explain(ws.encoder.encode([with_cats.text])[0],
+                                               with_cats.embedding, ws.decisions({}), rows,
+                                               ws.target_names, with_cats.categories)[0]]
+    assert any("genre combination have it" in w for w in words), words
+    loaded = load_workspace(workspace_dir("demo-movies", tmp_path), encoder)
+    again = loaded.predict(item)
+    assert np.array_equal(again.targets["score"].to_numpy(),
+                          with_cats.targets["score"].to_numpy())

@@ -1,9 +1,10 @@
 """The learned ranker's committed figures: ``results/<dataset>/tuning-small.json`` (its
-tuning round L4b on the small-item validation set, beside the baselines' rounds there),
-``results/<dataset>/emerflow-ltr-tuning-l3.json`` / ``-l4.json`` (rounds L3 there, LightGBM's
-settings, and L4, the training lists' composition, whose edges L4b widened),
+tuning round L6 on the small-item validation set, the item-category channel, beside the
+baselines' rounds there), ``results/<dataset>/emerflow-ltr-tuning-l3.json`` / ``-l4.json`` /
+``-l4b.json`` (rounds L3 there, LightGBM's settings, and L4, the training lists' composition,
+whose edges L4b widened),
 ``results/<dataset>/emerflow-ltr-tuning.json`` (rounds L1/L2 on held-out old items, where it
-was chosen as the product), ``engine/tuned.py`` (the settings chosen in L3 and L4b),
+was chosen as the product), ``engine/tuned.py`` (the settings chosen in L3, L4b and L6),
 ``results/<dataset>/emerflow-ltr.json`` (the 3-seed test run with them) and the README rows
 quoting that run. Each check reads the real
 files, so a stale setting, a result file run with other settings or a README figure that no
@@ -89,17 +90,35 @@ def test_lightgbm_settings_are_the_best_trial_of_round_l3(dataset):
 @pytest.mark.parametrize("dataset", REAL)
 def test_round_l4b_widened_the_edges_l4_chose(dataset):
     """L4's best list settings lie on its grid's edges for the negatives (and, on DisGeNET,
-    the candidates); L4b's grid (the one in the code) goes past the negatives' edge and holds
-    L4's best point, whose validation score it reproduces exactly."""
+    the candidates); L4b's grid goes past the negatives' edge and holds L4's best point, whose
+    validation score it reproduces exactly; engine/tuned.py and the committed result hold
+    L4b's best."""
     doc, best = _history(dataset, "L4")
-    grid = METHODS[NAME].grid
+    l4b_doc, l4b_best = _history(dataset, "L4b")
+    grid = l4b_doc["grid"]
     assert best["random_negatives"] == min(doc["grid"]["random_negatives"])
     assert min(grid["random_negatives"]) < best["random_negatives"]
     assert best["candidates"] in grid["candidates"]
     l4 = _best(doc["methods"][NAME]["trials"])
-    l4b = _json(RESULTS / dataset / "tuning-small.json")["methods"][NAME]["trials"]
+    l4b = l4b_doc["methods"][NAME]["trials"]
     same = [t for t in l4b if t["settings"] == best]
     assert len(same) == 1 and same[0]["score"] == l4["score"]
+    ltr = DATASET_SETTINGS[dataset]["methods"][NAME]["ltr"]
+    assert {k: ltr[k] for k in l4b_best} == l4b_best
+    ran = _json(RESULTS / dataset / f"{NAME}.json")["config"]["method"]
+    assert {k: ran[k] for k in l4b_best} == l4b_best
+
+
+@pytest.mark.parametrize("dataset", REAL)
+def test_round_l6_ran_with_l4b_best_and_reproduces_it(dataset):
+    """Round L6 (the category channel) varied only ``categories``: its 'off' trial is L4b's
+    best point and scores exactly what L4b recorded for it."""
+    _, l4b_best = _history(dataset, "L4b")
+    l4b = _best(_json(RESULTS / dataset / f"{NAME}-tuning-l4b.json")["methods"][NAME]["trials"])
+    l6 = _json(RESULTS / dataset / "tuning-small.json")["methods"][NAME]["trials"]
+    off = [t for t in l6 if t["settings"] == {"categories": ""}]
+    assert len(off) == 1 and off[0]["score"] == l4b["score"]
+    assert set(METHODS[NAME].grid) == {"categories"}
 
 
 @pytest.mark.parametrize("dataset", REAL)

@@ -17,6 +17,7 @@ import numpy as np
 
 from engine.baselines.base import BenchContext, Method, Rows
 from engine.ltr import LtrConfig, train_ltr
+from engine.ltr.model import item_category_keys
 from engine.training_data import TrainingData
 
 
@@ -45,9 +46,11 @@ class EmerFlowLtr(Method):
     #: Records: results/<dataset>/emerflow-ltr-tuning-l3.json / -l4.json. Earlier rounds:
     #: L1/L2 on held-out old items (LightGBM settings), L3 on the small-item set (learning
     #: rate, trees, leaves, min leaf, monotone constraints).
+    #: L6 (the grid below; L4b's record: emerflow-ltr-tuning-l4b.json), with L3's LightGBM
+    #: and L4b's list settings fixed: the item-category channel off, one key per category
+    #: (film genre, MeSH class) or the item's whole combination as one key.
     grid: ClassVar[dict[str, tuple[Any, ...]]] = {
-        "candidates": (300, 500),
-        "random_negatives": (30, 100),
+        "categories": ("", "set", "combination"),
     }
 
     def __init__(self, **overrides: Any):
@@ -64,6 +67,9 @@ class EmerFlowLtr(Method):
                                 lists_cache=ctx._cache)
         self.ranker.ref.precompute_cooc()  # every new item is scored against it, 4 phases
         self.new_text = vecs[ctx.new_item_rows]
+        #: the new items' category keys (the dashboard reads them from the item's features)
+        self.new_categories = (item_category_keys(ctx.dataset, ctx.new_items, self.settings)
+                               if self.settings.categories else None)
 
     def start(self) -> LtrState:
         ctx = self.ctx
@@ -83,7 +89,8 @@ class EmerFlowLtr(Method):
     def score_all(self, state: LtrState) -> np.ndarray:
         if state.scores is None:
             state.scores = self.ranker.score_many(self.new_text, state.confirmed,
-                                                  state.rejected)
+                                                  state.rejected,
+                                                  categories=self.new_categories)
         return state.scores
 
     def score(self, state: LtrState, rows: Rows) -> np.ndarray:

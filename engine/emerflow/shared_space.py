@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -308,16 +308,17 @@ class SharedRanker:
         return {"model": log_probs.astype(np.float64), "propagation": prop,
                 "neighbours": neigh, "vote": vote, "log_probs": log_probs}
 
-    def score(self, text: np.ndarray, embedding: np.ndarray, decisions: Decisions) -> Scored:
+    def score(self, text: np.ndarray, embedding: np.ndarray, decisions: Decisions,
+              categories: Sequence[str] = ()) -> Scored:
         """:func:`rank_scores` of one item (text vector ``[T]``, embedding ``[D]``) -> ``[N]``,
-        with the lift ``p(t | e) / p(t)``."""
+        with the lift ``p(t | e) / p(t)`` (``categories``: not read; the text carries them)."""
         ch = self.channels(text, embedding, decisions)
         scores = ch["model"] + ch["propagation"] + ch["neighbours"]
         return Scored(scores, np.exp(ch["log_probs"] - self.prior_log_probs))
 
     def explain(self, text: np.ndarray, embedding: np.ndarray, decisions: Decisions,
-                rows: np.ndarray, target_names: Callable[[np.ndarray], list[str]]
-                ) -> list[list[Reason]]:
+                rows: np.ndarray, target_names: Callable[[np.ndarray], list[str]],
+                categories: Sequence[str] = ()) -> list[list[Reason]]:
         """The three terms of the score of each target row, in words, largest first."""
         ch = self.channels(text, embedding, decisions)
         out = []

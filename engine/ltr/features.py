@@ -33,13 +33,19 @@ training item ever sees its own row):
   ``t W = (t Tᵀ)(TTᵀ + λI)⁻¹ X`` from the similarities (``ridge``, and per item max-normalised
   ``ridge_norm``). Unlike the neighbour vote it weighs every
   reference item jointly (near-duplicate neighbours do not count twice) and reaches targets
-  through text directions rather than through single neighbours.
+  through text directions rather than through single neighbours;
+- item categories (``LtrConfig.categories``; film genres, a disease's MeSH classes): per
+  target, the share of reference items of the item's category having it, averaged over the
+  item's category keys (``cat_share``, and per item max-normalised ``cat_norm``). A key is one
+  category (``set``) or the item's whole sorted combination (``combination``); reference items
+  carry their own keys, so the channel is leave-fold-out like every other.
 
 Shapes: ``M`` items, ``R`` reference items, ``N`` targets, ``F`` features.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 
@@ -47,6 +53,7 @@ import numpy as np
 from scipy import sparse
 
 from engine.emerflow.shared_space import EaseIndex
+from engine.schema import MULTI_SEP
 
 #: Neighbours searched for ``best_sim`` / ``best_rank`` (``best_rank`` = BEST_K + 1: none).
 BEST_K = 50
@@ -62,6 +69,23 @@ BASE_FEATURES: tuple[str, ...] = (
 GENE_FEATURES: tuple[str, ...] = ("family_shared", "locus_type")
 ITEM_LEVEL_FEATURES: tuple[str, ...] = ("sim1", "simk")
 RIDGE_FEATURES: tuple[str, ...] = ("ridge", "ridge_norm")
+CATEGORY_FEATURES: tuple[str, ...] = ("cat_share", "cat_norm")
+#: How an item's category values become keys (``LtrConfig.categories``; "" : not used).
+CATEGORY_MODES: tuple[str, ...] = ("", "set", "combination")
+
+
+def category_keys(values: Sequence[str] | str | None, mode: str) -> tuple[str, ...]:
+    """An item's category keys: ``set`` one per distinct value, ``combination`` one for the
+    sorted distinct values together; ``values`` a list or a ``|``-joined string."""
+    if mode not in CATEGORY_MODES:
+        raise ValueError(f"category mode must be one of {CATEGORY_MODES}, got {mode!r}")
+    if values is None or (isinstance(values, float) and values != values):  # NaN
+        return ()
+    parts = values.split(MULTI_SEP) if isinstance(values, str) else list(values)
+    distinct = sorted({str(v).strip() for v in parts if str(v).strip()})
+    if not mode or not distinct:
+        return ()
+    return tuple(distinct) if mode == "set" else (MULTI_SEP.join(distinct),)
 
 
 def unit_rows(v: np.ndarray) -> np.ndarray:
@@ -109,11 +133,14 @@ def memberships(lists: list[list[str]]) -> tuple[sparse.csr_matrix, list[str]]:
 
 class Reference:
     """The established items a score is computed against: positives ``x [R, N]`` (0/1) and
-    unit text vectors ``text [R, T]``, with the EASE index (``lam``) and co-occurrence degrees.
+    unit text vectors ``text [R, T]``, with the EASE index (``lam``) and co-occurrence degrees;
+    ``categories``: each reference item's category keys (:func:`category_keys`), for the
+    category channel (None: not used).
     """
 
     def __init__(self, x: sparse.spmatrix | np.ndarray, text: np.ndarray, lam: float,
-                 ridge_lam: float = 0.0):
+                 ridge_lam: float = 0.0,
+                 categories: Sequence[Sequence[str]] | None = None):
         self.x = sparse.csr_matrix(x, dtype=np.float32)
         self.x.data[:] = 1.0
         self.xt = sparse.csr_matrix(self.x.T)  # [N, R]
@@ -136,6 +163,31 @@ class Reference:
             gram = self.text @ self.text.T  # [R, R]
             gram[np.diag_indices_from(gram)] += ridge_lam
             self.ridge_inv = np.linalg.inv(gram)
+        #: category key -> row of :attr:`category_profile` ``[G, N]`` (the share of the
+        #: reference items with that key having each target); None: no category channel
+        self.categories: list[tuple[str, ...]] | None = None
+        self.category_ids: dict[str, int] = {}
+        self.category_profile: np.ndarray | None = None
+        if categories is not None:
+            self.categories = [tuple(c) for c in categories]
+            if len(self.categories) != self.x.shape[0]:
+                raise ValueError(f"Reference: {len(self.categories)} category lists for "
+                                 f"{self.x.shape[0]} reference items")
+            self.category_ids = {k: i for i, k in enumerate(
+                sorted({k for keys in self.categories for k in keys}))}
+            member = self.category_rows(self.categories)  # [R, G]
+            size = np.asarray(member.sum(0), np.float64).ravel()
+            self.category_profile = (np.asarray((member.T @ self.x).todense(), np.float64)
+                                     / np.maximum(size, 1)[:, None])
+
+    def category_rows(self, keys: Sequence[Sequence[str]]) -> sparse.csr_matrix:
+        """0/1 ``[M, G]`` of each item's category keys (keys no reference item has: dropped).
+        """
+        ids = self.category_ids
+        rows = [i for i, ks in enumerate(keys) for k in ks if k in ids]
+        cols = [ids[k] for ks in keys for k in ks if k in ids]
+        return sparse.csr_matrix((np.ones(len(rows), np.float64), (rows, cols)),
+                                 shape=(len(keys), max(len(ids), 1)))
 
     def precompute_cooc(self) -> None:
         """Keep ``XᵀX`` (``[N, N]`` sparse counts; 0.25–0.7 s and 70–100 MB on the real
@@ -173,10 +225,12 @@ def attribute_features(knowledge: TargetKnowledge | None) -> tuple[str, ...]:
 
 
 def feature_names(knowledge: TargetKnowledge | None, item_level: bool = False,
-                  simple_sum: bool = False, ridge: bool = False) -> tuple[str, ...]:
+                  simple_sum: bool = False, ridge: bool = False,
+                  categories: bool = False) -> tuple[str, ...]:
     return (BASE_FEATURES + (GENE_FEATURES if knowledge is not None else ())
             + attribute_features(knowledge) + (ITEM_LEVEL_FEATURES if item_level else ())
-            + (("simple_sum",) if simple_sum else ()) + (RIDGE_FEATURES if ridge else ()))
+            + (("simple_sum",) if simple_sum else ()) + (RIDGE_FEATURES if ridge else ())
+            + (CATEGORY_FEATURES if categories else ()))
 
 
 def mates_vote(a: sparse.csr_matrix, vote: np.ndarray) -> np.ndarray:
@@ -224,7 +278,8 @@ def cooc_parts(ref: Reference, confirmed_rows: np.ndarray
 def item_features(ref: Reference, sims: np.ndarray, confirmed: np.ndarray,
                   rejected: np.ndarray, *, k: int, temperature: float, wide_k: int,
                   knowledge: TargetKnowledge | None = None, item_level: bool = False,
-                  sum_beta: float = 0.0) -> np.ndarray:
+                  sum_beta: float = 0.0, categories: Sequence[Sequence[str]] | None = None
+                  ) -> np.ndarray:
     """Features ``[M, N, F]`` float32 (order: :func:`feature_names`).
 
     Args:
@@ -233,12 +288,15 @@ def item_features(ref: Reference, sims: np.ndarray, confirmed: np.ndarray,
         confirmed, rejected: ``[M, N]`` 0/1 decisions so far.
         k, temperature: the softmax vote over the ``k`` nearest.
         wide_k: the plain share over the ``wide_k`` nearest.
+        categories: each item's category keys (used when ``ref`` has category profiles;
+            None: no item's categories are known, the channel is 0).
     """
     m, n_ref = sims.shape
     n = ref.n_targets
     confirmed = np.asarray(confirmed, np.float64)
     rejected = np.asarray(rejected, np.float64)
-    names = feature_names(knowledge, item_level, sum_beta > 0, ref.ridge_inv is not None)
+    names = feature_names(knowledge, item_level, sum_beta > 0, ref.ridge_inv is not None,
+                          ref.category_profile is not None)
     out = np.zeros((m, n, len(names)), np.float32)
     col = {name: i for i, name in enumerate(names)}
 
@@ -320,4 +378,10 @@ def item_features(ref: Reference, sims: np.ndarray, confirmed: np.ndarray,
     if item_level:
         out[:, :, col["sim1"]] = top_sim[:, :1]
         out[:, :, col["simk"]] = top_sim[:, :kk].mean(1, keepdims=True)
+    if ref.category_profile is not None:
+        q = ref.category_rows(categories if categories is not None else [()] * m)  # [M, G]
+        n_keys = np.asarray(q.sum(1), np.float64).ravel()
+        share = np.asarray(q @ ref.category_profile) / np.maximum(n_keys, 1)[:, None]
+        out[:, :, col["cat_share"]] = share
+        out[:, :, col["cat_norm"]] = _max_norm(share)
     return out

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from dataclasses import field as dataclass_field
 from pathlib import Path
@@ -36,9 +36,11 @@ import pandas as pd
 
 from engine.ltr.features import (
     BEST_K,
+    CATEGORY_MODES,
     NEAR,
     Reference,
     TargetKnowledge,
+    category_keys,
     cooc_parts,
     feature_names,
     item_features,
@@ -86,6 +88,9 @@ class LtrConfig:
         truncation: LambdaRank's truncation level: the pairs of each list whose higher-ranked
             member is in the current top ``truncation`` carry gradients (its cost per tree
             grows with it; 100 matches NDCG@100).
+        categories: the item-category channel (``cat_share`` / ``cat_norm``): "" off,
+            ``set`` (one key per category) or ``combination`` (the item's sorted categories
+            as one key); :data:`engine.schema.ITEM_CATEGORY` names each domain's column.
         threads: LightGBM threads.
     """
 
@@ -113,6 +118,7 @@ class LtrConfig:
     test_window: bool = False
     objective: str = "lambdarank"
     truncation: int = 100
+    categories: str = ""
     threads: int = 2
 
     def __post_init__(self) -> None:
@@ -127,6 +133,9 @@ class LtrConfig:
                 raise ValueError(f"LtrConfig.{name} must be > 0")
         if self.sum_beta < 0:
             raise ValueError("LtrConfig.sum_beta must be >= 0")
+        if self.categories not in CATEGORY_MODES:
+            raise ValueError(f"LtrConfig.categories must be one of {CATEGORY_MODES}, "
+                             f"got {self.categories!r}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"LtrConfig.objective must be one of {OBJECTIVES}, "
                              f"got {self.objective!r}")
@@ -155,7 +164,8 @@ class LtrConfig:
 
     def feature_names(self, knowledge: TargetKnowledge | None) -> tuple[str, ...]:
         """The ranker's features under these settings."""
-        return feature_names(knowledge, self.item_level, self.sum_beta > 0, self.ridge_lam > 0)
+        return feature_names(knowledge, self.item_level, self.sum_beta > 0, self.ridge_lam > 0,
+                             bool(self.categories))
 
     def base(self, fx: np.ndarray, names: tuple[str, ...]) -> np.ndarray | None:
         """The score rows ``fx [R, F]`` start from (``[R]``; None when ``base_scale == 0``)."""
@@ -164,9 +174,21 @@ class LtrConfig:
         return self.base_scale * (fx[:, names.index("vote_norm")].astype(np.float64)
                                   + self.base_beta * fx[:, names.index("ease_norm")])
 
-    def reference(self, x, text: np.ndarray) -> Reference:
-        """The channels' :class:`Reference` over positives ``x [R, N]`` / text ``[R, T]``."""
-        return Reference(x, text, self.ease_lam, self.ridge_lam)
+    def reference(self, x, text: np.ndarray,
+                  categories: list[tuple[str, ...]] | None = None) -> Reference:
+        """The channels' :class:`Reference` over positives ``x [R, N]`` / text ``[R, T]``;
+        ``categories``: the reference items' category keys (needed when the channel is on).
+        """
+        if self.categories and categories is None:
+            raise ValueError("LtrConfig.categories is on: the reference items' category "
+                             "keys are needed")
+        return Reference(x, text, self.ease_lam, self.ridge_lam,
+                         categories if self.categories else None)
+
+    def keys(self, values) -> tuple[str, ...]:
+        """One item's category keys under :attr:`categories` (values: a list or a
+        ``|``-joined string; () when the channel is off)."""
+        return category_keys(values, self.categories)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -258,11 +280,13 @@ def _decision_rows(n: int, rows: list[np.ndarray]) -> np.ndarray:
 
 def training_lists(x, text: np.ndarray, tasks: Tasks, config: LtrConfig, seed: int,
                    knowledge: TargetKnowledge | None, progress: ProgressFn | None = None,
-                   extra: ExtraTasks | None = None
+                   extra: ExtraTasks | None = None,
+                   categories: list[tuple[str, ...]] | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(features ``[rows, F]``, labels ``[rows]``, list sizes ``[lists]``) with every channel
-    computed leave-fold-out over old items (rows of ``x [K, N]`` / ``text [K, T]``), then the
-    ``extra`` items' lists against all old items."""
+    computed leave-fold-out over old items (rows of ``x [K, N]`` / ``text [K, T]``; their
+    category keys ``categories`` when the channel is on), then the ``extra`` items' lists
+    against all old items (their categories unknown: the channel is 0 there)."""
     from scipy import sparse
 
     x = sparse.csr_matrix(x, dtype=np.float32)
@@ -273,27 +297,29 @@ def training_lists(x, text: np.ndarray, tasks: Tasks, config: LtrConfig, seed: i
     chunk = 16
     with one_blas_thread():
         _fold_lists(x, text, tasks, config, knowledge, fold, rng, chunk, progress,
-                    feats, labels, sizes)
+                    feats, labels, sizes, categories)
         if extra is not None and extra.tasks.item:
-            ref = config.reference(x, text)
+            ref = config.reference(x, text, categories)
             ref.precompute_cooc()
             _lists_against(ref, unit_rows(extra.text), extra.tasks,
                            np.arange(len(extra.tasks.item)), config, knowledge, rng, chunk,
-                           feats, labels, sizes)
+                           feats, labels, sizes, None)
     return np.concatenate(feats), np.concatenate(labels), np.asarray(sizes, np.int64)
 
 
 def _fold_lists(x, text, tasks, config, knowledge, fold, rng, chunk, progress,
-                feats: list, labels: list, sizes: list) -> None:
+                feats: list, labels: list, sizes: list,
+                categories: list[tuple[str, ...]] | None = None) -> None:
     """The training lists of every fold, appended to ``feats``, ``labels``, ``sizes``."""
     task_item = np.asarray(tasks.item)
     for f in range(config.folds):
         ref_rows = np.flatnonzero(fold != f)
-        ref = config.reference(x[ref_rows], text[ref_rows])
+        ref = config.reference(x[ref_rows], text[ref_rows],
+                               None if categories is None else [categories[r] for r in ref_rows])
         ref.precompute_cooc()
         lists = np.flatnonzero(fold[task_item] == f)
         _lists_against(ref, text, tasks, lists, config, knowledge, rng, chunk,
-                       feats, labels, sizes)
+                       feats, labels, sizes, categories)
         if progress is not None:
             progress("ltr", (f + 1) / (config.folds + 1),
                      f"learned ranker: training lists of fold {f + 1}/{config.folds}")
@@ -301,9 +327,11 @@ def _fold_lists(x, text, tasks, config, knowledge, fold, rng, chunk, progress,
 
 def _lists_against(ref: Reference, text: np.ndarray, tasks: Tasks, lists: np.ndarray,
                    config: LtrConfig, knowledge, rng, chunk: int,
-                   feats: list, labels: list, sizes: list) -> None:
-    """The training lists ``lists`` (indices into ``tasks``; items are rows of ``text``) with
-    every channel computed against ``ref``, appended to ``feats``, ``labels``, ``sizes``."""
+                   feats: list, labels: list, sizes: list,
+                   categories: list[tuple[str, ...]] | None = None) -> None:
+    """The training lists ``lists`` (indices into ``tasks``; items are rows of ``text`` and of
+    ``categories``) with every channel computed against ``ref``, appended to ``feats``,
+    ``labels``, ``sizes``."""
     n = ref.n_targets
     task_item = np.asarray(tasks.item)
     names = config.feature_names(knowledge)
@@ -316,7 +344,9 @@ def _lists_against(ref: Reference, text: np.ndarray, tasks: Tasks, lists: np.nda
         fx = item_features(ref, sims, conf, rej, k=config.k,
                            temperature=config.temperature, wide_k=config.wide_k,
                            knowledge=knowledge, item_level=config.item_level,
-                           sum_beta=config.sum_beta)
+                           sum_beta=config.sum_beta,
+                           categories=None if categories is None
+                           else [categories[task_item[i]] for i in part])
         for j, i in enumerate(part):
             # rows are drawn without looking at labels (top candidates + a uniform
             # sample), so a list's label rate per feature value is the catalog's;
@@ -350,6 +380,7 @@ MONOTONE: dict[str, int] = {
     "cooc_count": 1, "pop_share": 1, "pop_rank_log": -1, "rejected": -1, "confirmed": 1,
     "family_shared": 1, "family_vote": 1, "tissue_vote": 1, "tissue_shared": 1,
     "band_vote": 1, "band_shared": 1, "simple_sum": 1, "ridge": 1, "ridge_norm": 1,
+    "cat_share": 1, "cat_norm": 1,
 }
 
 
@@ -422,26 +453,30 @@ class LtrRanker:
     def refine(self, prior: np.ndarray, decisions: Decisions) -> np.ndarray:
         return np.asarray(prior, np.float32)
 
-    def features(self, text: np.ndarray, confirmed: np.ndarray, rejected: np.ndarray
-                 ) -> np.ndarray:
-        """``[M, N, F]`` of text vectors ``[M, T]`` and decision rows ``[M, N]``."""
+    def features(self, text: np.ndarray, confirmed: np.ndarray, rejected: np.ndarray,
+                 categories: list[tuple[str, ...]] | None = None) -> np.ndarray:
+        """``[M, N, F]`` of text vectors ``[M, T]``, decision rows ``[M, N]`` and category keys
+        (one tuple per item; used when the category channel is on)."""
         c = self.config
         return item_features(self.ref, self.ref.similarities(np.atleast_2d(text)), confirmed,
                              rejected, k=c.k, temperature=c.temperature, wide_k=c.wide_k,
                              knowledge=self.knowledge, item_level=c.item_level,
-                             sum_beta=c.sum_beta)
+                             sum_beta=c.sum_beta, categories=categories)
 
     def score_many(self, text: np.ndarray, confirmed: np.ndarray, rejected: np.ndarray,
-                   chunk: int = 32) -> np.ndarray:
+                   chunk: int = 32, categories: list[tuple[str, ...]] | None = None
+                   ) -> np.ndarray:
         """Scores ``[M, N]`` of every target for text vectors ``[M, T]`` with decision rows
-        ``[M, N]`` (0/1): the benchmark and :meth:`score` call this one function."""
+        ``[M, N]`` (0/1) and category keys (one tuple per item): the benchmark and
+        :meth:`score` call this one function."""
         text = np.atleast_2d(np.asarray(text, np.float32))
         m, n = len(text), self.n_targets
         out = np.zeros((m, n), np.float64)
         for s in range(0, m, chunk):
             with one_blas_thread():
                 fx = self.features(text[s : s + chunk], confirmed[s : s + chunk],
-                                   rejected[s : s + chunk])
+                                   rejected[s : s + chunk],
+                                   None if categories is None else categories[s : s + chunk])
             out[s : s + chunk] = self.predict_rows(fx.reshape(-1, fx.shape[2])).reshape(
                 len(fx), n)
         return out
@@ -461,34 +496,39 @@ class LtrRanker:
         neg[0, decisions.rejected] = 1.0
         return pos, neg
 
-    def scored_features(self, text: np.ndarray, decisions: Decisions
-                        ) -> tuple[np.ndarray, np.ndarray]:
+    def scored_features(self, text: np.ndarray, decisions: Decisions,
+                        categories: Sequence[str] = ()) -> tuple[np.ndarray, np.ndarray]:
         """(features ``[N, F]``, scores ``[N]``) of one item, read-only: computed once per
-        (text vector, decisions) and kept in :attr:`memo` (one analyst action reads them from
-        the refinement, the page's rerun, the phase history and "why this rank")."""
+        (text vector, decisions, category keys) and kept in :attr:`memo` (one analyst action
+        reads them from the refinement, the page's rerun, the phase history and "why this
+        rank"). ``categories``: the item's category values (genres, MeSH classes)."""
         text = np.asarray(text, np.float32).reshape(-1)
+        keys = self.config.keys(list(categories))
         key = decision_key(text, decisions.confirmed, decisions.rejected)
+        if keys:
+            key += "\x1f".join(keys).encode()
         hit = self.memo.get(key)
         if hit is not None:
             return hit
         pos, neg = self._rows(decisions)
         with one_blas_thread():
-            fx = self.features(text[None], pos, neg)[0]
+            fx = self.features(text[None], pos, neg, [keys])[0]
         scores = self.predict_rows(fx)
         self.catalog_scorings += 1
         self.memo.put(key, fx, scores)
         return fx, scores
 
-    def score(self, text: np.ndarray, embedding: np.ndarray, decisions: Decisions) -> Scored:
-        return Scored(self.scored_features(text, decisions)[1].copy(), None)
+    def score(self, text: np.ndarray, embedding: np.ndarray, decisions: Decisions,
+              categories: Sequence[str] = ()) -> Scored:
+        return Scored(self.scored_features(text, decisions, categories)[1].copy(), None)
 
     def explain(self, text: np.ndarray, embedding: np.ndarray, decisions: Decisions,
-                rows: np.ndarray, target_names: Callable[[np.ndarray], list[str]]
-                ) -> list[list[Reason]]:
+                rows: np.ndarray, target_names: Callable[[np.ndarray], list[str]],
+                categories: Sequence[str] = ()) -> list[list[Reason]]:
         """LightGBM's per-feature contributions (``pred_contrib``) of each target row, summed
         per channel and put in words, largest first."""
         rows = np.asarray(rows, np.int64)
-        fx = self.scored_features(text, decisions)[0][rows]  # [M, F]
+        fx = self.scored_features(text, decisions, categories)[0][rows]  # [M, F]
         # one thread: a few dozen rows are less work than waking a thread pool (measured
         # 8.8 vs 16.5 ms for 25 rows x 200 trees on the 2-core machine under load)
         contrib = np.asarray(self.booster.predict(fx, pred_contrib=True, num_threads=1))
@@ -513,6 +553,7 @@ class LtrRanker:
                           "ease_rejected"),
             "knowledge": ("family_shared", "locus_type", "family_vote", "tissue_vote",
                           "tissue_shared", "band_vote", "band_shared"),
+            "categories": ("cat_share", "cat_norm"),
         }
         out = []
         for i in range(len(rows)):
@@ -568,6 +609,13 @@ class LtrRanker:
                 return ""  # the same for every target of an item without decisions
             return (f"{int(v['n_confirmed'])} confirmed and {int(v['n_rejected'])} rejected "
                     "so far")
+        if group == "categories":
+            if "cat_share" not in v:
+                return ""
+            what = "genre" if self.domain == "movie" else "MeSH class"
+            if self.config.categories == "combination":
+                what = "genre combination" if self.domain == "movie" else "MeSH class combination"
+            return (f"{v['cat_share']:.0%} of the established {many} of its {what} have it")
         if group == "knowledge":
             parts = []
             if v["family_shared"] > 0:
@@ -596,6 +644,9 @@ class LtrRanker:
                 allow_pickle=False)
         if self.knowledge is not None:
             (directory / "ltr_knowledge.json").write_text(json.dumps(self.knowledge.to_json()))
+        if self.ref.categories is not None:
+            (directory / "ltr_categories.json").write_text(
+                json.dumps([list(k) for k in self.ref.categories]))
         return {"config": self.config.to_dict(), "features": list(self.names),
                 "domain": self.domain, "knowledge": self.knowledge is not None,
                 "n_targets": self.n_targets, "meta": self.meta}
@@ -615,7 +666,11 @@ class LtrRanker:
             doc = json.loads((directory / "ltr_knowledge.json").read_text())
             knowledge = knowledge_from_lists(doc["families"], doc["loci"],
                                              doc.get("attributes"))
-        ranker = cls(booster, config, config.reference(old_positives, text),
+        categories = None
+        if config.categories:
+            doc = json.loads((directory / "ltr_categories.json").read_text())
+            categories = [tuple(str(k) for k in keys) for keys in doc]
+        ranker = cls(booster, config, config.reference(old_positives, text, categories),
                      knowledge, info.get("domain", ""), info.get("meta"))
         if tuple(info.get("features", ranker.names)) != ranker.names:
             raise ValueError("saved learned ranker: feature list differs from this version")
@@ -626,7 +681,7 @@ class LtrRanker:
 LIST_SETTINGS: tuple[str, ...] = ("k", "temperature", "wide_k", "ease_lam", "folds",
                                   "candidates", "random_negatives", "knowledge", "attributes",
                                   "item_level", "confirmed_in_lists", "sum_beta",
-                                  "ridge_lam", "test_window")
+                                  "ridge_lam", "test_window", "categories")
 
 
 def train_ltr(data, old_text: np.ndarray, config: LtrConfig, seed: int = 0,
@@ -649,6 +704,8 @@ def train_ltr(data, old_text: np.ndarray, config: LtrConfig, seed: int = 0,
                                    else hgnc_path(), config.attributes)
     text = unit_rows(np.asarray(old_text, np.float64))
     x = data.old_positives_sparse
+    categories = (item_category_keys(data.dataset, split.old_items, config)
+                  if config.categories else None)
     tasks = simulate_tasks(split.train, data.old_pos, data.target_pos,
                            int(proto.k) if proto else 4, int(proto.n_phases) if proto else 3,
                            int(proto.new_max) if proto else None, config.test_window)
@@ -661,7 +718,7 @@ def train_ltr(data, old_text: np.ndarray, config: LtrConfig, seed: int = 0,
         feats, labels, sizes = lists_cache[key]
     else:
         feats, labels, sizes = training_lists(x, text, tasks, config, seed, knowledge,
-                                              progress, extra)
+                                              progress, extra, categories)
         if lists_cache is not None:
             lists_cache[key] = (feats, labels, sizes)
     t1 = time.perf_counter()
@@ -672,5 +729,19 @@ def train_ltr(data, old_text: np.ndarray, config: LtrConfig, seed: int = 0,
     meta = {"lists": int(len(sizes)), "rows": int(len(labels)),
             "seconds_lists": round(t1 - t0, 2),
             "seconds_fit": round(time.perf_counter() - t1, 2)}
-    return LtrRanker(booster, config, config.reference(x, text), knowledge,
+    return LtrRanker(booster, config, config.reference(x, text, categories), knowledge,
                      data.dataset.domain, meta)
+
+
+def item_category_keys(dataset, item_ids, config: LtrConfig) -> list[tuple[str, ...]]:
+    """Category keys of ``item_ids`` (in that order) from the dataset's item table
+    (:data:`engine.schema.ITEM_CATEGORY` of its domain; () for an item without values)."""
+    from engine.schema import ITEM_CATEGORY, ITEM_ID
+
+    column = ITEM_CATEGORY.get(dataset.domain)
+    items = dataset.items
+    if column is None or column not in items.columns:
+        raise ValueError(f"LtrConfig.categories: the {dataset.domain!r} item table has no "
+                         f"category column ({column!r})")
+    values = dict(zip(items[ITEM_ID].astype(str), items[column], strict=True))
+    return [config.keys(values.get(str(i))) for i in item_ids]

@@ -11,7 +11,7 @@ Shapes: ``T`` text dimension, ``D`` embedding dimension, ``N`` targets, ``K`` es
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -89,13 +89,14 @@ class Ranker(Protocol):
         """The phase update: the phase-0 embedding ``[D]`` and every decision so far ->
         the refined embedding ``[D]`` (the one update shared by training, bench, dashboard)."""
 
-    def score(self, text: np.ndarray, embedding: np.ndarray, decisions: Decisions) -> Scored:
-        """Score every target for one item: its text vector ``[T]``, current embedding ``[D]``
-        and decisions."""
+    def score(self, text: np.ndarray, embedding: np.ndarray, decisions: Decisions,
+              categories: Sequence[str] = ()) -> Scored:
+        """Score every target for one item: its text vector ``[T]``, current embedding ``[D]``,
+        decisions and category values (film genres, MeSH classes; a ranker may ignore them)."""
 
     def explain(self, text: np.ndarray, embedding: np.ndarray, decisions: Decisions,
-                rows: np.ndarray, target_names: Callable[[np.ndarray], list[str]]
-                ) -> list[list[Reason]]:
+                rows: np.ndarray, target_names: Callable[[np.ndarray], list[str]],
+                categories: Sequence[str] = ()) -> list[list[Reason]]:
         """Per target row in ``rows`` ``[M]``: the reasons of its score, largest first."""
 
     def item_vectors(self) -> np.ndarray:
