@@ -612,10 +612,12 @@ class LtrRanker:
         if group == "categories":
             if "cat_share" not in v:
                 return ""
-            what = "genre" if self.domain == "movie" else "MeSH class"
             if self.config.categories == "combination":
                 what = "genre combination" if self.domain == "movie" else "MeSH class combination"
-            return (f"{v['cat_share']:.0%} of the established {many} of its {what} have it")
+                return f"{v['cat_share']:.0%} of the established {many} of its {what} have it"
+            what = "genres" if self.domain == "movie" else "MeSH classes"
+            return (f"{v['cat_share']:.0%} of the established {many} of each of its {what} "
+                    "have it, on average")
         if group == "knowledge":
             parts = []
             if v["family_shared"] > 0:
