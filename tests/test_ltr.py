@@ -23,6 +23,17 @@ def _disjoint(n_items: int = 30, per: int = 6, t: int = 16, seed: int = 0):
     return x, rng.normal(size=(n_items, t))
 
 
+def _phase0_tasks(x) -> Tasks:
+    """One Phase-0 list per item of ``x``: nothing decided, every positive relevant."""
+    tasks = Tasks([], [], [], [])
+    for i in range(x.shape[0]):
+        tasks.item.append(i)
+        tasks.confirmed.append(np.zeros(0, np.int64))
+        tasks.rejected.append(np.zeros(0, np.int64))
+        tasks.relevant.append(x[i].indices)
+    return tasks
+
+
 def test_training_lists_never_see_the_item_itself():
     x, text = _disjoint()
     tasks = Tasks([], [], [], [])
@@ -241,12 +252,7 @@ def test_extra_tasks_are_scored_against_all_old_items():
     from engine.ltr.model import ExtraTasks
 
     x, text = _disjoint(12, 4)
-    tasks = Tasks([], [], [], [])
-    for i in range(x.shape[0]):
-        tasks.item.append(i)
-        tasks.confirmed.append(np.zeros(0, np.int64))
-        tasks.rejected.append(np.zeros(0, np.int64))
-        tasks.relevant.append(x[i].indices)
+    tasks = _phase0_tasks(x)
     cfg = LtrConfig(folds=3, candidates=10, random_negatives=10, k=3, wide_k=5)
     # an extra item whose text equals old item 0's: its nearest neighbour is that item
     extra = ExtraTasks(Tasks([0], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)],
@@ -448,12 +454,7 @@ def test_category_keys_and_the_category_share_of_reference_items():
 
 def test_category_channel_in_training_lists_never_sees_the_item_itself():
     x, text = _disjoint()
-    tasks = Tasks([], [], [], [])
-    for i in range(x.shape[0]):
-        tasks.item.append(i)
-        tasks.confirmed.append(np.zeros(0, np.int64))
-        tasks.rejected.append(np.zeros(0, np.int64))
-        tasks.relevant.append(x[i].indices)
+    tasks = _phase0_tasks(x)
     cats = [(f"c{i % 3}",) for i in range(x.shape[0])]
     cfg = LtrConfig(folds=3, candidates=20, random_negatives=20, k=5, wide_k=10,
                     categories="set")

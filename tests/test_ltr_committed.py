@@ -113,8 +113,8 @@ def test_round_l4b_widened_the_edges_l4_chose(dataset):
 def test_round_l6_ran_with_l4b_best_and_reproduces_it(dataset):
     """Round L6 (the category channel) varied only ``categories``: its 'off' trial is L4b's
     best point and scores exactly what L4b recorded for it."""
-    _, l4b_best = _history(dataset, "L4b")
-    l4b = _best(_json(RESULTS / dataset / f"{NAME}-tuning-l4b.json")["methods"][NAME]["trials"])
+    l4b_doc, _ = _history(dataset, "L4b")
+    l4b = _best(l4b_doc["methods"][NAME]["trials"])
     l6 = _json(RESULTS / dataset / "tuning-small.json")["methods"][NAME]["trials"]
     off = [t for t in l6 if t["settings"] == {"categories": ""}]
     assert len(off) == 1 and off[0]["score"] == l4b["score"]
