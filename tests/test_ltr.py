@@ -266,6 +266,44 @@ def test_extra_tasks_are_scored_against_all_old_items():
     assert np.all(last[pos, names.index("near5")] >= 1)  # old item 0 is in the reference
 
 
+def test_training_lists_do_not_depend_on_the_thread_count():
+    """Folds are built on ``threads`` threads; every list's uniform negatives are drawn up
+    front in fold order, so one thread and four give the same lists, extra items included."""
+    from engine.ltr.model import ExtraTasks
+
+    x, text = _disjoint(24, 5)
+    tasks = _phase0_tasks(x)
+    extra = ExtraTasks(Tasks([0, 1], [np.zeros(0, np.int64)] * 2, [np.zeros(0, np.int64)] * 2,
+                             [x[0].indices, x[1].indices]), text[:2].copy())
+    out = [training_lists(x, text, tasks,
+                          LtrConfig(folds=4, candidates=8, random_negatives=12, k=3, wide_k=5,
+                                    threads=threads), 0, None, extra=extra)
+           for threads in (1, 4)]
+    for a, b in zip(*out, strict=True):
+        assert np.array_equal(a, b)
+    assert len(out[0][2]) > 0  # lists with no relevant row are dropped
+    # another seed draws other negatives
+    other = training_lists(x, text, tasks, LtrConfig(folds=4, candidates=8, random_negatives=12,
+                                                     k=3, wide_k=5), 1, None)
+    assert not (len(other[1]) == len(out[0][1]) and np.array_equal(other[0], out[0][0]))
+
+
+def test_monotone_method_reaches_lightgbm():
+    from engine.ltr.model import MONOTONE_METHODS, fit_booster
+
+    with pytest.raises(ValueError, match="monotone_method"):
+        LtrConfig(monotone_method="strict")
+    rng = np.random.default_rng(0)
+    names = feature_names(None)
+    fx = rng.random((400, len(names))).astype(np.float32)
+    y = (fx[:, names.index("vote")] > 0.7).astype(np.float32)
+    for method in MONOTONE_METHODS:
+        cfg = LtrConfig(monotone=True, monotone_method=method, n_estimators=3, num_leaves=3,
+                        min_data_in_leaf=5, threads=1)
+        booster = fit_booster(fx, y, np.full(4, 100), names, cfg, 0)
+        assert booster.params["monotone_constraints_method"] == method
+
+
 def test_simple_sum_feature_is_the_text_ease_form():
     x, text = _disjoint(10, 3)
     ref = Reference(x, text, 10.0)

@@ -54,6 +54,8 @@ ProgressFn = Callable[[str, float, str], None]
 
 #: LightGBM ranking objectives :class:`LtrConfig` accepts.
 OBJECTIVES: tuple[str, ...] = ("lambdarank", "rank_xendcg")
+#: LightGBM's ways of enforcing monotone constraints, cheapest first.
+MONOTONE_METHODS: tuple[str, ...] = ("basic", "intermediate", "advanced")
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,9 @@ class LtrConfig:
         categories: the item-category channel (``cat_share`` / ``cat_norm``): "" off,
             ``set`` (one key per category) or ``combination`` (the item's sorted categories
             as one key); :data:`engine.schema.ITEM_CATEGORY` names each domain's column.
+        monotone_method: LightGBM's ``monotone_constraints_method`` when ``monotone``:
+            ``basic``, ``intermediate`` or ``advanced`` (the most precise constraints and the
+            slowest fit).
         threads: LightGBM threads.
     """
 
@@ -119,6 +124,7 @@ class LtrConfig:
     objective: str = "lambdarank"
     truncation: int = 100
     categories: str = ""
+    monotone_method: str = "advanced"
     threads: int = 2
 
     def __post_init__(self) -> None:
@@ -139,6 +145,9 @@ class LtrConfig:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"LtrConfig.objective must be one of {OBJECTIVES}, "
                              f"got {self.objective!r}")
+        if self.monotone_method not in MONOTONE_METHODS:
+            raise ValueError(f"LtrConfig.monotone_method must be one of {MONOTONE_METHODS}, "
+                             f"got {self.monotone_method!r}")
         for name in ("ridge_lam", "base_scale", "base_beta"):
             if float(getattr(self, name)) < 0:
                 raise ValueError(f"LtrConfig.{name} must be >= 0")
@@ -286,52 +295,79 @@ def training_lists(x, text: np.ndarray, tasks: Tasks, config: LtrConfig, seed: i
     """(features ``[rows, F]``, labels ``[rows]``, list sizes ``[lists]``) with every channel
     computed leave-fold-out over old items (rows of ``x [K, N]`` / ``text [K, T]``; their
     category keys ``categories`` when the channel is on), then the ``extra`` items' lists
-    against all old items (their categories unknown: the channel is 0 there)."""
+    against all old items (their categories unknown: the channel is 0 there).
+
+    The folds are built on ``config.threads`` threads (numpy and scipy release the GIL in
+    their products); every list's uniform negatives are drawn up front, in fold order, from
+    one generator seeded with ``seed``, so the lists do not depend on the thread count."""
     from scipy import sparse
 
     x = sparse.csr_matrix(x, dtype=np.float32)
     n_items, n = x.shape
     rng = np.random.default_rng(seed)
     fold = rng.permutation(n_items) % config.folds
-    feats, labels, sizes = [], [], []
+    task_item = np.asarray(tasks.item)
+    fold_lists = [np.flatnonzero(fold[task_item] == f) for f in range(config.folds)]
+    draws = [_negative_draws(rng, n, config.random_negatives, len(lists))
+             for lists in fold_lists]
+    extra_lists = (np.arange(len(extra.tasks.item)) if extra is not None and extra.tasks.item
+                   else None)
+    extra_draws = (_negative_draws(rng, n, config.random_negatives, len(extra_lists))
+                   if extra_lists is not None else [])
     chunk = 16
     with one_blas_thread():
-        _fold_lists(x, text, tasks, config, knowledge, fold, rng, chunk, progress,
-                    feats, labels, sizes, categories)
-        if extra is not None and extra.tasks.item:
+        feats, labels, sizes = _fold_lists(x, text, tasks, config, knowledge, fold,
+                                           fold_lists, draws, chunk, progress, categories)
+        if extra_lists is not None:
             ref = config.reference(x, text, categories)
             ref.precompute_cooc()
-            _lists_against(ref, unit_rows(extra.text), extra.tasks,
-                           np.arange(len(extra.tasks.item)), config, knowledge, rng, chunk,
-                           feats, labels, sizes, None)
+            _lists_against(ref, unit_rows(extra.text), extra.tasks, extra_lists, config,
+                           knowledge, extra_draws, chunk, feats, labels, sizes, None)
     return np.concatenate(feats), np.concatenate(labels), np.asarray(sizes, np.int64)
 
 
-def _fold_lists(x, text, tasks, config, knowledge, fold, rng, chunk, progress,
-                feats: list, labels: list, sizes: list,
-                categories: list[tuple[str, ...]] | None = None) -> None:
-    """The training lists of every fold, appended to ``feats``, ``labels``, ``sizes``."""
-    task_item = np.asarray(tasks.item)
-    for f in range(config.folds):
+def _negative_draws(rng: np.random.Generator, n: int, size: int, count: int
+                    ) -> list[np.ndarray]:
+    """``count`` uniform draws of ``min(size, n)`` distinct targets out of ``n``."""
+    return [rng.choice(n, size=min(size, n), replace=False) for _ in range(count)]
+
+
+def _fold_lists(x, text, tasks, config, knowledge, fold, fold_lists, draws, chunk, progress,
+                categories: list[tuple[str, ...]] | None = None
+                ) -> tuple[list, list, list]:
+    """The training lists of every fold (``fold_lists[f]``: indices into ``tasks``; ``draws[f]``
+    their uniform negatives), in fold order, built on up to ``config.threads`` threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(f: int) -> tuple[list, list, list]:
         ref_rows = np.flatnonzero(fold != f)
         ref = config.reference(x[ref_rows], text[ref_rows],
                                None if categories is None else [categories[r] for r in ref_rows])
         ref.precompute_cooc()
-        lists = np.flatnonzero(fold[task_item] == f)
-        _lists_against(ref, text, tasks, lists, config, knowledge, rng, chunk,
-                       feats, labels, sizes, categories)
-        if progress is not None:
-            progress("ltr", (f + 1) / (config.folds + 1),
-                     f"learned ranker: training lists of fold {f + 1}/{config.folds}")
+        out: tuple[list, list, list] = ([], [], [])
+        _lists_against(ref, text, tasks, fold_lists[f], config, knowledge, draws[f], chunk,
+                       *out, categories)
+        return out
+
+    feats, labels, sizes = [], [], []
+    with ThreadPoolExecutor(max_workers=max(1, min(config.threads, config.folds))) as pool:
+        for f, (fx, y, size) in enumerate(pool.map(one, range(config.folds))):
+            feats += fx
+            labels += y
+            sizes += size
+            if progress is not None:  # on the caller's thread (a Streamlit page's, say)
+                progress("ltr", (f + 1) / (config.folds + 1),
+                         f"learned ranker: training lists of fold {f + 1}/{config.folds}")
+    return feats, labels, sizes
 
 
 def _lists_against(ref: Reference, text: np.ndarray, tasks: Tasks, lists: np.ndarray,
-                   config: LtrConfig, knowledge, rng, chunk: int,
+                   config: LtrConfig, knowledge, negatives: list[np.ndarray], chunk: int,
                    feats: list, labels: list, sizes: list,
                    categories: list[tuple[str, ...]] | None = None) -> None:
     """The training lists ``lists`` (indices into ``tasks``; items are rows of ``text`` and of
-    ``categories``) with every channel computed against ``ref``, appended to ``feats``,
-    ``labels``, ``sizes``."""
+    ``categories``; ``negatives[p]``: the uniform negatives of ``lists[p]``) with every channel
+    computed against ``ref``, appended to ``feats``, ``labels``, ``sizes``."""
     n = ref.n_targets
     task_item = np.asarray(tasks.item)
     names = config.feature_names(knowledge)
@@ -358,7 +394,7 @@ def _lists_against(ref: Reference, text: np.ndarray, tasks: Tasks, lists: np.nda
             c = min(config.candidates, n)
             top = (np.argpartition(-simple, c - 1)[:c] if c > 0
                    else np.zeros(0, np.int64))
-            rand = rng.choice(n, size=min(config.random_negatives, n), replace=False)
+            rand = negatives[s + j]
             rows = np.unique(np.concatenate([top, rand, keep]))
             if not config.confirmed_in_lists:
                 rows = np.setdiff1d(rows, tasks.confirmed[i])
@@ -404,7 +440,7 @@ def fit_booster(features: np.ndarray, labels: np.ndarray, sizes: np.ndarray,
     }
     if config.monotone:
         params["monotone_constraints"] = [MONOTONE.get(n, 0) for n in names]
-        params["monotone_constraints_method"] = "advanced"
+        params["monotone_constraints_method"] = config.monotone_method
     return lgb.train(params, ds, num_boost_round=config.n_estimators)
 
 
