@@ -163,6 +163,26 @@ def _phenotype_subsets(folder: Path) -> None:
         report.write_text(report.read_text() + table if report.is_file() else table)
         print(table)
 
+def parse_budget(text: str | None) -> dict[str, float]:
+    """``"n_estimators=50,num_leaves=31"`` -> ``{"n_estimators": 50.0, "num_leaves": 31.0}``.
+
+    Raises:
+        ValueError: an entry that is not ``name=number``.
+    """
+    out: dict[str, float] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        name, sep, value = part.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"expected name=number, got {part.strip()!r}") from None
+    return out
+
+
 def _cmd_tune(args: argparse.Namespace) -> int:
     import json
 
@@ -179,13 +199,18 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     if args.trials <= 0:
         print("error: --trials must be > 0", flush=True)
         return 2
+    try:
+        budget = parse_budget(args.budget)
+    except ValueError as exc:
+        print(f"error: --budget: {exc}", flush=True)
+        return 2
     entry = get_dataset_entry(args.dataset)
     dataset = entry.load(args.data_root)
     methods = parse_methods(args.methods)
     result = tune(dataset, entry.protocol, methods, trials=args.trials, seed=args.seed,
                   settings=BenchSettings.for_dataset(args.dataset),
                   cache_dir=args.cache_dir or default_cache_dir(),
-                  validation=args.validation_set)
+                  validation=args.validation_set, budget=budget)
     small = args.validation_set == "small"
     out = args.out / args.dataset / ("tuning-small.json" if small else "tuning.json")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -196,7 +221,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
            "command": "emerflow bench tune " + " ".join(
                [f"--dataset {args.dataset}", f"--methods {args.methods}",
                 f"--trials {args.trials}", f"--seed {args.seed}"]
-               + (["--validation-set small"] if small else [])),
+               + (["--validation-set small"] if small else [])
+               + ([f"--budget {args.budget}"] if args.budget else [])),
            "methods": result}
     previous = {}
     if out.is_file():  # other methods' rounds under the same criterion and budget are kept
@@ -277,6 +303,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--validation-set", choices=("old", "small"), default="old",
                    help="old: held-out old items (default); small: the items below the "
                         "new-item minimum, scored against all old items")
+    t.add_argument("--budget", default=None,
+                   help="maxima of settings the choice must respect, e.g. n_estimators=50 "
+                        "(every trial still runs and is recorded)")
     t.set_defaults(func=_cmd_tune)
 
 

@@ -68,10 +68,32 @@ def grid_trials(grid: Mapping[str, Sequence[Any]], trials: int, seed: int = 0
     return [points[i] for i in pick]
 
 
+def within_budget(settings: Mapping[str, Any], budget: Mapping[str, float] | None) -> bool:
+    """Whether a trial's ``settings`` stay at or below every maximum of ``budget`` (a setting
+    the trial does not set counts as within)."""
+    return all(float(settings[k]) <= float(v) for k, v in (budget or {}).items()
+               if k in settings)
+
+
+def best_trial(records: Sequence[Mapping[str, Any]],
+               budget: Mapping[str, float] | None = None) -> Mapping[str, Any]:
+    """The trial with the best validation score (ties: the higher Recall@100) among those
+    :func:`within_budget`.
+
+    Raises:
+        ValueError: no trial within the budget.
+    """
+    fits = [t for t in records if within_budget(t["settings"], budget)]
+    if not fits:
+        raise ValueError(f"no trial within the budget {dict(budget or {})}")
+    return max(fits, key=lambda t: (t["score"], t["tie_break_recall@100"]))
+
+
 def tune(dataset: Dataset, protocol: ProtocolConfig, methods: Sequence[str], *,
          trials: int = DEFAULT_TRIALS, seed: int = 0, settings: BenchSettings | None = None,
          cache_dir: Path | None = None, progress: Progress = _print, encoder: Any = None,
-         validation: str = "old") -> dict[str, Any]:
+         validation: str = "old", budget: Mapping[str, float] | None = None
+         ) -> dict[str, Any]:
     """Choose each method's settings on the OLD-item validation split (``validation_split``):
     held-out old items play the new items and the backbone is pretrained on the remaining old
     items only. New items are never touched.
@@ -86,6 +108,10 @@ def tune(dataset: Dataset, protocol: ProtocolConfig, methods: Sequence[str], *,
     items below the new-item minimum play the new items against ALL old items (phases 0..II);
     protocol.md allows them as validation tasks, and they resemble new items more than
     held-out old items do.
+
+    ``budget``: maxima of settings a product must respect (the learned ranker's trees, which
+    its build time grows with): every trial still runs and is recorded, ``best`` is the best
+    trial within the budget and ``best_without_budget`` the overall best when they differ.
 
     Returns ``{method: {"best": {...}, "trials": [{"settings", "val": {phase: {metric}},
     "score"}]}}`` (not run methods: ``{"best": None, "reason": ...}``).
@@ -143,7 +169,16 @@ def tune(dataset: Dataset, protocol: ProtocolConfig, methods: Sequence[str], *,
             out[name] = {"best": None, "reason": str(exc), "trials": []}
             progress(f"  {name}: not tuned ({exc})")
             continue
-        best = max(records, key=lambda t: (t["score"], t["tie_break_recall@100"]))
+        best = best_trial(records, budget)
         progress(f"  {name}: best {best['settings']} val NDCG@100 {best['score']:.4f}")
         out[name] = {"best": best["settings"], "trials": records}
+        applies = {k: v for k, v in (budget or {}).items()
+                   if any(k in t["settings"] for t in records)}
+        if applies:
+            out[name]["budget"] = applies
+            unconstrained = best_trial(records)
+            if unconstrained is not best:
+                out[name]["best_without_budget"] = unconstrained["settings"]
+                progress(f"  {name}: without the budget {unconstrained['settings']} "
+                         f"val NDCG@100 {unconstrained['score']:.4f}")
     return out

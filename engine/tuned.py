@@ -57,11 +57,14 @@ DATASET_SETTINGS: dict[str, dict[str, Any]] = {
         #  --validation-set small` rounds L3 (LightGBM, validation NDCG@100 .2220;
         # results/movielens-1m-partial/emerflow-ltr-tuning-l3.json) and L4 / L4b (training lists,
         # .2226; emerflow-ltr-tuning-l4b.json) and L6 (item categories: the genre combination,
-        # .2236 vs .2226 off / .2224 per genre; tuning-small.json), on the items below the
-        # new-item minimum
+        # .2236 vs .2226 off / .2224 per genre; emerflow-ltr-tuning-l6.json) and L7 / L7b
+        # (learning rate x trees within the build budget of <= 50 trees, `--budget
+        # n_estimators=50`: .2 x 50, .2237; L3's .1 x 100 .2236; the best without the budget
+        # .2 x 200, .2260, 4x the fit; tuning-small.json), on the items below the new-item
+        # minimum
         "emerflow-ltr": {"ltr": {"k": 100, "temperature": 0.1, "ease_lam": 3000.0,
-                                 "learning_rate": 0.1, "min_data_in_leaf": 100,
-                                 "monotone": True, "n_estimators": 100, "num_leaves": 31,
+                                 "learning_rate": 0.2, "min_data_in_leaf": 100,
+                                 "monotone": True, "n_estimators": 50, "num_leaves": 31,
                                  "candidates": 300, "random_negatives": 30,
                                  "categories": "combination"}},
     }},
@@ -104,12 +107,14 @@ DATASET_SETTINGS: dict[str, dict[str, Any]] = {
         # `emerflow bench tune --dataset disgenet-curated --methods emerflow-ltr --trials 12
         #  --validation-set small` rounds L3 (LightGBM, validation NDCG@100 .0966 over phases
         # 0-II; results/disgenet-curated/emerflow-ltr-tuning-l3.json) and L4 / L4b (training
-        # lists, .1005; emerflow-ltr-tuning-l4b.json) and L6 (item categories: per MeSH class,
-        # .1011 vs .1005 off / .0959 the class combination; tuning-small.json), on the items
-        # below the new-item minimum
+        # lists, .1005; emerflow-ltr-tuning-l4b.json), L6 (item categories: per MeSH class,
+        # .1011 vs .1005 off / .0959 the class combination; emerflow-ltr-tuning-l6.json) and
+        # L7 / L7b (learning rate x trees within the build budget of <= 50 trees, `--budget
+        # n_estimators=50`: .1 x 50, .1002; L3's .02 x 200, .1011, is the best without it and
+        # takes 4x the fit; tuning-small.json), on the items below the new-item minimum
         "emerflow-ltr": {"ltr": {"k": 100, "temperature": 0.02, "ease_lam": 50.0,
-                                 "learning_rate": 0.02, "min_data_in_leaf": 100,
-                                 "monotone": False, "n_estimators": 200, "num_leaves": 15,
+                                 "learning_rate": 0.1, "min_data_in_leaf": 100,
+                                 "monotone": False, "n_estimators": 50, "num_leaves": 15,
                                  "candidates": 500, "random_negatives": 100,
                                  "categories": "set"}},
     }},

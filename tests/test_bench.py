@@ -375,6 +375,48 @@ def test_tune_cli_writes_every_trial(tmp_path):
     assert {len(doc["methods"][m]["trials"]) for m in ("popularity-rate", "cooc-knn")} == {2}
 
 
+def test_a_budget_chooses_the_best_trial_within_it_and_records_both():
+    from engine.bench_cli import parse_budget
+    from engine.bench_tune import best_trial, within_budget
+
+    def trial(trees: int, score: float, recall: float = 0.5) -> dict:
+        return {"settings": {"n_estimators": trees, "learning_rate": 0.1}, "score": score,
+                "tie_break_recall@100": recall}
+
+    trials = [trial(200, 0.30), trial(50, 0.25, 0.4), trial(100, 0.25, 0.6), trial(50, 0.20)]
+    assert best_trial(trials) is trials[0]
+    assert best_trial(trials, {"n_estimators": 100}) is trials[2]  # tie on score: recall
+    assert best_trial(trials, {"n_estimators": 50}) is trials[1]
+    assert within_budget({"learning_rate": 0.1}, {"n_estimators": 50})  # not varied: within
+    with pytest.raises(ValueError, match="no trial within the budget"):
+        best_trial(trials, {"n_estimators": 10})
+    assert parse_budget("n_estimators=50, num_leaves=31") == {"n_estimators": 50.0,
+                                                               "num_leaves": 31.0}
+    assert parse_budget(None) == {}
+    for bad in ("n_estimators", "=5", "n_estimators=many"):
+        with pytest.raises(ValueError, match="name=number"):
+            parse_budget(bad)
+
+
+def test_tune_with_a_budget_records_it_and_the_unconstrained_best(movies):
+    from engine.bench import tune
+
+    free = tune(movies, TINY_MOVIES, ["popularity-rate"], trials=3, settings=_settings(),
+                encoder=HashEncoder(), progress=lambda _m: None)["popularity-rate"]
+    values = sorted(t["settings"]["prior_strength"] for t in free["trials"])
+    cap = values[0]  # only the smallest trial fits
+    out = tune(movies, TINY_MOVIES, ["popularity-rate"], trials=3, settings=_settings(),
+               encoder=HashEncoder(), progress=lambda _m: None,
+               budget={"prior_strength": cap, "n_estimators": 1})["popularity-rate"]
+    assert [t["score"] for t in out["trials"]] == [t["score"] for t in free["trials"]]
+    assert out["best"] == {"prior_strength": cap}
+    assert out["budget"] == {"prior_strength": cap}  # settings the method never varies: left out
+    if free["best"] != out["best"]:
+        assert out["best_without_budget"] == free["best"]
+    else:
+        assert "best_without_budget" not in out
+
+
 def test_with_settings_reuses_a_fit_for_phase_only_settings(movies):
     from test_baselines import make_context
 

@@ -49,8 +49,16 @@ class EmerFlowLtr(Method):
     #: L6 (the grid below; L4b's record: emerflow-ltr-tuning-l4b.json), with L3's LightGBM
     #: and L4b's list settings fixed: the item-category channel off, one key per category
     #: (film genre, MeSH class) or the item's whole combination as one key.
+    #: L7 (record: emerflow-ltr-tuning-l7.json), every other setting fixed at L3 / L4b / L6's:
+    #: learning rate {.02, .04, .1, .2} x trees {50, 100, 200}, the ridge at and beside L3's
+    #: choices. LambdaRank's pair loop makes the fit's cost proportional to the trees, so the
+    #: choice respects a build budget (``tune --budget n_estimators=50``: the ranker's build
+    #: <= 30 s, issue 16); every trial still runs and is recorded. Within it both datasets
+    #: chose 50 trees, the grid's lower edge (MovieLens at the rate's upper edge too), so L7b
+    #: (the grid below) widens both edges: rates {.1, .2, .4} x trees {25, 50}.
     grid: ClassVar[dict[str, tuple[Any, ...]]] = {
-        "categories": ("", "set", "combination"),
+        "learning_rate": (0.1, 0.2, 0.4),
+        "n_estimators": (25, 50),
     }
 
     def __init__(self, **overrides: Any):
