@@ -417,6 +417,26 @@ def test_tune_with_a_budget_records_it_and_the_unconstrained_best(movies):
         assert "best_without_budget" not in out
 
 
+def test_tune_cli_budget_is_recorded_and_bad_budgets_are_refused(tmp_path, capsys):
+    import argparse
+
+    from engine import bench_cli
+
+    parser = argparse.ArgumentParser()
+    bench_cli.register(parser.add_subparsers(dest="command"))
+    base = ["bench", "tune", "--dataset", "demo-diseases", "--methods", "popularity-rate",
+            "--trials", "2", "--out", str(tmp_path), "--cache-dir", str(tmp_path / "c")]
+    bad = parser.parse_args([*base, "--budget", "prior_strength=lots"])
+    assert bad.func(bad) == 2
+    assert "--budget: expected name=number" in capsys.readouterr().out
+    assert not (tmp_path / "demo-diseases" / "tuning.json").exists()
+    args = parser.parse_args([*base, "--budget", "prior_strength=1e9"])
+    assert args.func(args) == 0
+    doc = json.loads((tmp_path / "demo-diseases" / "tuning.json").read_text())
+    assert doc["command"].endswith("--budget prior_strength=1e9")
+    assert doc["methods"]["popularity-rate"]["budget"] == {"prior_strength": 1e9}
+
+
 def test_with_settings_reuses_a_fit_for_phase_only_settings(movies):
     from test_baselines import make_context
 
