@@ -17,7 +17,7 @@ from scipy import sparse
 
 from engine.data.base import Dataset
 from engine.data.protocol import Split
-from engine.schema import ITEM_ID, LABEL, TARGET_ID
+from engine.schema import DISEASE, ITEM_ID, LABEL, MOVIE, ORDER, TARGET_ID
 from engine.text.serialize import serialize_item
 
 
@@ -81,6 +81,21 @@ class TrainingData:
         x.data[:] = 1.0
         return x
 
+    @cached_property
+    def old_times_sparse(self) -> sparse.csr_matrix:
+        """``[K_old, N_targets]`` float64 CSR: the time of each old-item positive in years
+        (:func:`order_years`; NaN where the dataset does not know it), the same pattern as
+        :attr:`old_positives_sparse` (a duplicated pair keeps its earliest time)."""
+        train = self.split.train
+        o, t, y = self.train_rows
+        pos = y > 0
+        when = order_years(self.dataset.domain, train[ORDER].to_numpy()[pos])
+        frame = pd.DataFrame({"o": o[pos], "t": t[pos], "w": when})
+        frame = frame.groupby(["o", "t"], as_index=False, sort=True)["w"].min()
+        return sparse.csr_matrix((frame["w"].to_numpy(np.float64),
+                                  (frame["o"].to_numpy(), frame["t"].to_numpy())),
+                                 shape=(len(self.old_ids), self.n_targets))
+
     def old_positives(self) -> np.ndarray:
         """``[K_old, N_targets]`` float32 dense (a fresh copy)."""
         return self.old_positives_sparse.toarray()
@@ -105,6 +120,21 @@ class TrainingData:
             self._texts["old"] = [serialize_item(records[i], self.dataset.item_features)
                                   for i in self.old_item_rows()]
         return self._texts["old"]
+
+
+def order_years(domain: str, order: np.ndarray) -> np.ndarray:
+    """An interaction's ``order`` as a time in years (float64): DisGeNET's ``YearInitial``
+    (NaN for an association without one), MovieLens' rating timestamp as a fractional year;
+    other domains keep the order value."""
+    order = np.asarray(order)
+    if domain == DISEASE:
+        from engine.data.disgenet import MISSING_YEAR_KEY, ORDER_GENE_FACTOR
+
+        year = (order // ORDER_GENE_FACTOR).astype(np.float64)
+        return np.where(year >= MISSING_YEAR_KEY, np.nan, year)
+    if domain == MOVIE:
+        return 1970.0 + order.astype(np.float64) / (365.25 * 86400)
+    return order.astype(np.float64)
 
 
 def item_texts(

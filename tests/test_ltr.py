@@ -304,6 +304,42 @@ def test_monotone_method_reaches_lightgbm():
         assert booster.params["monotone_constraints_method"] == method
 
 
+def test_recency_channel_is_each_targets_reference_times_and_leaves_the_item_out():
+    from engine.ltr.features import RECENCY_FEATURES, target_recency
+
+    times = sparse.csr_matrix(np.array([[2001.0, 0.0, np.nan],
+                                        [1999.0, 2010.0, 0.0]]))
+    times.eliminate_zeros()
+    rec = target_recency(times)
+    assert rec[0, 0] == 1999.0 and rec[1, 0] == 2000.0  # earliest, mean
+    assert rec[0, 1] == rec[1, 1] == 2010.0
+    assert np.isnan(rec[:, 2]).all()  # its only time is unknown
+    with pytest.raises(ValueError, match="times are needed"):
+        LtrConfig(recency=True).reference(times, np.eye(2))
+    # in the training lists every item's own positives are left out of its times: with
+    # disjoint targets, an unseen positive has no reference time at all
+    x, text = _disjoint(12, 4)
+    t = x.copy().astype(np.float64)
+    t.data[:] = 2000.0 + np.arange(t.nnz)
+    cfg = LtrConfig(folds=3, candidates=10, random_negatives=10, k=3, wide_k=5, recency=True)
+    feats, labels, _ = training_lists(x, text, _phase0_tasks(x), cfg, 0, None, times=t)
+    names = cfg.feature_names(None)
+    assert names[-2:] == RECENCY_FEATURES
+    assert np.isnan(feats[labels > 0][:, names.index("first_year")]).all()
+    assert np.isfinite(feats[labels == 0][:, names.index("first_year")]).any()
+
+
+def test_order_years_reads_each_domains_arrival_order():
+    from engine.data.disgenet import MISSING_YEAR_KEY, ORDER_GENE_FACTOR
+    from engine.training_data import order_years
+
+    dg = np.array([2004 * ORDER_GENE_FACTOR + 185, MISSING_YEAR_KEY * ORDER_GENE_FACTOR + 7])
+    years = order_years("disease", dg)
+    assert years[0] == 2004.0 and np.isnan(years[1])
+    ml = order_years("movie", np.array([978300760]))  # 2000-12-31 22:12:40 UTC
+    assert 2000.99 < ml[0] < 2001.01  # fractional years of 365.25 days
+
+
 def test_simple_sum_feature_is_the_text_ease_form():
     x, text = _disjoint(10, 3)
     ref = Reference(x, text, 10.0)

@@ -70,6 +70,9 @@ GENE_FEATURES: tuple[str, ...] = ("family_shared", "locus_type")
 ITEM_LEVEL_FEATURES: tuple[str, ...] = ("sim1", "simk")
 RIDGE_FEATURES: tuple[str, ...] = ("ridge", "ridge_norm")
 CATEGORY_FEATURES: tuple[str, ...] = ("cat_share", "cat_norm")
+#: Per target, the earliest and the mean time (DisGeNET: YearInitial; MovieLens: the rating's
+#: year) of its reference items' positives; NaN without one (LightGBM: missing).
+RECENCY_FEATURES: tuple[str, ...] = ("first_year", "mean_year")
 #: How an item's category values become keys (``LtrConfig.categories``; "" : not used).
 CATEGORY_MODES: tuple[str, ...] = ("", "set", "combination")
 
@@ -140,7 +143,8 @@ class Reference:
 
     def __init__(self, x: sparse.spmatrix | np.ndarray, text: np.ndarray, lam: float,
                  ridge_lam: float = 0.0,
-                 categories: Sequence[Sequence[str]] | None = None):
+                 categories: Sequence[Sequence[str]] | None = None,
+                 recency: np.ndarray | None = None):
         self.x = sparse.csr_matrix(x, dtype=np.float32)
         self.x.data[:] = 1.0
         self.xt = sparse.csr_matrix(self.x.T)  # [N, R]
@@ -163,6 +167,12 @@ class Reference:
             gram = self.text @ self.text.T  # [R, R]
             gram[np.diag_indices_from(gram)] += ridge_lam
             self.ridge_inv = np.linalg.inv(gram)
+        #: ``[2, N]`` earliest / mean time of each target's reference positives
+        #: (:func:`target_recency`); None: the recency channel is off
+        self.recency = None if recency is None else np.asarray(recency, np.float64)
+        if self.recency is not None and self.recency.shape != (2, self.x.shape[1]):
+            raise ValueError(f"Reference: recency of shape {self.recency.shape}, expected "
+                             f"(2, {self.x.shape[1]})")
         #: category key -> row of :attr:`category_profile` ``[G, N]`` (the share of the
         #: reference items with that key having each target); None: no category channel
         self.categories: list[tuple[str, ...]] | None = None
@@ -226,11 +236,31 @@ def attribute_features(knowledge: TargetKnowledge | None) -> tuple[str, ...]:
 
 def feature_names(knowledge: TargetKnowledge | None, item_level: bool = False,
                   simple_sum: bool = False, ridge: bool = False,
-                  categories: bool = False) -> tuple[str, ...]:
+                  categories: bool = False, recency: bool = False) -> tuple[str, ...]:
     return (BASE_FEATURES + (GENE_FEATURES if knowledge is not None else ())
             + attribute_features(knowledge) + (ITEM_LEVEL_FEATURES if item_level else ())
             + (("simple_sum",) if simple_sum else ()) + (RIDGE_FEATURES if ridge else ())
-            + (CATEGORY_FEATURES if categories else ()))
+            + (CATEGORY_FEATURES if categories else ())
+            + (RECENCY_FEATURES if recency else ()))
+
+
+def target_recency(times: sparse.spmatrix) -> np.ndarray:
+    """``[2, N]`` float64: per target, the earliest and the mean time of the positives in
+    ``times [R, N]`` (one time per positive, NaN where unknown); NaN for a target without a
+    known time."""
+    coo = sparse.coo_matrix(times)
+    n = coo.shape[1]
+    out = np.full((2, n), np.nan)
+    ok = np.isfinite(coo.data)
+    col, t = coo.col[ok], coo.data[ok].astype(np.float64)
+    if col.size:
+        count = np.bincount(col, minlength=n)
+        has = count > 0
+        out[1, has] = (np.bincount(col, weights=t, minlength=n)[has] / count[has])
+        first = np.full(n, np.inf)
+        np.minimum.at(first, col, t)
+        out[0, has] = first[has]
+    return out
 
 
 def mates_vote(a: sparse.csr_matrix, vote: np.ndarray) -> np.ndarray:
@@ -296,7 +326,7 @@ def item_features(ref: Reference, sims: np.ndarray, confirmed: np.ndarray,
     confirmed = np.asarray(confirmed, np.float64)
     rejected = np.asarray(rejected, np.float64)
     names = feature_names(knowledge, item_level, sum_beta > 0, ref.ridge_inv is not None,
-                          ref.category_profile is not None)
+                          ref.category_profile is not None, ref.recency is not None)
     out = np.zeros((m, n, len(names)), np.float32)
     col = {name: i for i, name in enumerate(names)}
 
@@ -384,4 +414,7 @@ def item_features(ref: Reference, sims: np.ndarray, confirmed: np.ndarray,
         share = np.asarray(q @ ref.category_profile) / np.maximum(n_keys, 1)[:, None]
         out[:, :, col["cat_share"]] = share
         out[:, :, col["cat_norm"]] = _max_norm(share)
+    if ref.recency is not None:
+        out[:, :, col["first_year"]] = ref.recency[0][None, :]
+        out[:, :, col["mean_year"]] = ref.recency[1][None, :]
     return out

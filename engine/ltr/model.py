@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from engine.ltr.features import (
     BEST_K,
@@ -44,6 +45,7 @@ from engine.ltr.features import (
     cooc_parts,
     feature_names,
     item_features,
+    target_recency,
     unit_rows,
 )
 from engine.ltr.serving import FeatureMemo, SplitPatterns, decision_key, one_blas_thread
@@ -93,6 +95,9 @@ class LtrConfig:
         categories: the item-category channel (``cat_share`` / ``cat_norm``): "" off,
             ``set`` (one key per category) or ``combination`` (the item's sorted categories
             as one key); :data:`engine.schema.ITEM_CATEGORY` names each domain's column.
+        recency: the recency channel (``first_year`` / ``mean_year``): per target, the
+            earliest and the mean time of its reference items' positives (DisGeNET's
+            YearInitial, MovieLens' rating time), leave-fold-out like every channel.
         monotone_method: LightGBM's ``monotone_constraints_method`` when ``monotone``:
             ``basic``, ``intermediate`` or ``advanced`` (the most precise constraints and the
             slowest fit).
@@ -124,6 +129,7 @@ class LtrConfig:
     objective: str = "lambdarank"
     truncation: int = 100
     categories: str = ""
+    recency: bool = False
     monotone_method: str = "advanced"
     threads: int = 2
 
@@ -174,7 +180,7 @@ class LtrConfig:
     def feature_names(self, knowledge: TargetKnowledge | None) -> tuple[str, ...]:
         """The ranker's features under these settings."""
         return feature_names(knowledge, self.item_level, self.sum_beta > 0, self.ridge_lam > 0,
-                             bool(self.categories))
+                             bool(self.categories), self.recency)
 
     def base(self, fx: np.ndarray, names: tuple[str, ...]) -> np.ndarray | None:
         """The score rows ``fx [R, F]`` start from (``[R]``; None when ``base_scale == 0``)."""
@@ -184,15 +190,20 @@ class LtrConfig:
                                   + self.base_beta * fx[:, names.index("ease_norm")])
 
     def reference(self, x, text: np.ndarray,
-                  categories: list[tuple[str, ...]] | None = None) -> Reference:
+                  categories: list[tuple[str, ...]] | None = None,
+                  recency: np.ndarray | None = None) -> Reference:
         """The channels' :class:`Reference` over positives ``x [R, N]`` / text ``[R, T]``;
-        ``categories``: the reference items' category keys (needed when the channel is on).
-        """
+        ``categories``: the reference items' category keys, ``recency``: the targets' ``[2,
+        N]`` times (:func:`engine.ltr.features.target_recency`), each needed when its channel
+        is on."""
         if self.categories and categories is None:
             raise ValueError("LtrConfig.categories is on: the reference items' category "
                              "keys are needed")
+        if self.recency and recency is None:
+            raise ValueError("LtrConfig.recency is on: the targets' times are needed")
         return Reference(x, text, self.ease_lam, self.ridge_lam,
-                         categories if self.categories else None)
+                         categories if self.categories else None,
+                         recency if self.recency else None)
 
     def keys(self, values) -> tuple[str, ...]:
         """One item's category keys under :attr:`categories` (values: a list or a
@@ -290,18 +301,18 @@ def _decision_rows(n: int, rows: list[np.ndarray]) -> np.ndarray:
 def training_lists(x, text: np.ndarray, tasks: Tasks, config: LtrConfig, seed: int,
                    knowledge: TargetKnowledge | None, progress: ProgressFn | None = None,
                    extra: ExtraTasks | None = None,
-                   categories: list[tuple[str, ...]] | None = None
+                   categories: list[tuple[str, ...]] | None = None,
+                   times: sparse.spmatrix | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(features ``[rows, F]``, labels ``[rows]``, list sizes ``[lists]``) with every channel
     computed leave-fold-out over old items (rows of ``x [K, N]`` / ``text [K, T]``; their
-    category keys ``categories`` when the channel is on), then the ``extra`` items' lists
-    against all old items (their categories unknown: the channel is 0 there).
+    category keys ``categories`` and their positives' times ``times [K, N]`` when those
+    channels are on), then the ``extra`` items' lists against all old items (their
+    categories unknown: the channel is 0 there).
 
     The folds are built on ``config.threads`` threads (numpy and scipy release the GIL in
     their products); every list's uniform negatives are drawn up front, in fold order, from
     one generator seeded with ``seed``, so the lists do not depend on the thread count."""
-    from scipy import sparse
-
     x = sparse.csr_matrix(x, dtype=np.float32)
     n_items, n = x.shape
     rng = np.random.default_rng(seed)
@@ -317,9 +328,11 @@ def training_lists(x, text: np.ndarray, tasks: Tasks, config: LtrConfig, seed: i
     chunk = 16
     with one_blas_thread():
         feats, labels, sizes = _fold_lists(x, text, tasks, config, knowledge, fold,
-                                           fold_lists, draws, chunk, progress, categories)
+                                           fold_lists, draws, chunk, progress, categories,
+                                           times)
         if extra_lists is not None:
-            ref = config.reference(x, text, categories)
+            ref = config.reference(x, text, categories,
+                                   None if times is None else target_recency(times))
             ref.precompute_cooc()
             _lists_against(ref, unit_rows(extra.text), extra.tasks, extra_lists, config,
                            knowledge, extra_draws, chunk, feats, labels, sizes, None)
@@ -333,8 +346,8 @@ def _negative_draws(rng: np.random.Generator, n: int, size: int, count: int
 
 
 def _fold_lists(x, text, tasks, config, knowledge, fold, fold_lists, draws, chunk, progress,
-                categories: list[tuple[str, ...]] | None = None
-                ) -> tuple[list, list, list]:
+                categories: list[tuple[str, ...]] | None = None,
+                times: sparse.spmatrix | None = None) -> tuple[list, list, list]:
     """The training lists of every fold (``fold_lists[f]``: indices into ``tasks``; ``draws[f]``
     their uniform negatives), in fold order, built on up to ``config.threads`` threads."""
     from concurrent.futures import ThreadPoolExecutor
@@ -342,7 +355,8 @@ def _fold_lists(x, text, tasks, config, knowledge, fold, fold_lists, draws, chun
     def one(f: int) -> tuple[list, list, list]:
         ref_rows = np.flatnonzero(fold != f)
         ref = config.reference(x[ref_rows], text[ref_rows],
-                               None if categories is None else [categories[r] for r in ref_rows])
+                               None if categories is None else [categories[r] for r in ref_rows],
+                               None if times is None else target_recency(times[ref_rows]))
         ref.precompute_cooc()
         out: tuple[list, list, list] = ([], [], [])
         _lists_against(ref, text, tasks, fold_lists[f], config, knowledge, draws[f], chunk,
@@ -685,6 +699,8 @@ class LtrRanker:
         if self.ref.categories is not None:
             (directory / "ltr_categories.json").write_text(
                 json.dumps([list(k) for k in self.ref.categories]))
+        if self.ref.recency is not None:
+            np.save(directory / "ltr_recency.npy", self.ref.recency, allow_pickle=False)
         return {"config": self.config.to_dict(), "features": list(self.names),
                 "domain": self.domain, "knowledge": self.knowledge is not None,
                 "n_targets": self.n_targets, "meta": self.meta}
@@ -708,7 +724,10 @@ class LtrRanker:
         if config.categories:
             doc = json.loads((directory / "ltr_categories.json").read_text())
             categories = [tuple(str(k) for k in keys) for keys in doc]
-        ranker = cls(booster, config, config.reference(old_positives, text, categories),
+        recency = (np.load(directory / "ltr_recency.npy", allow_pickle=False)
+                   if config.recency else None)
+        ranker = cls(booster, config,
+                     config.reference(old_positives, text, categories, recency),
                      knowledge, info.get("domain", ""), info.get("meta"))
         if tuple(info.get("features", ranker.names)) != ranker.names:
             raise ValueError("saved learned ranker: feature list differs from this version")
@@ -719,7 +738,7 @@ class LtrRanker:
 LIST_SETTINGS: tuple[str, ...] = ("k", "temperature", "wide_k", "ease_lam", "folds",
                                   "candidates", "random_negatives", "knowledge", "attributes",
                                   "item_level", "confirmed_in_lists", "sum_beta",
-                                  "ridge_lam", "test_window", "categories")
+                                  "ridge_lam", "test_window", "categories", "recency")
 
 
 def train_ltr(data, old_text: np.ndarray, config: LtrConfig, seed: int = 0,
@@ -744,6 +763,7 @@ def train_ltr(data, old_text: np.ndarray, config: LtrConfig, seed: int = 0,
     x = data.old_positives_sparse
     categories = (item_category_keys(data.dataset, split.old_items, config)
                   if config.categories else None)
+    times = data.old_times_sparse if config.recency else None
     tasks = simulate_tasks(split.train, data.old_pos, data.target_pos,
                            int(proto.k) if proto else 4, int(proto.n_phases) if proto else 3,
                            int(proto.new_max) if proto else None, config.test_window)
@@ -756,7 +776,7 @@ def train_ltr(data, old_text: np.ndarray, config: LtrConfig, seed: int = 0,
         feats, labels, sizes = lists_cache[key]
     else:
         feats, labels, sizes = training_lists(x, text, tasks, config, seed, knowledge,
-                                              progress, extra, categories)
+                                              progress, extra, categories, times)
         if lists_cache is not None:
             lists_cache[key] = (feats, labels, sizes)
     t1 = time.perf_counter()
@@ -767,7 +787,8 @@ def train_ltr(data, old_text: np.ndarray, config: LtrConfig, seed: int = 0,
     meta = {"lists": int(len(sizes)), "rows": int(len(labels)),
             "seconds_lists": round(t1 - t0, 2),
             "seconds_fit": round(time.perf_counter() - t1, 2)}
-    return LtrRanker(booster, config, config.reference(x, text, categories), knowledge,
+    recency = None if times is None else target_recency(times)
+    return LtrRanker(booster, config, config.reference(x, text, categories, recency), knowledge,
                      data.dataset.domain, meta)
 
 
