@@ -34,6 +34,14 @@ def _phase0_tasks(x) -> Tasks:
     return tasks
 
 
+def _random_lists() -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """(feature names, 400 random feature rows, labels: the rows with ``vote`` > .7), four
+    lists of 100, for checks that a setting reaches LightGBM."""
+    names = feature_names(None)
+    fx = np.random.default_rng(0).random((400, len(names))).astype(np.float32)
+    return names, fx, (fx[:, names.index("vote")] > 0.7).astype(np.float32)
+
+
 def test_training_lists_never_see_the_item_itself():
     x, text = _disjoint()
     tasks = Tasks([], [], [], [])
@@ -293,10 +301,7 @@ def test_monotone_method_reaches_lightgbm():
 
     with pytest.raises(ValueError, match="monotone_method"):
         LtrConfig(monotone_method="strict")
-    rng = np.random.default_rng(0)
-    names = feature_names(None)
-    fx = rng.random((400, len(names))).astype(np.float32)
-    y = (fx[:, names.index("vote")] > 0.7).astype(np.float32)
+    names, fx, y = _random_lists()
     for method in MONOTONE_METHODS:
         cfg = LtrConfig(monotone=True, monotone_method=method, n_estimators=3, num_leaves=3,
                         min_data_in_leaf=5, threads=1)
@@ -421,10 +426,7 @@ def test_objective_setting_reaches_lightgbm():
 
     with pytest.raises(ValueError, match="objective"):
         LtrConfig(objective="pairwise")
-    rng = np.random.default_rng(0)
-    names = feature_names(None)
-    fx = rng.random((400, len(names))).astype(np.float32)
-    y = (fx[:, names.index("vote")] > 0.7).astype(np.float32)
+    names, fx, y = _random_lists()
     for objective in OBJECTIVES:
         cfg = LtrConfig(objective=objective, n_estimators=5, num_leaves=3, min_data_in_leaf=5,
                         threads=1)
