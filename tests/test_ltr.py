@@ -575,6 +575,11 @@ def test_demo_workspace_reads_the_items_categories(tmp_path, encoder):
                                                with_cats.embedding, ws.decisions({}), rows,
                                                ws.target_names, with_cats.categories)[0]]
     assert any("genre combination have it" in w for w in words), words
+    # an item entered without genres: "why" says they are missing instead of "0% ... have it"
+    bare = [r.text for r in ws.ranker.explain(vec, with_cats.embedding, ws.decisions({}), rows,
+                                              ws.target_names, ())[0]]
+    assert not any("have it" in w and "genre" in w for w in bare), bare
+    assert any(w == "its genres are not given (the genres channel reads 0)" for w in bare), bare
     loaded = load_workspace(workspace_dir("demo-movies", tmp_path), encoder)
     again = loaded.predict(item)
     assert np.array_equal(again.targets["score"].to_numpy(),

@@ -589,6 +589,7 @@ class LtrRanker:
             contrib[:, self.names.index("ease_norm")] += (
                 c.base_scale * c.base_beta * fx[:, self.names.index("ease_norm")])
         col = {name: i for i, name in enumerate(self.names)}
+        keys = self.config.keys(list(categories)) if self.config.categories else ()
         one, many = _NOUNS.get(self.domain, ("item", "items"))
         conf = decisions.confirmed
         cos = cooc_parts(self.ref, conf)[0][:, rows] if conf.size else None  # [C, M]
@@ -615,14 +616,15 @@ class LtrRanker:
                     continue
                 w = float(contrib[i, idx].sum())
                 text_ = self._words(group, v, one, many, conf, conf_names,
-                                    None if cos is None else cos[:, i])
+                                    None if cos is None else cos[:, i], bool(keys))
                 if text_:
                     parts.append(Reason(text_, w))
             out.append(sorted(parts, key=lambda p: -abs(p.weight)))
         return out
 
     def _words(self, group: str, v: dict[str, float], one: str, many: str, conf: np.ndarray,
-               conf_names: list[str], cos: np.ndarray | None) -> str:
+               conf_names: list[str], cos: np.ndarray | None, has_categories: bool = True
+               ) -> str:
         if group == "neighbours":
             near = int(round(v["near5"]))
             s = f"{near} of its {NEAR} nearest {many} have it"
@@ -662,6 +664,9 @@ class LtrRanker:
         if group == "categories":
             if "cat_share" not in v:
                 return ""
+            if not has_categories:  # the channel reads 0: say why, so the analyst can add them
+                what = "genres" if self.domain == "movie" else "MeSH classes"
+                return f"its {what} are not given (the {what} channel reads 0)"
             if self.config.categories == "combination":
                 what = "genre combination" if self.domain == "movie" else "MeSH class combination"
                 return f"{v['cat_share']:.0%} of the established {many} of its {what} have it"
